@@ -1,0 +1,157 @@
+/**
+ * `helo server`: flags -> options, open the store, listen, and shut down
+ * cleanly on SIGTERM / SIGINT (cli.md).
+ */
+import { DEFAULT_STORE_URL, openStore } from '../store/open-store.js';
+import { createLogger, flushLogger } from '../server/logger.js';
+import { DEFAULTS, LOG_LEVELS, type LogLevel } from '../server/options.js';
+import { startServer } from '../server/server.js';
+import {
+  ADDRESS_FLAGS,
+  formatHelp,
+  hostFlag,
+  intFlag,
+  parseFlags,
+  portFlag,
+  secondsFlag,
+  textFlag,
+  UsageError,
+  type CommandHelp,
+} from './args.js';
+
+const HELP: CommandHelp = {
+  usage: 'helo server [flags]',
+  summary:
+    'Runs the HELO/DATA/QUIT server. Every acknowledged payload (300 DRCV) is committed to the\n' +
+    'store first. Logs go to stderr as JSON lines; the listening address goes to stdout.',
+  flags: {
+    ...ADDRESS_FLAGS,
+    store: {
+      type: 'string',
+      valueName: 'URL',
+      default: DEFAULT_STORE_URL,
+      description: 'sqlite:PATH or memory:',
+    },
+    'max-line': {
+      type: 'string',
+      valueName: 'BYTES',
+      default: String(DEFAULTS.maxLineBytes),
+      description: 'longest line without its terminator',
+    },
+    'idle-timeout': {
+      type: 'string',
+      valueName: 'SECONDS',
+      default: String(DEFAULTS.idleTimeoutMs / 1000),
+      description: 'close with 408 TOUT after this long without a line; 0 = off',
+    },
+    'max-connections': {
+      type: 'string',
+      valueName: 'N',
+      default: String(DEFAULTS.maxConnections),
+      description: 'server-wide limit; beyond it 503 BUSY',
+    },
+    'max-connections-per-ip': {
+      type: 'string',
+      valueName: 'N',
+      default: '0',
+      description: 'limit per client address; 0 = off',
+    },
+    'slow-reader-timeout': {
+      type: 'string',
+      valueName: 'SECONDS',
+      default: String(DEFAULTS.slowReaderTimeoutMs / 1000),
+      description: 'disconnect a client that does not read its replies for this long; 0 = off',
+    },
+    'unterminated-after-ms': {
+      type: 'string',
+      valueName: 'N',
+      default: '0',
+      description: 'treat a partial line followed by N ms of silence as complete; 0 = off',
+    },
+    'log-level': {
+      type: 'string',
+      valueName: 'LEVEL',
+      default: DEFAULTS.logLevel,
+      description: LOG_LEVELS.join('|'),
+    },
+  },
+  notes:
+    'Signals: SIGTERM or SIGINT (Ctrl-C) stop accepting, answer the requests already received,\n' +
+    'send 503 BUSY to idle sessions and exit 0 within 10 seconds.\n' +
+    'Exit status: 0 after a clean shutdown, 1 if the server cannot start, 2 for a bad flag.',
+};
+
+/** cli.md: the process tree is gone and exit status is 0 within 10 seconds. */
+const HARD_EXIT_MS = 9_500;
+
+export async function run(argv: string[]): Promise<number> {
+  const flags = parseFlags(HELP, argv);
+  if (flags.help) {
+    process.stdout.write(formatHelp(HELP));
+    return 0;
+  }
+  if (flags.positionals.length > 0) {
+    throw new UsageError(`unexpected argument '${flags.positionals[0]}'`);
+  }
+  const { values } = flags;
+  const logLevel = textFlag(values, 'log-level', DEFAULTS.logLevel);
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got '${logLevel}'`);
+  }
+  const options = {
+    host: hostFlag(values),
+    port: portFlag(values),
+    maxLineBytes: intFlag(values, 'max-line', DEFAULTS.maxLineBytes, 1, 1 << 30),
+    idleTimeoutMs: secondsFlag(values, 'idle-timeout', DEFAULTS.idleTimeoutMs),
+    maxConnections: intFlag(values, 'max-connections', DEFAULTS.maxConnections, 1, 1 << 30),
+    maxConnectionsPerIp: intFlag(values, 'max-connections-per-ip', 0, 0, 1 << 30),
+    slowReaderTimeoutMs: secondsFlag(values, 'slow-reader-timeout', DEFAULTS.slowReaderTimeoutMs),
+    unterminatedAfterMs: intFlag(values, 'unterminated-after-ms', 0, 0, 2_147_483_647),
+    logLevel: logLevel as LogLevel,
+  };
+  const storeUrl = textFlag(values, 'store', DEFAULT_STORE_URL);
+
+  const logger = createLogger(options.logLevel);
+  const store = await openStore(storeUrl);
+  let server;
+  try {
+    server = await startServer({ ...options, store, logger });
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  process.stdout.write(`helo server listening on ${server.url} (store ${storeUrl})\n`);
+
+  const status = await new Promise<number>((resolve) => {
+    const processOnSignal = (signal: NodeJS.Signals): void => {
+      // A signal sent to the whole process group reaches us once per signal
+      // name; any repeat is ignored: the shutdown below is already running.
+      process.off('SIGTERM', processOnSignal);
+      process.off('SIGINT', processOnSignal);
+      process.on('SIGTERM', ignoreSignal);
+      process.on('SIGINT', ignoreSignal);
+      logger.info({ signal }, 'signal received');
+      setTimeout(() => {
+        logger.error('shutdown took too long; exiting');
+        flushLogger(logger);
+        process.exit(0);
+      }, HARD_EXIT_MS).unref();
+      server
+        .close()
+        .then(() => store.close())
+        .then(
+          () => resolve(0),
+          (error: unknown) => {
+            logger.error({ err: String(error) }, 'error while shutting down');
+            resolve(1);
+          },
+        );
+    };
+    process.on('SIGTERM', processOnSignal);
+    process.on('SIGINT', processOnSignal);
+  });
+  flushLogger(logger);
+  return status;
+}
+
+function ignoreSignal(): void {}

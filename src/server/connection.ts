@@ -1,0 +1,383 @@
+/**
+ * One stream connection: socket <-> protocol core <-> store.
+ *
+ * The core decides what each line means; this driver does the I/O around it:
+ *
+ *   socket 'data' -> StreamProtocol.push -> one action per line
+ *     reply            -> queued in request order
+ *     store            -> store.append(); its 300 DRCV (or 500 FAIL) takes
+ *                         its place in the queue and waits for the commit
+ *   end of the read  -> every reply that is ready goes out in ONE write
+ *
+ * Replies leave strictly in request order (protocol.md §2): a reply behind a
+ * DATA whose commit is still pending waits for that commit. When the client
+ * does not read its replies, the server stops reading from it (backpressure),
+ * so a client that pipelines without reading cannot grow the server's memory.
+ */
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { Replies, type ReplyInfo } from '../core/replies.js';
+import type { SessionAction } from '../core/session.js';
+import { StreamProtocol } from '../core/stream-protocol.js';
+import type { Store } from '../store/store.js';
+import type { ServerOptions } from './options.js';
+
+/** A reply that waits for a store commit. */
+class PendingReply {
+  bytes: Buffer | null = null;
+}
+
+type QueuedReply = Buffer | PendingReply;
+
+/** Replies queued behind a pending commit beyond which reading pauses. */
+const MAX_QUEUED_REPLIES = 1024;
+/** How long a connection the server has ended may wait for the client's FIN. */
+const LINGER_MS = 5_000;
+
+export type CloseReason =
+  | 'quit'
+  | 'client-closed'
+  | 'reset'
+  | 'idle-timeout'
+  | 'slow-reader'
+  | 'cross-protocol'
+  | 'shutdown';
+
+export interface ConnectionSummary {
+  readonly session: string;
+  readonly peer: string;
+  readonly durationMs: number;
+  readonly commands: number;
+  readonly payloads: number;
+  readonly failedPayloads: number;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  readonly reason: CloseReason;
+}
+
+export interface ConnectionContext {
+  readonly options: ServerOptions;
+  readonly store: Store;
+  readonly logger: Logger;
+  /** Called once, when the socket has closed. */
+  readonly onClose: (connection: Connection, summary: ConnectionSummary) => void;
+}
+
+export class Connection {
+  readonly session: string;
+  readonly peer: string;
+  readonly #socket: Socket;
+  readonly #context: ConnectionContext;
+  readonly #protocol: StreamProtocol;
+  readonly #startedAt = Date.now();
+
+  /** Replies not yet written, in request order. */
+  #queue: QueuedReply[] = [];
+  #pendingCommits = 0;
+  #isFlushScheduled = false;
+  /** Reading is paused because the client is not reading its replies. */
+  #isPaused = false;
+  /** No more requests will be read: QUIT, EOF, §8 or shutdown. */
+  #isClosing = false;
+  #isShuttingDown = false;
+  #reason: CloseReason = 'client-closed';
+
+  #idleTimer: NodeJS.Timeout | null = null;
+  #slowReaderTimer: NodeJS.Timeout | null = null;
+  #unterminatedTimer: NodeJS.Timeout | null = null;
+  #lingerTimer: NodeJS.Timeout | null = null;
+
+  #payloads = 0;
+  #failedPayloads = 0;
+  #bytesIn = 0;
+  #bytesOut = 0;
+
+  constructor(socket: Socket, session: string, context: ConnectionContext) {
+    this.#socket = socket;
+    this.session = session;
+    this.#context = context;
+    this.peer = formatPeer(socket.remoteAddress, socket.remotePort);
+    this.#protocol = new StreamProtocol(context.options.maxLineBytes);
+
+    socket.on('data', this.#socketOnData);
+    socket.on('end', this.#socketOnEnd);
+    socket.on('drain', this.#socketOnDrain);
+    socket.on('error', this.#socketOnError);
+    socket.on('close', this.#socketOnClose);
+
+    if (context.options.idleTimeoutMs > 0) {
+      this.#idleTimer = setTimeout(this.#idleTimerOnTimeout, context.options.idleTimeoutMs);
+    }
+    context.logger.debug({ session, peer: this.peer }, 'session opened');
+  }
+
+  /** Bytes written to the socket but not yet taken by the kernel. */
+  get bufferedBytes(): number {
+    return this.#socket.writableLength;
+  }
+
+  /** True while the server has stopped reading from this client. */
+  get isPaused(): boolean {
+    return this.#isPaused;
+  }
+
+  /**
+   * Graceful shutdown (cli.md): read nothing more, answer what was already
+   * received, then send `503 BUSY` and close.
+   */
+  shutdown(): void {
+    if (this.#isShuttingDown) return;
+    this.#isShuttingDown = true;
+    if (this.#isClosing) return; // QUIT or EOF: it is already finishing.
+    this.#stopReading('shutdown');
+    this.#queue.push(Replies.BUSY.bytes);
+    this.#flush();
+  }
+
+  /** Cuts the connection off now (shutdown grace period over). */
+  destroy(): void {
+    if (!this.#isClosing) this.#reason = 'shutdown';
+    this.#socket.destroy();
+  }
+
+  readonly #socketOnData = (chunk: Buffer): void => {
+    if (this.#isClosing) return;
+    this.#bytesIn += chunk.length;
+    const linesBefore = this.#protocol.lines;
+    this.#protocol.push(chunk, this);
+    if (this.#protocol.lines !== linesBefore) this.#idleTimer?.refresh();
+    this.#armUnterminatedTimer();
+    this.#flush();
+  };
+
+  /** The client half-closed (FIN): answer every complete line, then close (§2). */
+  readonly #socketOnEnd = (): void => {
+    if (this.#isClosing) return;
+    if (this.#context.options.unterminatedAfterMs > 0) this.#protocol.endPartialLine(this);
+    this.#stopReading('client-closed');
+    this.#flush();
+  };
+
+  readonly #socketOnDrain = (): void => {
+    this.#updateFlow();
+  };
+
+  readonly #socketOnError = (error: NodeJS.ErrnoException): void => {
+    // A client that vanishes (reset, broken pipe) ends only its own session.
+    if (!this.#isClosing || this.#reason === 'client-closed') this.#reason = 'reset';
+    this.#context.logger.debug(
+      { session: this.session, peer: this.peer, code: error.code },
+      'socket error',
+    );
+  };
+
+  readonly #socketOnClose = (): void => {
+    const timers = [this.#idleTimer, this.#slowReaderTimer, this.#unterminatedTimer, this.#lingerTimer];
+    for (const timer of timers) {
+      if (timer) clearTimeout(timer);
+    }
+    const summary: ConnectionSummary = {
+      session: this.session,
+      peer: this.peer,
+      durationMs: Date.now() - this.#startedAt,
+      commands: this.#protocol.lines,
+      payloads: this.#payloads,
+      failedPayloads: this.#failedPayloads,
+      bytesIn: this.#bytesIn,
+      bytesOut: this.#bytesOut,
+      reason: this.#reason,
+    };
+    this.#context.logger.info(summary, 'session closed');
+    this.#context.onClose(this, summary);
+  };
+
+  readonly #idleTimerOnTimeout = (): void => {
+    // Waiting on a commit or on the client reading is not idleness.
+    if (this.#isPaused || this.#pendingCommits > 0) {
+      this.#idleTimer?.refresh();
+      return;
+    }
+    this.#stopReading('idle-timeout');
+    this.#queue.push(Replies.TOUT.bytes);
+    this.#flush();
+  };
+
+  readonly #slowReaderTimerOnTimeout = (): void => {
+    this.#reason = 'slow-reader';
+    this.#context.logger.warn(
+      { session: this.session, peer: this.peer, bufferedBytes: this.bufferedBytes },
+      'client does not read its replies; disconnecting',
+    );
+    this.#socket.destroy();
+  };
+
+  readonly #unterminatedTimerOnTimeout = (): void => {
+    // protocol.md §9: silence after a partial line stands in for its LF.
+    this.#unterminatedTimer = null;
+    if (this.#isClosing) return;
+    this.#protocol.endPartialLine(this);
+    this.#idleTimer?.refresh();
+    this.#flush();
+  };
+
+  /** ActionSink: one action per line, in request order. */
+  onAction(action: SessionAction): void {
+    switch (action.type) {
+      case 'reply':
+        this.#queue.push(action.reply.bytes);
+        if (action.reply.closes) this.#stopReading('quit');
+        return;
+      case 'store':
+        this.#storePayload(action.payload);
+        return;
+      case 'await-payload':
+        return;
+      case 'reject':
+        // protocol.md §8: an HTTP request sent to the protocol port.
+        this.#context.logger.warn(
+          { session: this.session, peer: this.peer },
+          'HTTP-like line on the protocol port; closing without reply',
+        );
+        this.#stopReading('cross-protocol');
+        return;
+    }
+  }
+
+  #storePayload(payload: Buffer): void {
+    const pending = new PendingReply();
+    this.#queue.push(pending);
+    this.#pendingCommits++;
+    const record = {
+      receivedAt: Date.now(),
+      session: this.session,
+      peer: this.peer,
+      name: this.#protocol.session.name,
+      payload,
+    };
+    this.#context.store.append(record).then(
+      () => this.#settle(pending, Replies.DRCV),
+      (error: unknown) => {
+        // The one place where a store failure becomes 500 FAIL (protocol.md §4).
+        this.#failedPayloads++;
+        this.#context.logger.error(
+          { session: this.session, err: error instanceof Error ? error.message : String(error) },
+          'payload not stored; answering 500 FAIL',
+        );
+        this.#settle(pending, Replies.FAIL);
+      },
+    );
+  }
+
+  #settle(pending: PendingReply, reply: ReplyInfo): void {
+    pending.bytes = reply.bytes;
+    this.#pendingCommits--;
+    if (reply === Replies.DRCV) this.#payloads++;
+    // A group commit settles many replies at once: write them together.
+    if (!this.#isFlushScheduled) {
+      this.#isFlushScheduled = true;
+      queueMicrotask(this.#scheduledFlush);
+    }
+  }
+
+  readonly #scheduledFlush = (): void => {
+    this.#isFlushScheduled = false;
+    this.#flush();
+  };
+
+  /** Writes every reply that is ready, in order, in one write. */
+  #flush(): void {
+    const queue = this.#queue;
+    let ready = 0;
+    let bytes = 0;
+    for (; ready < queue.length; ready++) {
+      const entry = queue[ready]!;
+      const entryBytes = entry instanceof PendingReply ? entry.bytes : entry;
+      if (entryBytes === null) break;
+      bytes += entryBytes.length;
+    }
+    if (ready > 0 && !this.#socket.destroyed) {
+      let out: Buffer;
+      if (ready === 1) {
+        const only = queue[0]!;
+        out = only instanceof PendingReply ? only.bytes! : only;
+      } else {
+        out = Buffer.allocUnsafe(bytes);
+        let offset = 0;
+        for (let i = 0; i < ready; i++) {
+          const entry = queue[i]!;
+          offset += (entry instanceof PendingReply ? entry.bytes! : entry).copy(out, offset);
+        }
+      }
+      this.#bytesOut += bytes;
+      this.#socket.write(out);
+    }
+    if (ready === queue.length) this.#queue = [];
+    else if (ready > 0) this.#queue = queue.slice(ready);
+
+    if (this.#isClosing && this.#queue.length === 0) {
+      // QUIT / TOUT / BUSY / EOF: the last reply is written; FIN follows it.
+      if (!this.#socket.destroyed && this.#lingerTimer === null) {
+        this.#socket.end();
+        // Closing the descriptor while the client still sends would reset the
+        // connection, and a reset can destroy replies the client has not read
+        // yet: so wait for the client's own close, but not forever.
+        this.#lingerTimer = setTimeout(() => this.#socket.destroy(), LINGER_MS);
+      }
+      return;
+    }
+    this.#updateFlow();
+  }
+
+  /** Pauses reading while replies pile up; resumes when the client catches up. */
+  #updateFlow(): void {
+    if (this.#isClosing || this.#socket.destroyed) return;
+    const isBehind =
+      this.#socket.writableLength > this.#context.options.highWaterMarkBytes ||
+      this.#queue.length > MAX_QUEUED_REPLIES;
+    if (isBehind && !this.#isPaused) {
+      this.#isPaused = true;
+      this.#socket.pause();
+      const slowReaderMs = this.#context.options.slowReaderTimeoutMs;
+      if (slowReaderMs > 0) {
+        this.#slowReaderTimer = setTimeout(this.#slowReaderTimerOnTimeout, slowReaderMs);
+      }
+    } else if (!isBehind && this.#isPaused) {
+      this.#isPaused = false;
+      if (this.#slowReaderTimer) clearTimeout(this.#slowReaderTimer);
+      this.#slowReaderTimer = null;
+      this.#idleTimer?.refresh();
+      this.#socket.resume();
+    }
+  }
+
+  #armUnterminatedTimer(): void {
+    const afterMs = this.#context.options.unterminatedAfterMs;
+    if (afterMs === 0) return;
+    if (this.#protocol.hasPartialLine && !this.#isClosing) {
+      if (this.#unterminatedTimer) this.#unterminatedTimer.refresh();
+      else this.#unterminatedTimer = setTimeout(this.#unterminatedTimerOnTimeout, afterMs);
+    } else if (this.#unterminatedTimer) {
+      clearTimeout(this.#unterminatedTimer);
+      this.#unterminatedTimer = null;
+    }
+  }
+
+  /** From now on nothing more is read; the socket ends once the queue is empty. */
+  #stopReading(reason: CloseReason): void {
+    if (this.#isClosing) return;
+    this.#isClosing = true;
+    this.#reason = reason;
+    for (const timer of [this.#idleTimer, this.#slowReaderTimer, this.#unterminatedTimer]) {
+      if (timer) clearTimeout(timer);
+    }
+    this.#idleTimer = this.#slowReaderTimer = this.#unterminatedTimer = null;
+    // Keep the socket flowing: a paused socket would never see the peer's FIN.
+    this.#isPaused = false;
+    this.#socket.resume();
+  }
+}
+
+function formatPeer(address: string | undefined, port: number | undefined): string {
+  if (address === undefined) return 'unknown';
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}

@@ -1,0 +1,45 @@
+/**
+ * The store: where acknowledged payloads live (protocol.md §5).
+ *
+ * The interface is deliberately small — append a record and learn its id,
+ * read records back in id order, close — so that SQLite (the embedded
+ * default), memory and later a shared database all fit behind it, and one
+ * contract test suite checks them all.
+ */
+
+/** What the server knows about a payload when it arrives. */
+export interface NewRecord {
+  /** When the payload line was received, in ms since the epoch. */
+  readonly receivedAt: number;
+  /** The id of the session that sent it. */
+  readonly session: string;
+  /** The peer's address, e.g. `127.0.0.1:53122`. */
+  readonly peer: string;
+  /** The HELO name of the session, or null when none was given. */
+  readonly name: string | null;
+  /** The payload, byte for byte (NUL and invalid UTF-8 included). */
+  readonly payload: Buffer;
+}
+
+/** A record as stored: the new record plus its id. */
+export interface StoredRecord extends NewRecord {
+  /** Monotonically increasing, assigned by the store. */
+  readonly id: number;
+}
+
+export interface Store {
+  /**
+   * Stores one record. The promise resolves with the record's id only once
+   * the record is durable in the sense this store promises (for SQLite:
+   * committed and synced), because `300 DRCV` is sent when it resolves. It
+   * rejects when the record could not be stored; the server then answers
+   * `500 FAIL`.
+   */
+  append(record: NewRecord): Promise<number>;
+
+  /** Records with id greater than `afterId`, oldest first, at most `limit`. */
+  read(afterId: number, limit: number): StoredRecord[];
+
+  /** Waits for appends in flight, then releases the store. */
+  close(): Promise<void>;
+}
