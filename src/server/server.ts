@@ -138,6 +138,8 @@ export class HeloServer {
     if (reason !== null) {
       this.#rejected[reason]++;
       socket.on('error', ignoreError);
+      // Read (and drop) whatever it sends, so that its FIN is seen and the socket closes.
+      socket.resume();
       socket.end(Replies.BUSY.bytes);
       // Do not wait on a client that never closes its side.
       socket.setTimeout(5_000, () => socket.destroy());
