@@ -7,8 +7,7 @@
  * line that cannot be run (bad flag or value). Failures print one line on
  * stderr, never a stack trace.
  */
-import { HeloError } from '../errors.js';
-import { UsageError } from './args.js';
+import { HeloError, InvalidOptionError } from '../errors.js';
 
 type Subcommand = (argv: string[]) => Promise<number>;
 
@@ -63,7 +62,8 @@ async function main(argv: string[]): Promise<number> {
     return await (await subcommand.load())(rest);
   } catch (error) {
     process.stderr.write(`helo ${name}: ${describeFailure(error)}\n`);
-    return error instanceof UsageError ? 2 : 1;
+    // A bad flag or option value (UsageError is one) is the caller's to fix: 2.
+    return error instanceof InvalidOptionError ? 2 : 1;
   }
 }
 

@@ -1,0 +1,94 @@
+/**
+ * The in-memory store (`--store memory:`): for tests, demos and benchmarks
+ * that must not touch the disk. Nothing is durable: the records die with the
+ * process, so here `300 DRCV` promises only "kept by this process"
+ * (protocol.md §5 asks for durability only of a durable store).
+ *
+ * It keeps the SqliteStore's observable behaviour so that code tested
+ * against it behaves the same on the default store: ids from 1, increasing;
+ * records appended during one turn of the event loop settle together on a
+ * later turn (a "group commit" with nothing to sync); the payload is copied.
+ */
+import { performance } from 'node:perf_hooks';
+import { InvalidArgumentError, StoreError } from '../errors.js';
+import type { CommitInfo } from './sqlite-store.js';
+import type { NewRecord, Store, StoredRecord } from './store.js';
+
+export interface MemoryStoreOptions {
+  /** Called after every group of appends is settled, as SqliteStore's `onCommit`. */
+  readonly onCommit?: (info: CommitInfo) => void;
+}
+
+interface PendingAppend {
+  readonly record: StoredRecord;
+  readonly resolve: (id: number) => void;
+}
+
+export class MemoryStore implements Store {
+  /** Sorted by id, since ids are assigned in append order. */
+  readonly #records: StoredRecord[] = [];
+  readonly #onCommit: ((info: CommitInfo) => void) | undefined;
+  #pending: PendingAppend[] = [];
+  #flushImmediate: NodeJS.Immediate | undefined;
+  #nextId = 1;
+  #isOpen = true;
+
+  constructor(options: MemoryStoreOptions = {}) {
+    this.#onCommit = options.onCommit;
+  }
+
+  get isOpen(): boolean {
+    return this.#isOpen;
+  }
+
+  append(record: NewRecord): Promise<number> {
+    if (!this.#isOpen) return Promise.reject(new StoreError('store memory: is closed'));
+    // Copied: the caller may reuse its buffer once append() returns.
+    const stored: StoredRecord = {
+      id: this.#nextId++,
+      receivedAt: record.receivedAt,
+      session: record.session,
+      peer: record.peer,
+      name: record.name,
+      payload: Buffer.from(record.payload),
+    };
+    return new Promise<number>((resolve) => {
+      this.#pending.push({ record: stored, resolve });
+      this.#flushImmediate ??= setImmediate(() => this.#flush());
+    });
+  }
+
+  read(afterId: number, limit: number): StoredRecord[] {
+    if (!Number.isSafeInteger(afterId) || afterId < 0) {
+      throw new InvalidArgumentError(`afterId must be a whole number >= 0, got ${afterId}`);
+    }
+    if (!Number.isSafeInteger(limit) || limit < 1) {
+      throw new InvalidArgumentError(`limit must be a whole number >= 1, got ${limit}`);
+    }
+    if (!this.#isOpen) throw new StoreError('store memory: is closed');
+    // Ids are 1..n at indexes 0..n-1, so the first id above afterId is at
+    // index afterId; copies, so that readers cannot alter the stored bytes.
+    return this.#records
+      .slice(afterId, afterId + limit)
+      .map((record) => ({ ...record, payload: Buffer.from(record.payload) }));
+  }
+
+  async close(): Promise<void> {
+    if (!this.#isOpen) return;
+    this.#isOpen = false;
+    if (this.#flushImmediate) clearImmediate(this.#flushImmediate);
+    this.#flush();
+  }
+
+  #flush(): void {
+    this.#flushImmediate = undefined;
+    const batch = this.#pending;
+    if (batch.length === 0) return;
+    this.#pending = [];
+    const started = performance.now();
+    for (const { record } of batch) this.#records.push(record);
+    const durationMs = performance.now() - started;
+    for (const { record, resolve } of batch) resolve(record.id);
+    this.#onCommit?.({ records: batch.length, durationMs, ok: true });
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * `--store URL` (cli.md): which store a server writes to and the `helo
+ * store` commands read from. `sqlite:PATH` (the default, durable) or
+ * `memory:` (nothing durable); `postgres://…` may follow.
+ */
+import { isAbsolute, resolve } from 'node:path';
+import { InvalidOptionError, StoreError } from '../errors.js';
+import { MemoryStore } from './memory-store.js';
+import { SqliteStore } from './sqlite-store.js';
+import type { CommitInfo } from './sqlite-store.js';
+import type { Store } from './store.js';
+
+/** cli.md `helo server --store`: relative, so resolved against the working directory. */
+export const DEFAULT_STORE_URL = 'sqlite:./data/helo.db';
+
+export type StoreLocation =
+  { readonly kind: 'sqlite'; readonly path: string } | { readonly kind: 'memory' };
+
+export interface OpenStoreOptions {
+  /** Called after every group commit; see SqliteStore's `onCommit`. */
+  readonly onCommit?: (info: CommitInfo) => void;
+  /** SQLite only: how long to wait for another process's lock, in ms. Default 5000. */
+  readonly busyTimeoutMs?: number;
+}
+
+const SQLITE_PREFIX = 'sqlite:';
+const MEMORY_URL = 'memory:';
+
+/**
+ * `sqlite:PATH` takes the rest of the string as a file path, relative or
+ * absolute (`sqlite:./data/helo.db`, `sqlite:/var/lib/helo/helo.db`).
+ */
+export function parseStoreUrl(url: string): StoreLocation {
+  if (url === MEMORY_URL) return { kind: 'memory' };
+  if (url.startsWith(SQLITE_PREFIX)) {
+    const path = url.slice(SQLITE_PREFIX.length);
+    // ':memory:' (and '') would make SQLite open a private in-memory
+    // database: a store that looks durable and is not.
+    if (path.trim() !== '' && path !== ':memory:') return { kind: 'sqlite', path };
+  }
+  throw new InvalidOptionError(`--store must be sqlite:PATH or memory:, got '${url}'`);
+}
+
+/** Opens the store a server writes to, creating a SQLite file when missing. */
+export function openStore(url: string, options: OpenStoreOptions = {}): Store {
+  const location = parseStoreUrl(url);
+  if (location.kind === 'memory') {
+    return new MemoryStore(options.onCommit ? { onCommit: options.onCommit } : {});
+  }
+  return SqliteStore.open(location.path, options);
+}
+
+/**
+ * Opens a store written by another process, for `helo store list/export`:
+ * never creates one. A `memory:` store lives inside its server process, so
+ * there is nothing another process could read.
+ */
+export function openStoreForReading(url: string): Store {
+  const location = parseStoreUrl(url);
+  if (location.kind === 'memory') {
+    throw new StoreError(
+      'a memory: store lives inside its server process and cannot be read from another; use --store sqlite:PATH',
+    );
+  }
+  return SqliteStore.openExisting(location.path);
+}
+
+/** For start-up logs: where the records go, with a relative path resolved. */
+export function describeStoreUrl(url: string): string {
+  const location = parseStoreUrl(url);
+  if (location.kind === 'memory')
+    return 'memory: (not durable: records are lost when the process exits)';
+  const where = isAbsolute(location.path) ? location.path : resolve(location.path);
+  return `sqlite:${where}`;
+}

@@ -1,0 +1,397 @@
+/**
+ * The durable store: one SQLite file in WAL mode (protocol.md §5).
+ *
+ * `300 DRCV` is sent when `append()` resolves, so `append()` resolves only
+ * after the record's transaction has committed and been synced to disk.
+ * Syncing once per record would cap the server at the disk's fsync rate, so
+ * appends are committed in groups: every record appended during one turn of
+ * the event loop, from every connection, goes into one transaction and one
+ * sync, and all their promises settle together afterwards.
+ *
+ * Statements are prepared once and the schema version lives in one place
+ * (`SCHEMA_VERSION`, kept in `PRAGMA user_version`), as undici's
+ * `lib/cache/sqlite-cache-store.js` does; the durability settings differ on
+ * purpose, since undici's store is a cache and this one holds acknowledged
+ * payloads.
+ */
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, statSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import Database from 'better-sqlite3';
+import { InvalidArgumentError, StoreError } from '../errors.js';
+import type { NewRecord, Store, StoredRecord } from './store.js';
+
+/**
+ * Bump when the table layout changes, and teach `#ensureSchema` to migrate
+ * from the previous version. A file with a higher version was written by a
+ * newer helo and is refused rather than misread.
+ */
+const SCHEMA_VERSION = 1;
+
+/** What one group commit did; for metrics (`helo_commit_batch_size`, `helo_store_commit_seconds`). */
+export interface CommitInfo {
+  /** How many records the transaction held. */
+  readonly records: number;
+  /** Wall time of the transaction (BEGIN to synced COMMIT, or to the failure), in ms. */
+  readonly durationMs: number;
+  /** False when the transaction failed and every record in it was rejected. */
+  readonly ok: boolean;
+}
+
+export interface SqliteStoreOptions {
+  /**
+   * How long to wait for another connection's lock before failing, in ms.
+   * Default 5000. Other processes use the same file (`helo store export`
+   * while the server writes; several server processes later), and their
+   * transactions are short, so waiting beats failing. The wait blocks this
+   * process's event loop (better-sqlite3 is synchronous), which is why it is
+   * bounded: past it, the batch fails and its clients get `500 FAIL`.
+   */
+  readonly busyTimeoutMs?: number;
+  /**
+   * Called after every group commit, successful or not, once the batch's
+   * promises have been settled. A throwing listener is a bug and surfaces
+   * as an uncaught exception, like an EventEmitter listener's.
+   */
+  readonly onCommit?: (info: CommitInfo) => void;
+}
+
+/** Counters since the store was opened. */
+export interface SqliteStoreStats {
+  /** Transactions committed. */
+  readonly commits: number;
+  /** Records in committed transactions. */
+  readonly records: number;
+  /** Transactions that failed (their records were rejected, not stored). */
+  readonly failedCommits: number;
+}
+
+const DEFAULT_BUSY_TIMEOUT_MS = 5000;
+
+interface PendingAppend {
+  readonly record: NewRecord;
+  readonly resolve: (id: number) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+type InsertParams = [
+  receivedAt: number,
+  session: string,
+  peer: string,
+  name: string | null,
+  payload: Buffer,
+];
+
+export class SqliteStore implements Store {
+  readonly #db: Database.Database;
+  /** `sqlite:PATH` as given, for messages. */
+  readonly #label: string;
+  readonly #onCommit: ((info: CommitInfo) => void) | undefined;
+  readonly #insert: Database.Statement<InsertParams>;
+  readonly #readAfter: Database.Statement<[afterId: number, limit: number], StoredRecord>;
+  readonly #insertBatch: Database.Transaction<(batch: readonly NewRecord[]) => number[]>;
+  #queue: PendingAppend[] = [];
+  #flushImmediate: NodeJS.Immediate | undefined;
+  #isOpen = true;
+  #commits = 0;
+  #records = 0;
+  #failedCommits = 0;
+
+  /**
+   * Opens the store at `path`, creating the parent directory and the
+   * database when missing. This is what the server uses.
+   */
+  static open(path: string, options: SqliteStoreOptions = {}): SqliteStore {
+    return SqliteStore.#open(path, options, true);
+  }
+
+  /**
+   * Opens a store that must already exist, without creating anything and
+   * without changing its schema: for readers such as `helo store export`,
+   * where a mistyped path must not leave an empty database behind.
+   */
+  static openExisting(path: string, options: SqliteStoreOptions = {}): SqliteStore {
+    if (!existsSync(path)) {
+      const where = isAbsolute(path) ? path : `${path} (${resolve(path)})`;
+      throw new StoreError(`no store at sqlite:${where}`);
+    }
+    return SqliteStore.#open(path, options, false);
+  }
+
+  static #open(path: string, options: SqliteStoreOptions, create: boolean): SqliteStore {
+    const label = `sqlite:${path}`;
+    const busyTimeoutMs = options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
+    if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
+      throw new InvalidArgumentError(
+        `busyTimeoutMs must be a whole number of ms >= 0, got ${busyTimeoutMs}`,
+      );
+    }
+    let db: Database.Database | undefined;
+    try {
+      const createdDirectory = create ? createParentDirectory(path) : undefined;
+      const existed = existsSync(path);
+      // fileMustExist closes the gap between openExisting's check and here.
+      db = new Database(path, { fileMustExist: !create });
+      configure(db, busyTimeoutMs, create);
+      ensureSchema(db, create);
+      if (!existed) syncNewEntries(path, createdDirectory);
+      return new SqliteStore(db, label, options);
+    } catch (error) {
+      try {
+        db?.close();
+      } catch {
+        // Already failing; the first error is the one worth reporting.
+      }
+      throw new StoreError(`cannot open store ${label}: ${oneLine(error)}`, { cause: error });
+    }
+  }
+
+  private constructor(db: Database.Database, label: string, options: SqliteStoreOptions) {
+    this.#db = db;
+    this.#label = label;
+    this.#onCommit = options.onCommit;
+    this.#insert = db.prepare<InsertParams>(
+      'INSERT INTO records (received_at, session, peer, name, payload) VALUES (?, ?, ?, ?, ?)',
+    );
+    this.#readAfter = db.prepare<[number, number], StoredRecord>(
+      `SELECT id, received_at AS receivedAt, session, peer, name, payload
+         FROM records WHERE id > ? ORDER BY id LIMIT ?`,
+    );
+    this.#insertBatch = db.transaction((batch: readonly NewRecord[]) =>
+      batch.map(
+        (record) =>
+          this.#insert.run(
+            record.receivedAt,
+            record.session,
+            record.peer,
+            record.name,
+            record.payload,
+          ).lastInsertRowid as number,
+      ),
+    );
+  }
+
+  get isOpen(): boolean {
+    return this.#isOpen;
+  }
+
+  get stats(): SqliteStoreStats {
+    return {
+      commits: this.#commits,
+      records: this.#records,
+      failedCommits: this.#failedCommits,
+    };
+  }
+
+  append(record: NewRecord): Promise<number> {
+    if (!this.#isOpen) {
+      return Promise.reject(new StoreError(`store ${this.#label} is closed`));
+    }
+    // Checked here, one record at a time: a malformed record inside a batch
+    // would fail the whole transaction and every other client's payload in it.
+    const problem = recordProblem(record);
+    if (problem) return Promise.reject(new InvalidArgumentError(`cannot store record: ${problem}`));
+    // Copied now because the batch is written on a later turn, and the caller
+    // (a framer reusing its buffer) may change these bytes in between.
+    const copy: NewRecord = { ...record, payload: Buffer.from(record.payload) };
+    return new Promise<number>((resolve, reject) => {
+      this.#queue.push({ record: copy, resolve, reject });
+      this.#flushImmediate ??= setImmediate(() => this.#flush());
+    });
+  }
+
+  read(afterId: number, limit: number): StoredRecord[] {
+    if (!Number.isSafeInteger(afterId) || afterId < 0) {
+      throw new InvalidArgumentError(`afterId must be a whole number >= 0, got ${afterId}`);
+    }
+    if (!Number.isSafeInteger(limit) || limit < 1) {
+      throw new InvalidArgumentError(`limit must be a whole number >= 1, got ${limit}`);
+    }
+    if (!this.#isOpen) throw new StoreError(`store ${this.#label} is closed`);
+    try {
+      // Ids are assigned inside write transactions, which SQLite serialises:
+      // once id N is visible, no record with an id below N can appear later,
+      // so paging by "id > last seen" never skips a record.
+      return this.#readAfter.all(afterId, limit);
+    } catch (error) {
+      throw new StoreError(`cannot read store ${this.#label}: ${oneLine(error)}`, {
+        cause: error,
+      });
+    }
+  }
+
+  async close(): Promise<void> {
+    if (!this.#isOpen) return;
+    this.#isOpen = false;
+    if (this.#flushImmediate) clearImmediate(this.#flushImmediate);
+    try {
+      // Appends already queued were promised an answer: commit them first.
+      this.#flush();
+    } finally {
+      this.#db.close();
+    }
+  }
+
+  #flush(): void {
+    this.#flushImmediate = undefined;
+    const batch = this.#queue;
+    if (batch.length === 0) return;
+    this.#queue = [];
+    const started = performance.now();
+    let ids: number[];
+    try {
+      // IMMEDIATE takes the write lock up front, so waiting for another
+      // process happens at BEGIN (bounded by busy_timeout), never halfway.
+      ids = this.#insertBatch.immediate(batch.map((pending) => pending.record));
+    } catch (error) {
+      // better-sqlite3 has rolled back; nothing of this batch is stored and
+      // the connection is fine for the next one.
+      const durationMs = performance.now() - started;
+      this.#failedCommits += 1;
+      const failure = new StoreError(
+        `cannot store ${batch.length} record(s) in ${this.#label}: ${oneLine(error)}`,
+        { cause: error },
+      );
+      for (const pending of batch) pending.reject(failure);
+      this.#onCommit?.({ records: batch.length, durationMs, ok: false });
+      return;
+    }
+    const durationMs = performance.now() - started;
+    this.#commits += 1;
+    this.#records += batch.length;
+    batch.forEach((pending, index) => pending.resolve(ids[index] as number));
+    this.#onCommit?.({ records: batch.length, durationMs, ok: true });
+  }
+}
+
+function configure(db: Database.Database, busyTimeoutMs: number, create: boolean): void {
+  // First, so that every later step (switching to WAL included) waits for
+  // other processes' locks instead of failing at once.
+  db.pragma(`busy_timeout = ${busyTimeoutMs}`);
+  if (create) {
+    // WAL: readers (`helo store export`) never block the writer nor wait for
+    // it, and a commit is one append to the -wal file. The mode is stored in
+    // the file, so readers opened with openExisting inherit it.
+    const mode = db.pragma('journal_mode = WAL', { simple: true });
+    if (mode !== 'wal') {
+      // SQLite keeps the old mode when WAL is impossible (e.g. a network
+      // filesystem without shared memory); refuse rather than run otherwise.
+      throw new StoreError(`cannot use WAL journal mode (got '${String(mode)}')`);
+    }
+  }
+  // FULL: in WAL mode, every COMMIT syncs the -wal file before returning, so
+  // "acknowledged" means committed AND on disk: a SIGKILL at any moment, or
+  // a power loss, keeps every payload answered with 300 DRCV (protocol.md §5).
+  // NORMAL would be faster and would lose the last commits on power loss.
+  db.pragma('synchronous = FULL');
+}
+
+/** Brings the file to SCHEMA_VERSION, or checks that it is there already. */
+function ensureSchema(db: Database.Database, create: boolean): void {
+  const version = userVersion(db);
+  if (version === SCHEMA_VERSION) return;
+  if (version > SCHEMA_VERSION) {
+    throw new StoreError(
+      `written by a newer helo (schema version ${version}, this one knows ${SCHEMA_VERSION})`,
+    );
+  }
+  if (!create) throw new StoreError('not a helo store (no schema)');
+  // IMMEDIATE, and the version read again inside: two server processes
+  // starting on a new file at once must not both create the table.
+  db.transaction(() => {
+    if (userVersion(db) === SCHEMA_VERSION) return;
+    // AUTOINCREMENT: ids are never reused, even after the newest records are
+    // deleted, so an exported id always names the same payload.
+    // payload is a BLOB so that bytes are kept exactly (NUL, 0xFF, invalid
+    // UTF-8: protocol.md §3); name is NULL when the session gave no HELO name.
+    db.exec(`CREATE TABLE records (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      received_at INTEGER NOT NULL,
+      session TEXT NOT NULL,
+      peer TEXT NOT NULL,
+      name TEXT,
+      payload BLOB NOT NULL
+    )`);
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  }).immediate();
+}
+
+/** Returns the first directory created, as `mkdirSync` does, or undefined. */
+function createParentDirectory(path: string): string | undefined {
+  try {
+    return mkdirSync(dirname(path), { recursive: true });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    // A recursive mkdir that meets a regular file says EEXIST or ENOTDIR
+    // about some other path: name the file that is in the way instead.
+    const blocking = code === 'EEXIST' || code === 'ENOTDIR' ? nonDirectoryOnPath(path) : undefined;
+    if (blocking !== undefined) {
+      throw new StoreError(`${blocking} is not a directory`, { cause: error });
+    }
+    throw error;
+  }
+}
+
+/** The first existing ancestor of `path` that is not a directory, if any. */
+function nonDirectoryOnPath(path: string): string | undefined {
+  const ancestors: string[] = [];
+  for (let dir = resolve(dirname(path)); ; dir = dirname(dir)) {
+    ancestors.unshift(dir);
+    if (dirname(dir) === dir) break;
+  }
+  for (const ancestor of ancestors) {
+    const stats = statSync(ancestor, { throwIfNoEntry: false });
+    if (stats === undefined) return undefined;
+    if (!stats.isDirectory()) return ancestor;
+  }
+  return undefined;
+}
+
+function userVersion(db: Database.Database): number {
+  return db.pragma('user_version', { simple: true }) as number;
+}
+
+/**
+ * Syncs the directory entries of a newly created database file (and of any
+ * directories created for it): SQLite syncs the file's contents, but after a
+ * power loss a file whose directory entry was never synced can vanish.
+ */
+function syncNewEntries(path: string, firstCreatedDirectory: string | undefined): void {
+  let directory = resolve(dirname(path));
+  const directories = [directory];
+  if (firstCreatedDirectory !== undefined) {
+    // Each created directory's entry lives in its parent, up to the parent
+    // of the first (outermost) one mkdir created.
+    const outermost = resolve(firstCreatedDirectory);
+    while (directory !== outermost && dirname(directory) !== directory) {
+      directory = dirname(directory);
+      directories.push(directory);
+    }
+    directories.push(dirname(outermost));
+  }
+  for (const entry of new Set(directories)) {
+    const fd = openSync(entry, 'r');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
+}
+
+function recordProblem(record: NewRecord): string | undefined {
+  if (!Buffer.isBuffer(record.payload)) return 'payload must be a Buffer';
+  if (!Number.isFinite(record.receivedAt)) return 'receivedAt must be a number of ms';
+  if (typeof record.session !== 'string') return 'session must be a string';
+  if (typeof record.peer !== 'string') return 'peer must be a string';
+  if (record.name !== null && typeof record.name !== 'string') {
+    return 'name must be a string or null';
+  }
+  return undefined;
+}
+
+/** Error messages go on one line of stderr (cli.md). */
+function oneLine(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.replace(/\s*\n\s*/g, ' ').trim();
+}

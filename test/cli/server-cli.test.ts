@@ -1,0 +1,201 @@
+/**
+ * `helo server` as a real process: start-up, bad flags, busy ports, an
+ * unusable store, and graceful shutdown on signals to the process or its
+ * whole process group.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { delay, RawClient } from '../helpers/raw-client.js';
+import { HELO_BIN, REPO_ROOT, spawnServer } from '../helpers/server-process.js';
+
+interface Finished {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+async function runHelo(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Finished> {
+  const child = spawn(process.execPath, [HELO_BIN, ...args], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+  child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+  const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  const [code] = (await once(child, 'exit')) as [number | null];
+  clearTimeout(killer);
+  return { code, stdout, stderr };
+}
+
+function assertOneLineError(result: Finished, pattern: RegExp): void {
+  const lines = result.stderr.trimEnd().split('\n');
+  assert.equal(lines.length, 1, `expected one line on stderr, got: ${result.stderr}`);
+  assert.match(lines[0]!, pattern);
+  assert.doesNotMatch(result.stderr, /\n\s+at /, 'no stack trace');
+}
+
+describe('helo server (process)', () => {
+  let tempDir = '';
+  after(async () => {
+    if (tempDir) await rm(tempDir, { recursive: true, force: true });
+  });
+
+  it('prints the port it picked for --port 0 and serves the lab transcript', async () => {
+    const server = await spawnServer(['--store', 'memory:']);
+    try {
+      assert.ok(server.port > 0);
+      const client = await RawClient.open(server.port);
+      client.write('HELO\r\nDATA\r\nHello world\r\nUSER\r\nQUIT\r\n');
+      await client.untilEnded();
+      assert.equal(client.text, '100 OK\r\n300 DRCV\r\n400 BCMD\r\n200 BYE\r\n');
+    } finally {
+      assert.equal(await server.stop(), 0);
+    }
+  });
+
+  it('reads its flags from HELO_* environment variables, the command line winning', async () => {
+    const server = await spawnServer([], {
+      env: { HELO_STORE: 'memory:', HELO_MAX_LINE: '4', HELO_PORT: '1' },
+    });
+    try {
+      const client = await RawClient.open(server.port);
+      client.write('HELO 12345\r\nHELO\r\n');
+      await client.untilBytes(16);
+      assert.equal(client.text, '401 LONG\r\n100 OK\r\n');
+      client.close();
+    } finally {
+      await server.stop();
+    }
+  });
+
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    it(`on ${signal} answers idle sessions 503 BUSY and exits 0`, async () => {
+      const server = await spawnServer(['--store', 'memory:']);
+      const client = await RawClient.open(server.port);
+      client.write('HELO\r\n');
+      await client.untilBytes(8);
+      const startedAt = Date.now();
+      const code = await server.stop(signal);
+      assert.equal(code, 0);
+      assert.ok(Date.now() - startedAt < 10_000);
+      await client.untilEnded();
+      assert.equal(client.text, '100 OK\r\n503 BUSY\r\n');
+    });
+  }
+
+  it('exits 0 when SIGTERM is sent to its whole process group', async () => {
+    const server = await spawnServer(['--store', 'memory:'], { detached: true });
+    const client = await RawClient.open(server.port);
+    client.write('DATA\r\nlast\r\n');
+    await client.untilBytes(10);
+    const exited = once(server.child, 'exit');
+    process.kill(-server.child.pid!, 'SIGTERM');
+    const [code] = (await exited) as [number | null];
+    assert.equal(code, 0);
+    await client.untilEnded();
+    assert.equal(client.text, '300 DRCV\r\n503 BUSY\r\n');
+  });
+
+  it('stops on SIGTERM with a sqlite store and keeps what it acknowledged', async () => {
+    tempDir ||= await mkdtemp(join(tmpdir(), 'helo-cli-'));
+    const store = `sqlite:${join(tempDir, 'graceful.db')}`;
+    const server = await spawnServer(['--store', store]);
+    const client = await RawClient.open(server.port);
+    client.write('DATA one\r\nDATA two\r\n');
+    await client.untilBytes(20);
+    assert.equal(await server.stop(), 0);
+    const exported = await runHelo(['store', 'export', '--store', store]);
+    assert.equal(exported.code, 0, exported.stderr);
+    const payloads = exported.stdout
+      .trim()
+      .split('\n')
+      .map((line) => Buffer.from(JSON.parse(line).payloadBase64, 'base64').toString());
+    assert.deepEqual(payloads, ['one', 'two']);
+  });
+
+  for (const [flags, pattern] of [
+    [['--port', 'abc'], /--port must be a whole number, got 'abc'/],
+    [['--port', '70000'], /--port must be between 0 and 65535/],
+    [['--max-line', '0'], /--max-line must be between/],
+    [['--idle-timeout', 'soon'], /--idle-timeout must be a number of seconds/],
+    [['--log-level', 'loud'], /--log-level must be one of/],
+    [['--store', 'redis://x'], /--store must be sqlite:PATH or memory:/],
+    [['--bogus'], /bogus/],
+  ] as const) {
+    it(`refuses ${flags.join(' ')} with one line and exit 2`, async () => {
+      const result = await runHelo(['server', ...flags]);
+      assert.equal(result.code, 2);
+      assertOneLineError(result, pattern);
+      assert.equal(result.stdout, '');
+    });
+  }
+
+  it('reports a busy port in one line and exits 1', async () => {
+    const blocker = createServer();
+    blocker.listen(0, '127.0.0.1');
+    await once(blocker, 'listening');
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      const result = await runHelo(['server', '--port', String(port), '--store', 'memory:']);
+      assert.equal(result.code, 1);
+      assertOneLineError(result, new RegExp(`127\\.0\\.0\\.1:${port}.*already in use`));
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it('reports a store that cannot be opened in one line and exits 1', async () => {
+    tempDir ||= await mkdtemp(join(tmpdir(), 'helo-cli-'));
+    const file = join(tempDir, 'not-a-dir');
+    await writeFile(file, 'x');
+    const result = await runHelo([
+      'server',
+      '--port',
+      '0',
+      '--store',
+      `sqlite:${join(file, 'helo.db')}`,
+    ]);
+    assert.equal(result.code, 1);
+    assertOneLineError(result, /not-a-dir/);
+  });
+
+  it('prints help for the server and the command list', async () => {
+    const help = await runHelo(['server', '--help']);
+    assert.equal(help.code, 0);
+    for (const flag of ['--host', '--port', '--store', '--max-line', '--idle-timeout']) {
+      assert.ok(help.stdout.includes(flag), `help mentions ${flag}`);
+    }
+    assert.match(help.stdout, /HELO_MAX_LINE/);
+    const top = await runHelo(['--help']);
+    assert.equal(top.code, 0);
+    assert.match(top.stdout, /server/);
+    const unknown = await runHelo(['serve']);
+    assert.equal(unknown.code, 2);
+    assertOneLineError(unknown, /unknown command 'serve'/);
+  });
+
+  it('keeps serving other clients while one of them resets mid-DATA', async () => {
+    const server = await spawnServer(['--store', 'memory:']);
+    try {
+      const rude = await RawClient.open(server.port);
+      rude.write('DATA\r\nhalf');
+      await delay(20);
+      rude.socket.resetAndDestroy();
+      const polite = await RawClient.open(server.port);
+      polite.write('HELO\r\nQUIT\r\n');
+      await polite.untilEnded();
+      assert.equal(polite.text, '100 OK\r\n200 BYE\r\n');
+    } finally {
+      assert.equal(await server.stop(), 0);
+    }
+  });
+});
