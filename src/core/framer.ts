@@ -45,6 +45,11 @@ export class LineFramer {
     return this.#partialBytes > 0 || this.#isDiscarding;
   }
 
+  /** Bytes of an unfinished line held here: never more than the limit + 1. */
+  get bufferedBytes(): number {
+    return this.#partialBytes;
+  }
+
   /** Frames one chunk; returns false if the sink asked to stop. */
   push(chunk: Buffer, sink: LineSink): boolean {
     const length = chunk.length;
@@ -124,8 +129,7 @@ export class LineFramer {
   }
 
   #takePartial(): Buffer {
-    const line =
-      this.#partial.length === 1 ? this.#partial[0]! : Buffer.concat(this.#partial);
+    const line = this.#partial.length === 1 ? this.#partial[0]! : Buffer.concat(this.#partial);
     this.#partial = [];
     this.#partialBytes = 0;
     return line;

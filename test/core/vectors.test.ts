@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { loadVectors, oneByteAtATime, runOverCore, splitAt, type Vector } from '../helpers/vectors.js';
+import {
+  loadVectors,
+  oneByteAtATime,
+  runOverCore,
+  splitAt,
+  type Vector,
+} from '../helpers/vectors.js';
 
 function expectOutcome(vector: Vector, outcome: ReturnType<typeof runOverCore>): void {
   assert.equal(outcome.replies, vector.replies, 'replies');
@@ -21,7 +27,10 @@ describe('protocol vectors over the pure core', () => {
   for (const vector of vectors) {
     describe(vector.name, () => {
       it('all in one chunk', () => {
-        expectOutcome(vector, runOverCore(vector, (segment) => [segment]));
+        expectOutcome(
+          vector,
+          runOverCore(vector, (segment) => [segment]),
+        );
       });
       it('one byte at a time', () => {
         expectOutcome(vector, runOverCore(vector, oneByteAtATime));
@@ -29,7 +38,10 @@ describe('protocol vectors over the pure core', () => {
       it('at random split points', () => {
         fc.assert(
           fc.property(fc.array(fc.nat(), { maxLength: 12 }), (cuts) => {
-            expectOutcome(vector, runOverCore(vector, (segment) => splitAt(segment, cuts)));
+            expectOutcome(
+              vector,
+              runOverCore(vector, (segment) => splitAt(segment, cuts)),
+            );
           }),
           { numRuns: 60 },
         );
