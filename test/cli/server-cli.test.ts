@@ -183,6 +183,30 @@ describe('helo server (process)', () => {
     assertOneLineError(unknown, /unknown command 'serve'/);
   });
 
+  it('logs one JSON summary line per session, never the payload', async () => {
+    const server = await spawnServer(['--store', 'memory:', '--log-level', 'info']);
+    const client = await RawClient.open(server.port);
+    client.write('HELO logger\r\nDATA secret-payload-7f3a\r\nQUIT\r\n');
+    await client.untilEnded();
+    assert.equal(await server.stop(), 0);
+    const entries = server
+      .stderr()
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    const summaries = entries.filter((entry) => entry.msg === 'session closed');
+    assert.equal(summaries.length, 1);
+    const summary = summaries[0]!;
+    assert.match(String(summary.session), /^[0-9a-f]{8}-\w+$/);
+    assert.match(String(summary.peer), /^127\.0\.0\.1:\d+$/);
+    assert.equal(summary.commands, 3);
+    assert.equal(summary.payloads, 1);
+    assert.equal(summary.reason, 'quit');
+    assert.equal(typeof summary.durationMs, 'number');
+    assert.equal(summary.bytesOut, '100 OK\r\n300 DRCV\r\n200 BYE\r\n'.length);
+    assert.doesNotMatch(server.stderr(), /secret-payload/);
+  });
+
   it('keeps serving other clients while one of them resets mid-DATA', async () => {
     const server = await spawnServer(['--store', 'memory:']);
     try {
