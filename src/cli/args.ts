@@ -117,7 +117,11 @@ export function intFlag(
 }
 
 /** A non-negative number of seconds (fractions allowed), returned in ms. */
-export function secondsFlag(values: ParsedFlags['values'], name: string, fallbackMs: number): number {
+export function secondsFlag(
+  values: ParsedFlags['values'],
+  name: string,
+  fallbackMs: number,
+): number {
   const raw = stringFlag(values, name);
   if (raw === undefined) return fallbackMs;
   if (!/^\d+(\.\d+)?$/.test(raw.trim())) {

@@ -33,7 +33,9 @@ function usage(): string {
     'usage: helo <command> [flags]',
     '',
     'commands:',
-    ...Object.entries(SUBCOMMANDS).map(([name, { summary }]) => `  ${name.padEnd(width)}${summary}`),
+    ...Object.entries(SUBCOMMANDS).map(
+      ([name, { summary }]) => `  ${name.padEnd(width)}${summary}`,
+    ),
     '',
     "Run 'helo <command> --help' for the flags of each command.",
     '',
@@ -59,7 +61,9 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   try {
-    return await (await subcommand.load())(rest);
+    return await (
+      await subcommand.load()
+    )(rest);
   } catch (error) {
     process.stderr.write(`helo ${name}: ${describeFailure(error)}\n`);
     // A bad flag or option value (UsageError is one) is the caller's to fix: 2.

@@ -1,0 +1,341 @@
+/**
+ * `helo client [ADDRESS]`: talk to a server (cli.md).
+ *
+ * At a terminal it reads like the lab transcript: a prompt, each reply with
+ * its round-trip time, `Input data to send:` after a bare DATA, and QUIT on
+ * Ctrl-D or Ctrl-C. From a pipe it is a filter for scripts and graders: one
+ * command per line in, one reply line out as each arrives, requests
+ * pipelined. Thin over the client library; the address and stdin helpers
+ * here are shared with `helo send`.
+ */
+import { once } from 'node:events';
+import { clearLine, cursorTo } from 'node:readline';
+import { createInterface } from 'node:readline/promises';
+import type { Readable, Writable } from 'node:stream';
+import { LineFramer, type LineSink } from '../core/framer.js';
+import { connect, type ConnectOptions, type HeloClient, type Reply } from '../client/client.js';
+import { type HeloError, InvalidArgumentError } from '../errors.js';
+import {
+  ADDRESS_FLAGS,
+  type CommandHelp,
+  type FlagSpecs,
+  formatHelp,
+  hostFlag,
+  intFlag,
+  parseFlags,
+  type ParsedFlags,
+  secondsFlag,
+  UsageError,
+} from './args.js';
+
+/** `--timeout` and `--wait`, shared with `helo send` (cli.md). */
+export const CONNECTION_FLAGS: FlagSpecs = {
+  ...ADDRESS_FLAGS,
+  timeout: {
+    type: 'string',
+    valueName: 'SECONDS',
+    default: '10',
+    description: 'longest wait for each reply; 0 waits forever',
+  },
+  wait: {
+    type: 'string',
+    valueName: 'SECONDS',
+    default: '0',
+    description: 'keep retrying the connection this long while the server is not up yet',
+  },
+};
+
+const HELP: CommandHelp = {
+  usage: 'helo client [ADDRESS] [flags]',
+  summary:
+    'Talk to a helo server: interactively at a terminal, or one command per line from a pipe.',
+  flags: CONNECTION_FLAGS,
+  notes: [
+    'ADDRESS is tcp://HOST:PORT or HOST:PORT (brackets around an IPv6 address);',
+    'it wins over --host and --port. tls://, unix:, udp:// and ws:// are not supported yet.',
+    '',
+    'At a terminal: type HELO, DATA, QUIT or anything else; each reply is shown with',
+    'its round-trip time. After a bare DATA you are asked for the payload line. Ctrl-D',
+    'or Ctrl-C sends QUIT and exits 0 (at the payload prompt, it leaves without sending',
+    'the payload, and nothing is stored).',
+    '',
+    'From a pipe: one command per line; a bare DATA takes the next line as its payload,',
+    'byte for byte. Each reply line is printed on stdout as it arrives, in order;',
+    'commands are pipelined (at most 1000 in flight). Exit 0 after 200 BYE; if stdin',
+    'ends without QUIT, the remaining replies are awaited, the connection is closed',
+    'without QUIT, and the exit status is 0 too. Replies such as 400 BCMD or 500 FAIL',
+    "are printed, not failures: use 'helo send' to check that payloads were stored.",
+    '',
+    'Exit status: 0 as above; 1 when the server cannot be reached, a reply does not',
+    'come in time, or the server closes the connection first (e.g. 408 TOUT, 503 BUSY);',
+    '2 for a bad command line.',
+  ].join('\n'),
+};
+
+/** The longest stdin line accepted: memory stays bounded whatever is piped in. */
+export const MAX_STDIN_LINE_BYTES = 16 * 1024 * 1024;
+/** Requests written but not answered, at most (pipelining with bounded memory). */
+export const MAX_IN_FLIGHT = 1000;
+/** Unsent request bytes above which reading stdin waits for replies. */
+const HIGH_WATER_BYTES = 1024 * 1024;
+const COMMAND_PROMPT = 'C: ';
+const PAYLOAD_PROMPT = 'Input data to send: ';
+
+const SCHEME = /^([a-z][a-z0-9+.-]*):\/\//i;
+// `unix:/path`, but not a host called "unix" with a port (`unix:7777`).
+const UNIX_SCHEME = /^unix:(?!\d+$)/i;
+const PLANNED_SCHEMES = new Set(['tls', 'unix', 'udp', 'ws', 'wss']);
+const HOST_PORT = /^(?:\[([0-9A-Fa-f:.]+)\]|([^\s:/[\]@]+))(?::([0-9]+))?$/;
+
+export async function run(argv: string[]): Promise<number> {
+  const flags = parseFlags(HELP, argv);
+  if (flags.help) {
+    process.stdout.write(formatHelp(HELP));
+    return 0;
+  }
+  if (flags.positionals.length > 1) {
+    throw new UsageError(`expected at most one ADDRESS, got '${flags.positionals.join(' ')}'`);
+  }
+  const options = connectOptionsFromFlags(flags.values, flags.positionals[0]);
+  const client = await connect(options);
+  try {
+    return process.stdin.isTTY
+      ? await runInteractive(client)
+      : await runPiped(client, process.stdin, process.stdout);
+  } finally {
+    await client.close();
+  }
+}
+
+/** Host, port, timeout and wait from the flags, `address` (if given) winning. */
+export function connectOptionsFromFlags(
+  values: ParsedFlags['values'],
+  address: string | undefined,
+): ConnectOptions {
+  // A client connects to a real port: 0 is a bad command line here, not a runtime error.
+  const port = intFlag(values, 'port', 7777, 1, 65535);
+  const target =
+    address === undefined ? { host: hostFlag(values), port } : parseAddress(address, port);
+  return {
+    ...target,
+    timeoutMs: secondsFlag(values, 'timeout', 10_000),
+    waitMs: secondsFlag(values, 'wait', 0),
+  };
+}
+
+/** True when `text` names a transport (`tcp://…`, `unix:/…`): how `helo send` tells an address from a payload. */
+export function hasScheme(text: string): boolean {
+  return SCHEME.test(text) || UNIX_SCHEME.test(text);
+}
+
+/**
+ * `tcp://HOST:PORT`, `HOST:PORT` or `HOST` (then `defaultPort`). The other
+ * transports of cli.md are named but not supported yet.
+ */
+export function parseAddress(text: string, defaultPort: number): { host: string; port: number } {
+  const scheme = SCHEME.exec(text)?.[1]?.toLowerCase() ?? (UNIX_SCHEME.test(text) ? 'unix' : null);
+  if (scheme !== null && scheme !== 'tcp') {
+    if (PLANNED_SCHEMES.has(scheme)) {
+      throw new UsageError(
+        `${scheme} addresses are not supported yet ('${text}'); use tcp://HOST:PORT`,
+      );
+    }
+    throw new UsageError(`unknown address scheme in '${text}'; use tcp://HOST:PORT or HOST:PORT`);
+  }
+  const rest = scheme === 'tcp' ? text.slice('tcp://'.length) : text;
+  const match = HOST_PORT.exec(rest);
+  if (match === null) {
+    throw new UsageError(`invalid address '${text}'; use tcp://HOST:PORT or HOST:PORT`);
+  }
+  const host = match[1] ?? match[2]!;
+  if (match[3] === undefined) return { host, port: defaultPort };
+  const port = Number(match[3]);
+  if (port < 1 || port > 65535) {
+    throw new UsageError(`the port in '${text}' must be between 1 and 65535`);
+  }
+  return { host, port };
+}
+
+/**
+ * Stdin as lines of bytes, one batch per chunk read. Bytes, not text: a
+ * payload may hold any byte but LF, and readline would also split at a lone
+ * CR. As in protocol.md §2, a CR before the LF is removed; a last line
+ * without LF still counts.
+ */
+export async function* readLineBatches(
+  input: Readable,
+  maxLineBytes = MAX_STDIN_LINE_BYTES,
+): AsyncGenerator<Buffer[]> {
+  const framer = new LineFramer(maxLineBytes);
+  let batch: Buffer[] = [];
+  let lineNumber = 0;
+  const sink: LineSink = {
+    onLine(chunk, start, end) {
+      lineNumber++;
+      // Copied: the framer's bytes are only valid during the call.
+      batch.push(Buffer.from(chunk.subarray(start, end)));
+      return true;
+    },
+    onLongLine() {
+      throw new InvalidArgumentError(
+        `stdin line ${lineNumber + 1} is longer than ${maxLineBytes} bytes`,
+      );
+    },
+  };
+  for await (const chunk of input) {
+    framer.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer), sink);
+    if (batch.length > 0) {
+      yield batch;
+      batch = [];
+    }
+  }
+  framer.endPartialLine(sink);
+  if (batch.length > 0) yield batch;
+}
+
+type Outcome = { ok: true; reply: Reply } | { ok: false; error: unknown };
+
+/** A promise that never rejects: it can wait in a queue without being "unhandled". */
+export function outcomeOf(promise: Promise<Reply>): Promise<Outcome> {
+  return promise.then(
+    (reply) => ({ ok: true, reply }),
+    (error: unknown) => ({ ok: false, error }),
+  );
+}
+
+/** The pipe mode: commands in, reply lines out, pipelined with bounded memory. */
+async function runPiped(client: HeloClient, input: Readable, output: Writable): Promise<number> {
+  // Printed from the event, not from each request's promise: the event
+  // fires in wire order for every reply, including one a bare DATA and its
+  // payload share, and an unsolicited 503 BUSY or 408 TOUT.
+  client.on('reply', (reply) => output.write(`${reply.line}\n`));
+  let failure: unknown = null;
+  const stop = (error: unknown): void => {
+    failure ??= error;
+    input.destroy();
+  };
+  client.on('close', (reason) => {
+    if (reason !== null) stop(reason);
+  });
+  output.on('error', (error) => {
+    stop(new Error(`cannot write to stdout: ${error.message}`));
+    void client.close();
+  });
+
+  const outstanding: Promise<Outcome>[] = [];
+  const settleOldest = async (): Promise<void> => {
+    const outcome = await outstanding.shift()!;
+    if (!outcome.ok) throw outcome.error;
+  };
+  try {
+    reading: for await (const lines of readLineBatches(input)) {
+      for (const line of lines) {
+        // After QUIT the server closes: the rest of stdin goes unread (cli.md).
+        if (client.state === 'quitting' || client.state === 'closed') break reading;
+        outstanding.push(outcomeOf(client.send(line)));
+        while (
+          outstanding.length >= MAX_IN_FLIGHT ||
+          (outstanding.length > 0 && client.bufferedBytes > HIGH_WATER_BYTES)
+        ) {
+          await settleOldest();
+        }
+        if (output.writableNeedDrain) await once(output, 'drain');
+      }
+    }
+  } catch (error) {
+    // Destroying stdin to stop reading ends the loop with its own error.
+    throw failure ?? error;
+  }
+  if (failure !== null) throw failure;
+  if (client.state === 'payload') {
+    // The bare DATA, last in line, will never be answered; the rest will.
+    outstanding.pop();
+    while (outstanding.length > 0) await settleOldest();
+    throw new InvalidArgumentError('stdin ended after a bare DATA, before its payload line');
+  }
+  while (outstanding.length > 0) await settleOldest();
+  return 0;
+}
+
+/** The terminal mode, shaped like the lab transcript. */
+async function runInteractive(client: HeloClient): Promise<number> {
+  const input = process.stdin;
+  const output = process.stdout;
+  const rl = createInterface({
+    input,
+    output,
+    terminal: true,
+    historySize: 1000,
+    removeHistoryDuplicates: true,
+  });
+  let isPromptShown = false;
+  let isReadlineClosed = false;
+  let serverClosed: HeloError | null = null;
+  const prompt = (text: string): void => {
+    if (isReadlineClosed) return;
+    rl.setPrompt(text);
+    rl.prompt();
+    isPromptShown = true;
+  };
+  // stack.md: readline re-emits its input's errors; unhandled, they crash the process.
+  rl.on('error', () => rl.close());
+  rl.on('close', () => (isReadlineClosed = true));
+  // Ctrl-C ends the loop as Ctrl-D does: both leave politely with QUIT.
+  rl.on('SIGINT', () => {
+    if (isPromptShown && rl.line !== '') {
+      output.write('^C\n');
+      isPromptShown = false;
+    }
+    rl.close();
+  });
+  client.on('unsolicited', (reply) => {
+    if (isPromptShown) {
+      clearLine(output, 0);
+      cursorTo(output, 0);
+      isPromptShown = false;
+    }
+    output.write(`S: ${reply.line}\n`);
+  });
+  client.on('close', (reason) => {
+    if (reason === null) return;
+    serverClosed = reason;
+    rl.close();
+  });
+
+  output.write(`connected to ${client.address} — type HELO, DATA, QUIT; Ctrl-D quits\n`);
+  prompt(COMMAND_PROMPT);
+  for await (const line of rl) {
+    isPromptShown = false;
+    if (!client.isOpen) break;
+    const started = performance.now();
+    const reply = client.send(line);
+    if (client.state === 'payload') {
+      // A bare DATA: its reply is the payload line's; errors surface there.
+      reply.catch(() => undefined);
+      prompt(PAYLOAD_PROMPT);
+      continue;
+    }
+    const answer = await reply;
+    output.write(`S: ${answer.line}   (${formatRtt(performance.now() - started)})\n`);
+    if (client.state !== 'command') break;
+    prompt(COMMAND_PROMPT);
+  }
+  rl.close();
+
+  if (serverClosed !== null) throw serverClosed;
+  if (client.state === 'payload') {
+    output.write('\n(DATA abandoned: no payload was sent, nothing stored)\n');
+    return 0;
+  }
+  if (client.state === 'command') {
+    output.write(isPromptShown ? 'QUIT\n' : `${COMMAND_PROMPT}QUIT\n`);
+    const started = performance.now();
+    const bye = await client.quit();
+    output.write(`S: ${bye.line}   (${formatRtt(performance.now() - started)})\n`);
+  }
+  return 0;
+}
+
+function formatRtt(ms: number): string {
+  return `${ms.toFixed(1)} ms`;
+}
