@@ -1,0 +1,27 @@
+/**
+ * helo as a library: `import { connect } from 'helo'` for the client,
+ * `startServer` to embed the server, the stores, and the pure protocol core.
+ */
+export {
+  connect,
+  HeloClient,
+  CLIENT_DEFAULTS,
+  type ConnectOptions,
+  type RequestOptions,
+  type ClientState,
+  type HeloClientEvents,
+} from './client/client.js';
+export { parseReply, ReplyParser, type Reply } from './client/reply.js';
+export {
+  startServer,
+  HeloServer,
+  type StartServerOptions,
+  type ServerStats,
+} from './server/server.js';
+export { DEFAULTS as SERVER_DEFAULTS, type ServerOptions } from './server/options.js';
+export type { NewRecord, StoredRecord, Store } from './store/store.js';
+export { SqliteStore, type SqliteStoreOptions, type CommitInfo } from './store/sqlite-store.js';
+export { MemoryStore } from './store/memory-store.js';
+export { openStore, parseStoreUrl, DEFAULT_STORE_URL } from './store/open-store.js';
+export * from './core/index.js';
+export * from './errors.js';
