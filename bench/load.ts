@@ -191,11 +191,17 @@ async function main(): Promise<void> {
       }
     }
     if (which === 'idle' || which === 'all') {
-      const server = await startServer(['--store', 'memory:']);
-      console.log(
-        `idle  ${await idleMemory(server.port, server.child.pid!, Number(values.connections ?? 1000))}`,
-      );
-      await stopServer(server);
+      const connections = Number(values.connections ?? 1000);
+      for (const kind of ['baseline', 'helo'] as const) {
+        const server =
+          kind === 'helo'
+            ? await startServer(['--store', 'memory:'])
+            : await startProcess([BASELINE, '0']);
+        console.log(
+          `idle  ${kind}: ${await idleMemory(server.port, server.child.pid!, connections)}`,
+        );
+        await stopServer(server);
+      }
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -172,7 +172,12 @@ export class Connection {
   };
 
   readonly #socketOnClose = (): void => {
-    const timers = [this.#idleTimer, this.#slowReaderTimer, this.#unterminatedTimer, this.#lingerTimer];
+    const timers = [
+      this.#idleTimer,
+      this.#slowReaderTimer,
+      this.#unterminatedTimer,
+      this.#lingerTimer,
+    ];
     for (const timer of timers) {
       if (timer) clearTimeout(timer);
     }

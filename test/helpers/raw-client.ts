@@ -60,7 +60,9 @@ export class RawClient {
     while (!predicate()) {
       const left = deadline - Date.now();
       if (left <= 0) {
-        throw new Error(`timed out waiting for ${what}; received so far: ${JSON.stringify(this.text)}`);
+        throw new Error(
+          `timed out waiting for ${what}; received so far: ${JSON.stringify(this.text)}`,
+        );
       }
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, Math.min(left, 100));

@@ -18,7 +18,12 @@ describe('TCP connection', () => {
   const clients: RawClient[] = [];
 
   async function start(options: Partial<StartServerOptions> = {}): Promise<HeloServer> {
-    server = await startServer({ port: 0, store: new MemoryStore(), logLevel: 'silent', ...options });
+    server = await startServer({
+      port: 0,
+      store: new MemoryStore(),
+      logLevel: 'silent',
+      ...options,
+    });
     return server;
   }
 

@@ -91,7 +91,10 @@ describe('crash safety', () => {
     );
     for (const list of acked) {
       for (const payload of list) {
-        assert.ok(stored.has(payload.toString('base64')), `lost ${JSON.stringify(payload.toString('latin1'))}`);
+        assert.ok(
+          stored.has(payload.toString('base64')),
+          `lost ${JSON.stringify(payload.toString('latin1'))}`,
+        );
       }
     }
   });

@@ -9,7 +9,13 @@ import fc from 'fast-check';
 import { startServer, type HeloServer } from '../../src/server/server.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { delay, RawClient } from '../helpers/raw-client.js';
-import { loadVectors, oneByteAtATime, segmentsOf, splitAt, type Vector } from '../helpers/vectors.js';
+import {
+  loadVectors,
+  oneByteAtATime,
+  segmentsOf,
+  splitAt,
+  type Vector,
+} from '../helpers/vectors.js';
 
 type Split = (segment: Buffer) => Buffer[];
 
@@ -95,8 +101,7 @@ describe('protocol vectors over TCP', () => {
       });
       if (!vector.closes) {
         it('with a half-close after the last byte: every reply still arrives', () =>
-          replay(vector, (segment) => [segment], true),
-        );
+          replay(vector, (segment) => [segment], true));
       }
     });
   }
