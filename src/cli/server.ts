@@ -25,7 +25,13 @@ const HELP: CommandHelp = {
     'Runs the HELO/DATA/QUIT server. Every acknowledged payload (300 DRCV) is committed to the\n' +
     'store first. Logs go to stderr as JSON lines; the listening address goes to stdout.',
   flags: {
-    ...ADDRESS_FLAGS,
+    host: {
+      type: 'string',
+      valueName: 'ADDR',
+      default: DEFAULTS.host,
+      description: 'address that every listener binds',
+    },
+    port: ADDRESS_FLAGS.port!,
     store: {
       type: 'string',
       valueName: 'URL',

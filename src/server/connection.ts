@@ -336,22 +336,26 @@ export class Connection {
   /** Pauses reading while replies pile up; resumes when the client catches up. */
   #updateFlow(): void {
     if (this.#isClosing || this.#socket.destroyed) return;
-    const isBehind =
-      this.#socket.writableLength > this.#context.options.highWaterMarkBytes ||
-      this.#queue.length > MAX_QUEUED_REPLIES;
+    // Two reasons to stop reading: the client does not read its replies
+    // (a slow reader, timed by cli.md's --slow-reader-timeout), or replies
+    // pile up behind a commit still in progress (the store is slow, not the
+    // client: no timer for that).
+    const isSlowReader = this.#socket.writableLength > this.#context.options.highWaterMarkBytes;
+    const isBehind = isSlowReader || this.#queue.length > MAX_QUEUED_REPLIES;
     if (isBehind && !this.#isPaused) {
       this.#isPaused = true;
       this.#socket.pause();
-      const slowReaderMs = this.#context.options.slowReaderTimeoutMs;
-      if (slowReaderMs > 0) {
-        this.#slowReaderTimer = setTimeout(this.#slowReaderTimerOnTimeout, slowReaderMs);
-      }
     } else if (!isBehind && this.#isPaused) {
       this.#isPaused = false;
-      if (this.#slowReaderTimer) clearTimeout(this.#slowReaderTimer);
-      this.#slowReaderTimer = null;
       this.#idleTimer?.refresh();
       this.#socket.resume();
+    }
+    const slowReaderMs = this.#context.options.slowReaderTimeoutMs;
+    if (isSlowReader && slowReaderMs > 0) {
+      this.#slowReaderTimer ??= setTimeout(this.#slowReaderTimerOnTimeout, slowReaderMs);
+    } else if (this.#slowReaderTimer) {
+      clearTimeout(this.#slowReaderTimer);
+      this.#slowReaderTimer = null;
     }
   }
 
