@@ -6,44 +6,23 @@
  * Ctrl-D or Ctrl-C. From a pipe it is a filter for scripts and graders: one
  * command per line in, one reply line out as each arrives, requests
  * pipelined. Thin over the client library; the address and stdin helpers
- * here are shared with `helo send`.
+ * it shares with `helo send` live in address.ts and stdin-lines.ts.
  */
 import { once } from 'node:events';
 import { clearLine, cursorTo } from 'node:readline';
 import { createInterface } from 'node:readline/promises';
 import type { Readable, Writable } from 'node:stream';
-import { LineFramer, type LineSink } from '../core/framer.js';
-import { connect, type ConnectOptions, type HeloClient, type Reply } from '../client/client.js';
+import { connect, type HeloClient } from '../client/client.js';
 import { type HeloError, InvalidArgumentError } from '../errors.js';
+import { CONNECTION_FLAGS, connectOptionsFromFlags } from './address.js';
+import { type CommandHelp, formatHelp, parseFlags, UsageError } from './args.js';
 import {
-  ADDRESS_FLAGS,
-  type CommandHelp,
-  type FlagSpecs,
-  formatHelp,
-  hostFlag,
-  intFlag,
-  parseFlags,
-  type ParsedFlags,
-  secondsFlag,
-  UsageError,
-} from './args.js';
-
-/** `--timeout` and `--wait`, shared with `helo send` (cli.md). */
-export const CONNECTION_FLAGS: FlagSpecs = {
-  ...ADDRESS_FLAGS,
-  timeout: {
-    type: 'string',
-    valueName: 'SECONDS',
-    default: '10',
-    description: 'longest wait for each reply; 0 waits forever',
-  },
-  wait: {
-    type: 'string',
-    valueName: 'SECONDS',
-    default: '0',
-    description: 'keep retrying the connection this long while the server is not up yet',
-  },
-};
+  HIGH_WATER_BYTES,
+  MAX_IN_FLIGHT,
+  type Outcome,
+  outcomeOf,
+  readLineBatches,
+} from './stdin-lines.js';
 
 const HELP: CommandHelp = {
   usage: 'helo client [ADDRESS] [flags]',
@@ -72,20 +51,8 @@ const HELP: CommandHelp = {
   ].join('\n'),
 };
 
-/** The longest stdin line accepted: memory stays bounded whatever is piped in. */
-export const MAX_STDIN_LINE_BYTES = 16 * 1024 * 1024;
-/** Requests written but not answered, at most (pipelining with bounded memory). */
-export const MAX_IN_FLIGHT = 1000;
-/** Unsent request bytes above which reading stdin waits for replies. */
-const HIGH_WATER_BYTES = 1024 * 1024;
 const COMMAND_PROMPT = 'C: ';
 const PAYLOAD_PROMPT = 'Input data to send: ';
-
-const SCHEME = /^([a-z][a-z0-9+.-]*):\/\//i;
-// `unix:/path`, but not a host called "unix" with a port (`unix:7777`).
-const UNIX_SCHEME = /^unix:(?!\d+$)/i;
-const PLANNED_SCHEMES = new Set(['tls', 'unix', 'udp', 'ws', 'wss']);
-const HOST_PORT = /^(?:\[([0-9A-Fa-f:.]+)\]|([^\s:/[\]@]+))(?::([0-9]+))?$/;
 
 export async function run(argv: string[]): Promise<number> {
   const flags = parseFlags(HELP, argv);
@@ -105,102 +72,6 @@ export async function run(argv: string[]): Promise<number> {
   } finally {
     await client.close();
   }
-}
-
-/** Host, port, timeout and wait from the flags, `address` (if given) winning. */
-export function connectOptionsFromFlags(
-  values: ParsedFlags['values'],
-  address: string | undefined,
-): ConnectOptions {
-  // A client connects to a real port: 0 is a bad command line here, not a runtime error.
-  const port = intFlag(values, 'port', 7777, 1, 65535);
-  const target =
-    address === undefined ? { host: hostFlag(values), port } : parseAddress(address, port);
-  return {
-    ...target,
-    timeoutMs: secondsFlag(values, 'timeout', 10_000),
-    waitMs: secondsFlag(values, 'wait', 0),
-  };
-}
-
-/** True when `text` names a transport (`tcp://…`, `unix:/…`): how `helo send` tells an address from a payload. */
-export function hasScheme(text: string): boolean {
-  return SCHEME.test(text) || UNIX_SCHEME.test(text);
-}
-
-/**
- * `tcp://HOST:PORT`, `HOST:PORT` or `HOST` (then `defaultPort`). The other
- * transports of cli.md are named but not supported yet.
- */
-export function parseAddress(text: string, defaultPort: number): { host: string; port: number } {
-  const scheme = SCHEME.exec(text)?.[1]?.toLowerCase() ?? (UNIX_SCHEME.test(text) ? 'unix' : null);
-  if (scheme !== null && scheme !== 'tcp') {
-    if (PLANNED_SCHEMES.has(scheme)) {
-      throw new UsageError(
-        `${scheme} addresses are not supported yet ('${text}'); use tcp://HOST:PORT`,
-      );
-    }
-    throw new UsageError(`unknown address scheme in '${text}'; use tcp://HOST:PORT or HOST:PORT`);
-  }
-  const rest = scheme === 'tcp' ? text.slice('tcp://'.length) : text;
-  const match = HOST_PORT.exec(rest);
-  if (match === null) {
-    throw new UsageError(`invalid address '${text}'; use tcp://HOST:PORT or HOST:PORT`);
-  }
-  const host = match[1] ?? match[2]!;
-  if (match[3] === undefined) return { host, port: defaultPort };
-  const port = Number(match[3]);
-  if (port < 1 || port > 65535) {
-    throw new UsageError(`the port in '${text}' must be between 1 and 65535`);
-  }
-  return { host, port };
-}
-
-/**
- * Stdin as lines of bytes, one batch per chunk read. Bytes, not text: a
- * payload may hold any byte but LF, and readline would also split at a lone
- * CR. As in protocol.md §2, a CR before the LF is removed; a last line
- * without LF still counts.
- */
-export async function* readLineBatches(
-  input: Readable,
-  maxLineBytes = MAX_STDIN_LINE_BYTES,
-): AsyncGenerator<Buffer[]> {
-  const framer = new LineFramer(maxLineBytes);
-  let batch: Buffer[] = [];
-  let lineNumber = 0;
-  const sink: LineSink = {
-    onLine(chunk, start, end) {
-      lineNumber++;
-      // Copied: the framer's bytes are only valid during the call.
-      batch.push(Buffer.from(chunk.subarray(start, end)));
-      return true;
-    },
-    onLongLine() {
-      throw new InvalidArgumentError(
-        `stdin line ${lineNumber + 1} is longer than ${maxLineBytes} bytes`,
-      );
-    },
-  };
-  for await (const chunk of input) {
-    framer.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer), sink);
-    if (batch.length > 0) {
-      yield batch;
-      batch = [];
-    }
-  }
-  framer.endPartialLine(sink);
-  if (batch.length > 0) yield batch;
-}
-
-type Outcome = { ok: true; reply: Reply } | { ok: false; error: unknown };
-
-/** A promise that never rejects: it can wait in a queue without being "unhandled". */
-export function outcomeOf(promise: Promise<Reply>): Promise<Outcome> {
-  return promise.then(
-    (reply) => ({ ok: true, reply }),
-    (error: unknown) => ({ ok: false, error }),
-  );
 }
 
 /** The pipe mode: commands in, reply lines out, pipelined with bounded memory. */

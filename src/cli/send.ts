@@ -9,14 +9,8 @@
 import { connect, type HeloClient } from '../client/client.js';
 import { ReplyError } from '../errors.js';
 import { type CommandHelp, formatHelp, parseFlags, UsageError } from './args.js';
-import {
-  CONNECTION_FLAGS,
-  connectOptionsFromFlags,
-  hasScheme,
-  MAX_IN_FLIGHT,
-  outcomeOf,
-  readLineBatches,
-} from './client.js';
+import { CONNECTION_FLAGS, connectOptionsFromFlags, hasScheme } from './address.js';
+import { HIGH_WATER_BYTES, MAX_IN_FLIGHT, outcomeOf, readLineBatches } from './stdin-lines.js';
 
 const HELP: CommandHelp = {
   usage: 'helo send [ADDRESS] [flags] [PAYLOAD...]',
@@ -123,7 +117,7 @@ async function sendAll(
       outstanding.push({ index: ++count, outcome: outcomeOf(client.data(payload)) });
       while (
         outstanding.length >= MAX_IN_FLIGHT ||
-        (outstanding.length > 0 && client.bufferedBytes > 1024 * 1024)
+        (outstanding.length > 0 && client.bufferedBytes > HIGH_WATER_BYTES)
       ) {
         await settleOldest();
       }

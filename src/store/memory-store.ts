@@ -10,9 +10,9 @@
  * later turn (a "group commit" with nothing to sync); the payload is copied.
  */
 import { performance } from 'node:perf_hooks';
-import { InvalidArgumentError, StoreError } from '../errors.js';
-import type { CommitInfo } from './sqlite-store.js';
-import type { NewRecord, Store, StoredRecord } from './store.js';
+import { StoreError } from '../errors.js';
+import { checkReadRange } from './store.js';
+import type { CommitInfo, NewRecord, Store, StoredRecord } from './store.js';
 
 export interface MemoryStoreOptions {
   /** Called after every group of appends is settled, as SqliteStore's `onCommit`. */
@@ -59,12 +59,7 @@ export class MemoryStore implements Store {
   }
 
   read(afterId: number, limit: number): StoredRecord[] {
-    if (!Number.isSafeInteger(afterId) || afterId < 0) {
-      throw new InvalidArgumentError(`afterId must be a whole number >= 0, got ${afterId}`);
-    }
-    if (!Number.isSafeInteger(limit) || limit < 1) {
-      throw new InvalidArgumentError(`limit must be a whole number >= 1, got ${limit}`);
-    }
+    checkReadRange(afterId, limit);
     if (!this.#isOpen) throw new StoreError('store memory: is closed');
     // Ids are 1..n at indexes 0..n-1, so the first id above afterId is at
     // index afterId; copies, so that readers cannot alter the stored bytes.

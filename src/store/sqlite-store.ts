@@ -19,7 +19,11 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
 import { InvalidArgumentError, StoreError } from '../errors.js';
-import type { NewRecord, Store, StoredRecord } from './store.js';
+import { checkReadRange } from './store.js';
+import type { CommitInfo, NewRecord, Store, StoredRecord } from './store.js';
+
+/** Defined with the Store interface; still exported here, where it was first. */
+export type { CommitInfo } from './store.js';
 
 /**
  * Bump when the table layout changes, and teach `#ensureSchema` to migrate
@@ -27,16 +31,6 @@ import type { NewRecord, Store, StoredRecord } from './store.js';
  * newer helo and is refused rather than misread.
  */
 const SCHEMA_VERSION = 1;
-
-/** What one group commit did; for metrics (`helo_commit_batch_size`, `helo_store_commit_seconds`). */
-export interface CommitInfo {
-  /** How many records the transaction held. */
-  readonly records: number;
-  /** Wall time of the transaction (BEGIN to synced COMMIT, or to the failure), in ms. */
-  readonly durationMs: number;
-  /** False when the transaction failed and every record in it was rejected. */
-  readonly ok: boolean;
-}
 
 export interface SqliteStoreOptions {
   /**
@@ -201,12 +195,7 @@ export class SqliteStore implements Store {
   }
 
   read(afterId: number, limit: number): StoredRecord[] {
-    if (!Number.isSafeInteger(afterId) || afterId < 0) {
-      throw new InvalidArgumentError(`afterId must be a whole number >= 0, got ${afterId}`);
-    }
-    if (!Number.isSafeInteger(limit) || limit < 1) {
-      throw new InvalidArgumentError(`limit must be a whole number >= 1, got ${limit}`);
-    }
+    checkReadRange(afterId, limit);
     if (!this.#isOpen) throw new StoreError(`store ${this.#label} is closed`);
     try {
       // Ids are assigned inside write transactions, which SQLite serialises:

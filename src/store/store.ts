@@ -6,6 +6,7 @@
  * default), memory and later a shared database all fit behind it, and one
  * contract test suite checks them all.
  */
+import { InvalidArgumentError } from '../errors.js';
 
 /** What the server knows about a payload when it arrives. */
 export interface NewRecord {
@@ -19,6 +20,16 @@ export interface NewRecord {
   readonly name: string | null;
   /** The payload, byte for byte (NUL and invalid UTF-8 included). */
   readonly payload: Buffer;
+}
+
+/** What one group commit did; for metrics (`helo_commit_batch_size`, `helo_store_commit_seconds`). */
+export interface CommitInfo {
+  /** How many records the transaction held. */
+  readonly records: number;
+  /** Wall time of the transaction (BEGIN to synced COMMIT, or to the failure), in ms. */
+  readonly durationMs: number;
+  /** False when the transaction failed and every record in it was rejected. */
+  readonly ok: boolean;
 }
 
 /** A record as stored: the new record plus its id. */
@@ -42,4 +53,19 @@ export interface Store {
 
   /** Waits for appends in flight, then releases the store. */
   close(): Promise<void>;
+}
+
+/**
+ * Checks the arguments of `Store.read()`, before the store looks at its own
+ * state: `afterId` a whole number >= 0, `limit` one >= 1.
+ *
+ * @throws {InvalidArgumentError} naming the argument and the value given
+ */
+export function checkReadRange(afterId: number, limit: number): void {
+  if (!Number.isSafeInteger(afterId) || afterId < 0) {
+    throw new InvalidArgumentError(`afterId must be a whole number >= 0, got ${afterId}`);
+  }
+  if (!Number.isSafeInteger(limit) || limit < 1) {
+    throw new InvalidArgumentError(`limit must be a whole number >= 1, got ${limit}`);
+  }
 }

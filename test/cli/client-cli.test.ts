@@ -4,80 +4,18 @@
  * for scripts; a tmux pane for the interactive mode.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
-import { once } from 'node:events';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { startServer, type HeloServer, type StartServerOptions } from '../../src/server/server.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
+import { assertFailed, assertOneLineError, closedPort, runHelo } from '../helpers/run-cli.js';
 import { HELO_BIN, REPO_ROOT } from '../helpers/server-process.js';
 
 const BOUNDED = { timeout: 20_000 };
-
-interface CliResult {
-  readonly status: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** The environment without HELO_* variables, so the flags under test are the only input. */
-function cleanEnv(): NodeJS.ProcessEnv {
-  return Object.fromEntries(
-    Object.entries(process.env).filter(([name]) => !name.startsWith('HELO_')),
-  );
-}
-
-/**
- * Runs `bin/helo ...args` with `input` on stdin (left open when null);
- * SIGKILLed after `timeoutMs` so that a hang fails the test instead.
- */
-async function runHelo(
-  args: string[],
-  input: string | Buffer | null = '',
-  timeoutMs = 10_000,
-): Promise<CliResult> {
-  const child = spawn(process.execPath, [HELO_BIN, ...args], {
-    cwd: REPO_ROOT,
-    env: cleanEnv(),
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('latin1').on('data', (text: string) => (stdout += text));
-  child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
-  // The child may exit before reading all of stdin: that is not our failure.
-  child.stdin.on('error', () => {});
-  if (input !== null) child.stdin.end(input);
-  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-  try {
-    const [status] = (await once(child, 'close')) as [number | null];
-    return { status, stdout, stderr };
-  } finally {
-    clearTimeout(timer);
-    child.kill('SIGKILL');
-  }
-}
-
-/** A port nothing listens on (free a moment ago). */
-async function closedPort(): Promise<number> {
-  const server = net.createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as net.AddressInfo;
-  server.close();
-  await once(server, 'close');
-  return port;
-}
-
-/** Asserts exactly one line on stderr, no stack trace, and returns it. */
-function oneLine(stderr: string): string {
-  assert.match(stderr, /^[^\n]+\n$/, `expected one stderr line, got ${JSON.stringify(stderr)}`);
-  assert.doesNotMatch(stderr, /\n\s+at /);
-  return stderr.trimEnd();
-}
 
 describe('helo client', () => {
   let server: HeloServer | null = null;
@@ -101,10 +39,9 @@ describe('helo client', () => {
   describe('with stdin piped', () => {
     it('prints the replies of the lab transcript and exits 0', BOUNDED, async () => {
       const { port } = await start();
-      const result = await runHelo(
-        ['client', '--port', String(port)],
-        'HELO\nDATA\nHello world\nUSER\nQUIT\n',
-      );
+      const result = await runHelo(['client', '--port', String(port)], {
+        input: 'HELO\nDATA\nHello world\nUSER\nQUIT\n',
+      });
       assert.deepEqual(result, {
         status: 0,
         stdout: '100 OK\n300 DRCV\n400 BCMD\n200 BYE\n',
@@ -115,10 +52,9 @@ describe('helo client', () => {
 
     it('accepts CRLF lines, a last line without LF, and a tcp:// address', BOUNDED, async () => {
       const { port } = await start();
-      const result = await runHelo(
-        ['client', `tcp://127.0.0.1:${port}`],
-        'HELO lab\r\nDATA x\r\nQUIT',
-      );
+      const result = await runHelo(['client', `tcp://127.0.0.1:${port}`], {
+        input: 'HELO lab\r\nDATA x\r\nQUIT',
+      });
       assert.deepEqual(result, { status: 0, stdout: '100 OK\n300 DRCV\n200 BYE\n', stderr: '' });
       assert.deepEqual(payloads(), ['x']);
     });
@@ -130,7 +66,7 @@ describe('helo client', () => {
         Buffer.from([0x00, 0xff, 0x41, 0x0d, 0x0d, 0x0a]), // NUL 0xFF A CR, then CRLF
         Buffer.from('DATA\nQUIT\nDATA\n\nQUIT\n'),
       ]);
-      const result = await runHelo(['client', `127.0.0.1:${port}`], input);
+      const result = await runHelo(['client', `127.0.0.1:${port}`], { input });
       assert.equal(result.stdout, '300 DRCV\n300 DRCV\n300 DRCV\n200 BYE\n');
       assert.equal(result.status, 0);
       assert.deepEqual(payloads(), ['\x00\xffA\r', 'QUIT', '']);
@@ -138,13 +74,17 @@ describe('helo client', () => {
 
     it('waits for every reply when stdin ends without QUIT, then exits 0', BOUNDED, async () => {
       const { port } = await start();
-      const result = await runHelo(['client', '--port', String(port)], 'HELO\nDATA one\nUSER\n');
+      const result = await runHelo(['client', '--port', String(port)], {
+        input: 'HELO\nDATA one\nUSER\n',
+      });
       assert.deepEqual(result, { status: 0, stdout: '100 OK\n300 DRCV\n400 BCMD\n', stderr: '' });
     });
 
     it('sends nothing after QUIT', BOUNDED, async () => {
       const { port } = await start();
-      const result = await runHelo(['client', '--port', String(port)], 'HELO\nQUIT\nDATA late\n');
+      const result = await runHelo(['client', '--port', String(port)], {
+        input: 'HELO\nQUIT\nDATA late\n',
+      });
       assert.deepEqual(result, { status: 0, stdout: '100 OK\n200 BYE\n', stderr: '' });
       assert.deepEqual(payloads(), []);
     });
@@ -153,10 +93,9 @@ describe('helo client', () => {
       const { port } = await start();
       const count = 5000;
       const lines = Array.from({ length: count }, (_, i) => (i % 10 === 9 ? 'USER' : `DATA ${i}`));
-      const result = await runHelo(
-        ['client', '--port', String(port)],
-        `${lines.join('\n')}\nQUIT\n`,
-      );
+      const result = await runHelo(['client', '--port', String(port)], {
+        input: `${lines.join('\n')}\nQUIT\n`,
+      });
       assert.equal(result.status, 0, result.stderr);
       const expected = lines.map((line) => (line === 'USER' ? '400 BCMD' : '300 DRCV'));
       assert.equal(result.stdout, `${[...expected, '200 BYE'].join('\n')}\n`);
@@ -171,28 +110,30 @@ describe('helo client', () => {
       BOUNDED,
       async () => {
         const { port } = await start();
-        const result = await runHelo(['client', '--port', String(port)], 'HELO\nDATA\n');
+        const result = await runHelo(['client', '--port', String(port)], { input: 'HELO\nDATA\n' });
         assert.equal(result.status, 1);
         assert.equal(result.stdout, '100 OK\n');
-        assert.match(oneLine(result.stderr), /^helo client: stdin ended after a bare DATA/);
+        assertOneLineError(result.stderr, /^helo client: stdin ended after a bare DATA/);
       },
     );
 
     it('shows 408 TOUT and exits 1 when the server closes the connection', BOUNDED, async () => {
       const { port } = await start({ idleTimeoutMs: 200 });
       // stdin stays open: the client must notice the close by itself.
-      const result = await runHelo(['client', '--port', String(port)], null);
+      const result = await runHelo(['client', '--port', String(port)], { input: null });
       assert.equal(result.status, 1);
       assert.equal(result.stdout, '408 TOUT\n');
-      assert.match(
-        oneLine(result.stderr),
+      assertOneLineError(
+        result.stderr,
         /^helo client: 127\.0\.0\.1:\d+ closed the connection after 408 TOUT$/,
       );
     });
 
     it('connects to a server that starts later with --wait', BOUNDED, async () => {
       const port = await closedPort();
-      const running = runHelo(['client', '--port', String(port), '--wait', '10'], 'HELO\nQUIT\n');
+      const running = runHelo(['client', '--port', String(port), '--wait', '10'], {
+        input: 'HELO\nQUIT\n',
+      });
       const timer = setTimeout(() => void start({ port }), 300);
       try {
         const result = await running;
@@ -209,11 +150,10 @@ describe('helo client', () => {
       BOUNDED,
       async () => {
         const port = await closedPort();
-        const result = await runHelo(['client', '--port', String(port)], 'HELO\n');
-        assert.equal(result.status, 1);
-        assert.equal(result.stdout, '');
-        assert.equal(
-          oneLine(result.stderr),
+        const result = await runHelo(['client', '--port', String(port)], { input: 'HELO\n' });
+        assertFailed(
+          result,
+          1,
           `helo client: connection refused at 127.0.0.1:${port} — is the server running?`,
         );
       },
@@ -234,20 +174,18 @@ describe('helo client', () => {
       ['one:1', 'two:2'],
     ]) {
       it(`exits 2 with one line for ${args.join(' ')}`, BOUNDED, async () => {
-        const result = await runHelo(['client', ...args], '');
-        assert.equal(result.status, 2);
-        assert.equal(result.stdout, '');
-        assert.match(oneLine(result.stderr), /^helo client: /);
+        const result = await runHelo(['client', ...args]);
+        assertFailed(result, 2, /^helo client: /);
       });
     }
 
     it('says which transports are not supported yet', BOUNDED, async () => {
-      const result = await runHelo(['client', 'tls://127.0.0.1:7443'], '');
+      const result = await runHelo(['client', 'tls://127.0.0.1:7443']);
       assert.match(result.stderr, /tls addresses are not supported yet/);
     });
 
     it('prints its help on --help', BOUNDED, async () => {
-      const result = await runHelo(['client', '--help'], '');
+      const result = await runHelo(['client', '--help']);
       assert.equal(result.status, 0);
       assert.match(result.stdout, /^usage: helo client \[ADDRESS\]/);
       assert.match(result.stdout, /--wait SECONDS/);

@@ -3,50 +3,14 @@
  * a real server in this process, the store checked afterwards.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import net from 'node:net';
 import { afterEach, describe, it } from 'node:test';
 import { startServer, type HeloServer } from '../../src/server/server.js';
 import type { Store } from '../../src/store/store.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
-import { HELO_BIN, REPO_ROOT } from '../helpers/server-process.js';
+import { assertFailed, assertOneLineError, closedPort, runHelo } from '../helpers/run-cli.js';
 import { ControlledStore } from '../helpers/stores.js';
 
 const BOUNDED = { timeout: 20_000 };
-
-interface CliResult {
-  readonly status: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** Runs `bin/helo ...args` (HELO_* variables removed), SIGKILLed after 10 s. */
-async function runHelo(args: string[], input: string | Buffer = ''): Promise<CliResult> {
-  const env = Object.fromEntries(
-    Object.entries(process.env).filter(([name]) => !name.startsWith('HELO_')),
-  );
-  const child = spawn(process.execPath, [HELO_BIN, ...args], { cwd: REPO_ROOT, env });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
-  child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
-  child.stdin.on('error', () => {});
-  child.stdin.end(input);
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  try {
-    const [status] = (await once(child, 'close')) as [number | null];
-    return { status, stdout, stderr };
-  } finally {
-    clearTimeout(timer);
-    child.kill('SIGKILL');
-  }
-}
-
-function oneLine(stderr: string): string {
-  assert.match(stderr, /^[^\n]+\n$/, `expected one stderr line, got ${JSON.stringify(stderr)}`);
-  return stderr.trimEnd();
-}
 
 describe('helo send', () => {
   let server: HeloServer | null = null;
@@ -112,7 +76,7 @@ describe('helo send', () => {
       Buffer.from([0x00, 0xff, 0x0d, 0x0d, 0x0a]),
       Buffer.from('last without LF'),
     ]);
-    const result = await runHelo(['send', '--port', String(port)], input);
+    const result = await runHelo(['send', '--port', String(port)], { input });
     assert.deepEqual(result, { status: 0, stdout: '', stderr: '' });
     assert.deepEqual(
       stored(store).map((record) => record.payload),
@@ -124,7 +88,9 @@ describe('helo send', () => {
     const store = new MemoryStore();
     const port = await start(store);
     const lines = Array.from({ length: 5000 }, (_, i) => `line ${i}`);
-    const result = await runHelo(['send', '--port', String(port)], `${lines.join('\n')}\n`);
+    const result = await runHelo(['send', '--port', String(port)], {
+      input: `${lines.join('\n')}\n`,
+    });
     assert.equal(result.status, 0, result.stderr);
     assert.deepEqual(
       stored(store).map((record) => record.payload),
@@ -137,25 +103,19 @@ describe('helo send', () => {
     store.isFailing = true;
     const port = await start(store);
     const result = await runHelo(['send', '--port', String(port), 'lost']);
-    assert.equal(result.status, 1);
-    assert.equal(result.stdout, '');
-    assert.equal(
-      oneLine(result.stderr),
+    assertFailed(
+      result,
+      1,
       'helo send: payload 1 was not stored: server replied 500 FAIL (0 payloads stored)',
     );
   });
 
   it('exits 1 in one line when the server is unreachable', BOUNDED, async () => {
-    const probe = net.createServer().listen(0, '127.0.0.1');
-    await once(probe, 'listening');
-    const { port } = probe.address() as net.AddressInfo;
-    probe.close();
-    await once(probe, 'close');
+    const port = await closedPort();
     const result = await runHelo(['send', '--port', String(port), 'a']);
-    assert.equal(result.status, 1);
-    assert.equal(result.stdout, '');
-    assert.equal(
-      oneLine(result.stderr),
+    assertFailed(
+      result,
+      1,
       `helo send: connection refused at 127.0.0.1:${port} — is the server running?`,
     );
   });
@@ -170,7 +130,7 @@ describe('helo send', () => {
     it(`exits 2 with one line for ${JSON.stringify(args)}`, BOUNDED, async () => {
       const result = await runHelo(['send', '--port', '1', ...args]);
       assert.equal(result.status, 2);
-      assert.match(oneLine(result.stderr), /^helo send: /);
+      assertOneLineError(result.stderr, /^helo send: /);
     });
   }
 });

@@ -4,7 +4,6 @@
  * whole process group.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -12,36 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { delay, RawClient } from '../helpers/raw-client.js';
-import { HELO_BIN, REPO_ROOT, spawnServer } from '../helpers/server-process.js';
-
-interface Finished {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-async function runHelo(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Finished> {
-  const child = spawn(process.execPath, [HELO_BIN, ...args], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
-  child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
-  const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-  const [code] = (await once(child, 'exit')) as [number | null];
-  clearTimeout(killer);
-  return { code, stdout, stderr };
-}
-
-function assertOneLineError(result: Finished, pattern: RegExp): void {
-  const lines = result.stderr.trimEnd().split('\n');
-  assert.equal(lines.length, 1, `expected one line on stderr, got: ${result.stderr}`);
-  assert.match(lines[0]!, pattern);
-  assert.doesNotMatch(result.stderr, /\n\s+at /, 'no stack trace');
-}
+import { assertFailed, assertOneLineError, runHelo } from '../helpers/run-cli.js';
+import { spawnServer } from '../helpers/server-process.js';
 
 describe('helo server (process)', () => {
   let tempDir = '';
@@ -114,7 +85,7 @@ describe('helo server (process)', () => {
     await client.untilBytes(20);
     assert.equal(await server.stop(), 0);
     const exported = await runHelo(['store', 'export', '--store', store]);
-    assert.equal(exported.code, 0, exported.stderr);
+    assert.equal(exported.status, 0, exported.stderr);
     const payloads = exported.stdout
       .trim()
       .split('\n')
@@ -133,9 +104,7 @@ describe('helo server (process)', () => {
   ] as const) {
     it(`refuses ${flags.join(' ')} with one line and exit 2`, async () => {
       const result = await runHelo(['server', ...flags]);
-      assert.equal(result.code, 2);
-      assertOneLineError(result, pattern);
-      assert.equal(result.stdout, '');
+      assertFailed(result, 2, pattern);
     });
   }
 
@@ -146,8 +115,8 @@ describe('helo server (process)', () => {
     const port = (blocker.address() as { port: number }).port;
     try {
       const result = await runHelo(['server', '--port', String(port), '--store', 'memory:']);
-      assert.equal(result.code, 1);
-      assertOneLineError(result, new RegExp(`127\\.0\\.0\\.1:${port}.*already in use`));
+      assert.equal(result.status, 1);
+      assertOneLineError(result.stderr, new RegExp(`127\\.0\\.0\\.1:${port}.*already in use`));
     } finally {
       blocker.close();
     }
@@ -164,23 +133,23 @@ describe('helo server (process)', () => {
       '--store',
       `sqlite:${join(file, 'helo.db')}`,
     ]);
-    assert.equal(result.code, 1);
-    assertOneLineError(result, /not-a-dir/);
+    assert.equal(result.status, 1);
+    assertOneLineError(result.stderr, /not-a-dir/);
   });
 
   it('prints help for the server and the command list', async () => {
     const help = await runHelo(['server', '--help']);
-    assert.equal(help.code, 0);
+    assert.equal(help.status, 0);
     for (const flag of ['--host', '--port', '--store', '--max-line', '--idle-timeout']) {
       assert.ok(help.stdout.includes(flag), `help mentions ${flag}`);
     }
     assert.match(help.stdout, /HELO_MAX_LINE/);
     const top = await runHelo(['--help']);
-    assert.equal(top.code, 0);
+    assert.equal(top.status, 0);
     assert.match(top.stdout, /server/);
     const unknown = await runHelo(['serve']);
-    assert.equal(unknown.code, 2);
-    assertOneLineError(unknown, /unknown command 'serve'/);
+    assert.equal(unknown.status, 2);
+    assertOneLineError(unknown.stderr, /unknown command 'serve'/);
   });
 
   it('logs one JSON summary line per session, never the payload', async () => {

@@ -9,15 +9,21 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
 import type { NewRecord } from '../../src/store/store.js';
+import {
+  assertFailed,
+  type CliResult,
+  envWithoutHelo,
+  runHelo,
+  type RunHeloOptions,
+} from '../helpers/run-cli.js';
+import { HELO_BIN, REPO_ROOT } from '../helpers/server-process.js';
 
-/** Tests run from the repository root (package.json `test`). */
-const HELO = resolve('bin/helo');
-const SQLITE_STORE_MODULE = pathToFileURL(resolve('dist/src/store/sqlite-store.js')).href;
+const SQLITE_STORE_MODULE = pathToFileURL(join(REPO_ROOT, 'dist/src/store/sqlite-store.js')).href;
 /** Bounds every child process, so a hang fails the test instead of the run. */
 const CHILD_TIMEOUT_MS = 20_000;
 const TEST_OPTIONS = { timeout: 60_000 };
@@ -39,48 +45,12 @@ function newPath(): string {
   return join(directory, `store-${++files}.db`);
 }
 
-/** The environment without HELO_STORE, unless a test sets it. */
-function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env = { ...process.env, ...extra };
-  if (!('HELO_STORE' in extra)) delete env.HELO_STORE;
-  return env;
-}
-
-interface Run {
-  readonly status: number | null;
-  readonly signal: NodeJS.Signals | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
+/** `bin/helo ...args` with the time limit of every child process here. */
 function helo(
   args: readonly string[],
-  options: { env?: Record<string, string>; cwd?: string } = {},
-): Promise<Run> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [HELO, ...args], {
-      cwd: options.cwd ?? process.cwd(),
-      env: childEnv(options.env),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    children.add(child);
-    const timer = setTimeout(() => child.kill('SIGKILL'), CHILD_TIMEOUT_MS);
-    const stdout: Buffer[] = [];
-    const stderr: Buffer[] = [];
-    child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
-    child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
-    child.on('error', reject);
-    child.on('close', (status, signal) => {
-      clearTimeout(timer);
-      children.delete(child);
-      resolvePromise({
-        status,
-        signal,
-        stdout: Buffer.concat(stdout).toString('utf8'),
-        stderr: Buffer.concat(stderr).toString('utf8'),
-      });
-    });
-  });
+  options: Pick<RunHeloOptions, 'env' | 'cwd'> = {},
+): Promise<CliResult> {
+  return runHelo(args, { ...options, timeoutMs: CHILD_TIMEOUT_MS });
 }
 
 const RECORDS: readonly NewRecord[] = [
@@ -125,14 +95,6 @@ function exportLine(id: number, record: NewRecord): string {
     name: record.name,
     payloadBase64: record.payload.toString('base64'),
   });
-}
-
-function assertOneLineError(run: Run, status: number, pattern: RegExp): void {
-  assert.equal(run.status, status, `exit status; stderr: ${run.stderr}`);
-  assert.equal(run.stdout, '');
-  assert.match(run.stderr, /^[^\n]+\n$/, `one line on stderr: ${JSON.stringify(run.stderr)}`);
-  assert.doesNotMatch(run.stderr, /\bat .*:\d+:\d+/, 'no stack trace');
-  assert.match(run.stderr, pattern);
 }
 
 /** Parses export output and checks that the ids run 1, 2, 3... */
@@ -292,9 +254,9 @@ describe('helo store export', () => {
       );
       const child = spawn(
         process.execPath,
-        [HELO, 'store', 'export', '--store', `sqlite:${path}`],
+        [HELO_BIN, 'store', 'export', '--store', `sqlite:${path}`],
         {
-          env: childEnv(),
+          env: envWithoutHelo(),
           stdio: ['ignore', 'pipe', 'pipe'],
         },
       );
@@ -425,7 +387,7 @@ describe('helo store failures and help', () => {
       const path = join(directory, 'absent', 'helo.db');
       for (const command of ['export', 'list']) {
         const run = await helo(['store', command, '--store', `sqlite:${path}`]);
-        assertOneLineError(run, 1, /^helo store: no store at sqlite:.*absent\/helo\.db\n$/);
+        assertFailed(run, 1, /^helo store: no store at sqlite:.*absent\/helo\.db$/);
       }
       assert.equal(existsSync(join(directory, 'absent')), false);
     },
@@ -433,7 +395,7 @@ describe('helo store failures and help', () => {
 
   test('defaults to sqlite:./data/helo.db in the working directory', TEST_OPTIONS, async () => {
     const run = await helo(['store', 'export'], { cwd: directory });
-    assertOneLineError(run, 1, /^helo store: no store at sqlite:\.\/data\/helo\.db /);
+    assertFailed(run, 1, /^helo store: no store at sqlite:\.\/data\/helo\.db /);
     assert.equal(existsSync(join(directory, 'data')), false);
   });
 
@@ -441,18 +403,14 @@ describe('helo store failures and help', () => {
     const path = join(directory, 'not-a-store.txt');
     await writeFile(path, 'plain text, not SQLite\n'.repeat(100));
     const run = await helo(['store', 'export', '--store', `sqlite:${path}`]);
-    assertOneLineError(
-      run,
-      1,
-      /^helo store: cannot open store sqlite:.*: file is not a database\n$/,
-    );
+    assertFailed(run, 1, /^helo store: cannot open store sqlite:.*: file is not a database$/);
   });
 
   test('an unknown store URL is a usage error, exit 2', TEST_OPTIONS, async () => {
     const run = await helo(['store', 'export', '--store', 'bogus:']);
-    assertOneLineError(run, 2, /--store must be sqlite:PATH or memory:, got 'bogus:'/);
+    assertFailed(run, 2, /--store must be sqlite:PATH or memory:, got 'bogus:'/);
     const fromEnv = await helo(['store', 'list'], { env: { HELO_STORE: 'postgres:nope' } });
-    assertOneLineError(fromEnv, 2, /got 'postgres:nope'/);
+    assertFailed(fromEnv, 2, /got 'postgres:nope'/);
   });
 
   test(
@@ -460,7 +418,7 @@ describe('helo store failures and help', () => {
     TEST_OPTIONS,
     async () => {
       const run = await helo(['store', 'export', '--store', 'memory:']);
-      assertOneLineError(run, 1, /memory: store lives inside its server process/);
+      assertFailed(run, 1, /memory: store lives inside its server process/);
     },
   );
 
@@ -468,9 +426,9 @@ describe('helo store failures and help', () => {
     'an unknown subcommand or extra argument is a usage error, exit 2',
     TEST_OPTIONS,
     async () => {
-      assertOneLineError(await helo(['store', 'dump']), 2, /unknown command 'dump'/);
-      assertOneLineError(await helo(['store', 'list', 'extra']), 2, /unexpected argument 'extra'/);
-      assertOneLineError(await helo(['store', 'list', '--nope']), 2, /--nope/);
+      assertFailed(await helo(['store', 'dump']), 2, /unknown command 'dump'/);
+      assertFailed(await helo(['store', 'list', 'extra']), 2, /unexpected argument 'extra'/);
+      assertFailed(await helo(['store', 'list', '--nope']), 2, /--nope/);
     },
   );
 

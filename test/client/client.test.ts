@@ -22,6 +22,7 @@ import { startServer, type HeloServer, type StartServerOptions } from '../../src
 import { MemoryStore } from '../../src/store/memory-store.js';
 import type { Store } from '../../src/store/store.js';
 import { ControlledStore } from '../helpers/stores.js';
+import { closedPort } from '../helpers/run-cli.js';
 
 const BOUNDED = { timeout: 15_000 };
 
@@ -55,16 +56,6 @@ async function rawServer(onSocket: (socket: net.Socket) => void = () => {}): Pro
       await once(server, 'close');
     },
   };
-}
-
-/** A port nothing listens on (free a moment ago). */
-async function closedPort(): Promise<number> {
-  const server = net.createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as net.AddressInfo;
-  server.close();
-  await once(server, 'close');
-  return port;
 }
 
 function isHeloError(type: new (...args: never[]) => HeloError, code: string) {
