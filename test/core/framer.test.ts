@@ -7,8 +7,12 @@ import { splitAt } from '../helpers/vectors.js';
 const LONG = Symbol('LONG');
 type Item = string | typeof LONG;
 
-/** Frames `pieces` in order and lists what came out (lines as latin1). */
-function frame(maxLineBytes: number, pieces: Buffer[]): { items: Item[]; peak: number } {
+/**
+ * Frames `steps` in order — a Buffer is pushed, `null` is a silence that
+ * ends the partial line (§9) — and lists what came out (lines as latin1),
+ * with the most bytes the framer held at any point.
+ */
+function frame(maxLineBytes: number, steps: (Buffer | null)[]): { items: Item[]; peak: number } {
   const framer = new LineFramer(maxLineBytes);
   const items: Item[] = [];
   let peak = 0;
@@ -22,8 +26,9 @@ function frame(maxLineBytes: number, pieces: Buffer[]): { items: Item[]; peak: n
       return true;
     },
   };
-  for (const piece of pieces) {
-    framer.push(piece, sink);
+  for (const step of steps) {
+    if (step === null) framer.endPartialLine(sink);
+    else framer.push(step, sink);
     peak = Math.max(peak, framer.bufferedBytes);
   }
   return { items, peak };
@@ -122,23 +127,8 @@ describe('LineFramer', () => {
 
   describe('endPartialLine (protocol.md §9)', () => {
     function run(steps: (string | null)[], maxLineBytes = 100): Item[] {
-      const framer = new LineFramer(maxLineBytes);
-      const items: Item[] = [];
-      const sink: LineSink = {
-        onLine(chunk, start, end) {
-          items.push(chunk.toString('latin1', start, end));
-          return true;
-        },
-        onLongLine() {
-          items.push(LONG);
-          return true;
-        },
-      };
-      for (const step of steps) {
-        if (step === null) framer.endPartialLine(sink);
-        else framer.push(Buffer.from(step, 'latin1'), sink);
-      }
-      return items;
+      const pieces = steps.map((step) => (step === null ? null : Buffer.from(step, 'latin1')));
+      return frame(maxLineBytes, pieces).items;
     }
 
     it('turns a partial line into a line', () => {
