@@ -55,7 +55,13 @@ export function connectOptionsFromFlags(
 
 /** True when `text` names a transport (`tcp://…`, `unix:/…`): how `helo send` tells an address from a payload. */
 export function hasScheme(text: string): boolean {
-  return SCHEME.test(text) || UNIX_SCHEME.test(text);
+  // Only helo's own transports: `helo send https://example.com` sends a URL.
+  const scheme = SCHEME.exec(text)?.[1]?.toLowerCase();
+  return (
+    scheme === 'tcp' ||
+    (scheme !== undefined && PLANNED_SCHEMES.has(scheme)) ||
+    UNIX_SCHEME.test(text)
+  );
 }
 
 /**

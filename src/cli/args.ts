@@ -57,7 +57,7 @@ export function parseFlags(
     parsed = parseArgs({ args: [...argv], options, allowPositionals: true, strict: true });
   } catch (error) {
     // parseArgs messages are long and mention internals; keep the first sentence.
-    const message = error instanceof Error ? error.message.split('. ')[0] : String(error);
+    const message = (error instanceof Error ? error.message : String(error)).split(/\.\s/)[0];
     throw new UsageError(`${message ?? 'bad arguments'}`);
   }
   const values = { ...parsed.values } as Record<string, string | boolean | string[] | undefined>;
@@ -127,7 +127,8 @@ export function secondsFlag(
   if (!/^\d+(\.\d+)?$/.test(raw.trim())) {
     throw new UsageError(`--${name} must be a number of seconds, got '${raw}'`);
   }
-  const ms = Math.round(Number(raw.trim()) * 1000);
+  // Round up: a tiny positive value must not become 0, which means "off".
+  const ms = Math.ceil(Number(raw.trim()) * 1000);
   if (ms > 2_147_483_647) throw new UsageError(`--${name} is too large: ${raw}`);
   return ms;
 }

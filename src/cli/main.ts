@@ -8,6 +8,7 @@
  * stderr, never a stack trace.
  */
 import { HeloError, InvalidOptionError } from '../errors.js';
+import { watchStopSignals } from './stop-signals.js';
 
 type Subcommand = (argv: string[]) => Promise<number>;
 
@@ -55,6 +56,8 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(usage());
     return name === undefined ? 2 : 0;
   }
+  // The server stops cleanly on a signal even while it is still starting.
+  if (name === 'server') void watchStopSignals();
   const subcommand = SUBCOMMANDS[name];
   if (!subcommand) {
     process.stderr.write(`helo: unknown command '${name}' (try 'helo --help')\n`);

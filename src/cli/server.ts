@@ -6,6 +6,7 @@ import { DEFAULT_STORE_URL, openStore } from '../store/open-store.js';
 import { createLogger, flushLogger } from '../server/logger.js';
 import { DEFAULTS, LOG_LEVELS, type LogLevel } from '../server/options.js';
 import { startServer } from '../server/server.js';
+import { watchStopSignals } from './stop-signals.js';
 import {
   ADDRESS_FLAGS,
   formatHelp,
@@ -118,6 +119,16 @@ export async function run(argv: string[]): Promise<number> {
   const storeUrl = textFlag(values, 'store', DEFAULT_STORE_URL);
 
   const logger = createLogger(options.logLevel);
+  const stopSignal = watchStopSignals().then((signal) => {
+    // cli.md: the process is gone within 10 seconds, whatever happens below.
+    setTimeout(() => {
+      logger.error('shutdown took too long; exiting');
+      flushLogger(logger);
+      process.exit(0);
+    }, HARD_EXIT_MS).unref();
+    return signal;
+  });
+
   const store = await openStore(storeUrl);
   let server;
   try {
@@ -128,36 +139,16 @@ export async function run(argv: string[]): Promise<number> {
   }
   process.stdout.write(`helo server listening on ${server.url} (store ${storeUrl})\n`);
 
-  const status = await new Promise<number>((resolve) => {
-    const processOnSignal = (signal: NodeJS.Signals): void => {
-      // A signal sent to the whole process group reaches us once per signal
-      // name; any repeat is ignored: the shutdown below is already running.
-      process.off('SIGTERM', processOnSignal);
-      process.off('SIGINT', processOnSignal);
-      process.on('SIGTERM', ignoreSignal);
-      process.on('SIGINT', ignoreSignal);
-      logger.info({ signal }, 'signal received');
-      setTimeout(() => {
-        logger.error('shutdown took too long; exiting');
-        flushLogger(logger);
-        process.exit(0);
-      }, HARD_EXIT_MS).unref();
-      server
-        .close()
-        .then(() => store.close())
-        .then(
-          () => resolve(0),
-          (error: unknown) => {
-            logger.error({ err: String(error) }, 'error while shutting down');
-            resolve(1);
-          },
-        );
-    };
-    process.on('SIGTERM', processOnSignal);
-    process.on('SIGINT', processOnSignal);
-  });
+  const signal = await stopSignal;
+  logger.info({ signal }, 'signal received');
+  let status = 0;
+  try {
+    await server.close();
+    await store.close();
+  } catch (error) {
+    logger.error({ err: String(error) }, 'error while shutting down');
+    status = 1;
+  }
   flushLogger(logger);
   return status;
 }
-
-function ignoreSignal(): void {}

@@ -271,9 +271,13 @@ export class HeloClient extends EventEmitter<HeloClientEvents> {
       Replies.BYE,
       options,
     );
-    // The server closes after 200 BYE (§3); end our side too and wait for it.
+    // The server closes after 200 BYE (§3); end our side too and wait for it,
+    // but not longer than for a reply.
     this.#socket.end(() => this.#socket.destroy());
+    const timeoutMs = options?.timeoutMs ?? this.#timeoutMs;
+    const timer = timeoutMs > 0 ? setTimeout(() => this.#socket.destroy(), timeoutMs) : null;
     await this.#closed;
+    if (timer) clearTimeout(timer);
     return reply;
   }
 
@@ -289,7 +293,8 @@ export class HeloClient extends EventEmitter<HeloClientEvents> {
       throw new InvalidArgumentError('a line must be a string or a Buffer');
     if (bytes.includes(LF))
       throw new InvalidArgumentError('a line cannot contain LF (it ends the line)');
-    return this.#request([bytes], Buffer.concat([bytes, CRLF]), labelOf(bytes), null, options);
+    const sent = this.#session.state === 'command' ? withoutPadding(bytes) : bytes;
+    return this.#request([sent], Buffer.concat([sent, CRLF]), labelOf(sent), null, options);
   }
 
   /**
@@ -701,4 +706,23 @@ class Fifo<T> {
     this.#head = 0;
     return items;
   }
+}
+
+function isBlank(byte: number | undefined): boolean {
+  return byte === 0x20 || byte === 0x09;
+}
+
+/**
+ * A bare DATA or QUIT padded with blanks means the same to the server
+ * without them (protocol.md §2). Sent bare, it cannot exceed the server's
+ * line limit, whose 401 LONG would otherwise be matched to the wrong request.
+ */
+function withoutPadding(line: Buffer): Buffer {
+  let start = 0;
+  let end = line.length;
+  while (start < end && isBlank(line[start])) start++;
+  while (end > start && isBlank(line[end - 1])) end--;
+  if (end - start !== 4 || (start === 0 && end === line.length)) return line;
+  const word = line.toString('latin1', start, end).toUpperCase();
+  return word === 'DATA' || word === 'QUIT' ? line.subarray(start, end) : line;
 }

@@ -105,6 +105,7 @@ export class LineFramer {
     if (this.#partialBytes + (lf - start) > this.#maxLineBytes + 1) {
       // Certainly too long even if its last byte is the CR of a CRLF.
       this.#dropPartial();
+      this.#isAfterUnterminated = false;
       return sink.onLongLine();
     }
     this.#partial.push(chunk.subarray(start, lf));

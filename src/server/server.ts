@@ -19,6 +19,9 @@ export interface StartServerOptions extends Partial<ServerOptions> {
   readonly logger?: Logger;
 }
 
+/** How long a refused connection may stay open to read its 503 BUSY. */
+const REFUSED_LINGER_MS = 1_000;
+
 export type RejectReason = 'max-connections' | 'max-connections-per-ip' | 'shutdown';
 
 export interface ServerStats {
@@ -34,6 +37,8 @@ export class HeloServer {
   readonly #store: Store;
   readonly #server: Server;
   readonly #connections = new Set<Connection>();
+  /** Sockets answered 503 BUSY, until they close. */
+  readonly #refused = new Set<Socket>();
   readonly #connectionsPerIp = new Map<string, number>();
   /** Session ids are `<boot id>-<counter>`: unique across restarts, cheap to make. */
   readonly #bootId = randomBytes(4).toString('hex');
@@ -128,6 +133,7 @@ export class HeloServer {
     }, this.options.shutdownGraceMs);
     await allClosed;
     clearTimeout(grace);
+    for (const socket of this.#refused) socket.destroy();
     await listenerClosed;
     this.logger.info('server closed');
   }
@@ -141,8 +147,14 @@ export class HeloServer {
       // Read (and drop) whatever it sends, so that its FIN is seen and the socket closes.
       socket.resume();
       socket.end(Replies.BUSY.bytes);
-      // Do not wait on a client that never closes its side.
-      socket.setTimeout(5_000, () => socket.destroy());
+      // A refused client gets a moment to read its 503 BUSY, however it
+      // behaves; then the socket goes, so refused sockets cannot pile up.
+      this.#refused.add(socket);
+      const timer = setTimeout(() => socket.destroy(), REFUSED_LINGER_MS);
+      socket.once('close', () => {
+        clearTimeout(timer);
+        this.#refused.delete(socket);
+      });
       return;
     }
     this.#connectionsTotal++;

@@ -52,6 +52,14 @@ describe('helo send', () => {
     assert.deepEqual(stored(store), [{ payload: 'x', name: 'lab 1' }]);
   });
 
+  it('sends a first argument with a scheme helo does not speak as a payload', BOUNDED, async () => {
+    const store = new MemoryStore();
+    const port = await start(store);
+    const result = await runHelo(['send', '--port', String(port), 'https://example.com/']);
+    assert.equal(result.status, 0, result.stderr);
+    assert.deepEqual(stored(store), [{ payload: 'https://example.com/', name: null }]);
+  });
+
   it('takes the address from a tcp:// first argument', BOUNDED, async () => {
     const store = new MemoryStore();
     const port = await start(store);

@@ -101,6 +101,7 @@ describe('helo server (process)', () => {
     [['--log-level', 'loud'], /--log-level must be one of/],
     [['--store', 'redis://x'], /--store must be sqlite:PATH or memory:/],
     [['--bogus'], /bogus/],
+    [['--port', '-1'], /--port/],
   ] as const) {
     it(`refuses ${flags.join(' ')} with one line and exit 2`, async () => {
       const result = await runHelo(['server', ...flags]);

@@ -191,6 +191,23 @@ describe('HeloClient', () => {
       assert.deepEqual(store.read(0, 100), []);
     });
 
+    it(
+      'keeps replies matched when a padded bare DATA exceeds the line limit',
+      BOUNDED,
+      async () => {
+        const { server, store } = await start({ maxLineBytes: 100 });
+        const client = await open(server.port);
+        // The padding means nothing to the server (§2), so it is not sent.
+        const bare = client.send('DATA' + ' '.repeat(200));
+        const payload = client.send('HELO');
+        const next = client.send('USER');
+        assert.equal((await bare).line, '300 DRCV');
+        assert.equal((await payload).line, '300 DRCV');
+        assert.equal((await next).line, '400 BCMD');
+        assert.equal(store.read(0, 10)[0]?.payload.toString(), 'HELO');
+      },
+    );
+
     it('gives a bare DATA sent with send() the reply of its payload line', BOUNDED, async () => {
       const { server, store } = await start();
       const client = await open(server.port);

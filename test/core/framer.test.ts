@@ -144,6 +144,9 @@ describe('LineFramer', () => {
     it('keeps a non-empty continuation as a line of its own', () => {
       assert.deepEqual(run(['HE', null, 'LO\n']), ['HE', 'LO']);
     });
+    it('answers an empty line after an overlong one that followed a silence', () => {
+      assert.deepEqual(run(['HELO', null, '12345', '1234567\n', '\n'], 10), ['HELO', LONG, '']);
+    });
     it('ends an overlong line that was being discarded', () => {
       assert.deepEqual(run(['0123456789', null, '\r\nHELO\n'], 4), [LONG, 'HELO']);
     });

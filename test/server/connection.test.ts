@@ -3,6 +3,7 @@
  * while commits are pending, half-close, resets, and graceful shutdown.
  */
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { afterEach, describe, it } from 'node:test';
 import { startServer, type HeloServer, type StartServerOptions } from '../../src/server/server.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
@@ -88,6 +89,28 @@ describe('TCP connection', () => {
     assert.equal(fourth.text, OK);
     second.write('HELO\r\n');
     await second.untilBytes(OK.length);
+  });
+
+  it('closes a refused connection soon even if it keeps sending', async () => {
+    await start({ maxConnections: 1 });
+    await open();
+    // A client that keeps its side open after the server's FIN, and trickles.
+    const refused = connect({ port: server!.port, host: '127.0.0.1', allowHalfOpen: true });
+    refused.on('error', () => {});
+    let received = '';
+    refused.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+    const closed = new Promise((resolve) => refused.once('close', resolve));
+    const trickle = setInterval(() => refused.writable && refused.write('x'), 100);
+    try {
+      const startedAt = Date.now();
+      await Promise.race([closed, delay(4_000)]);
+      assert.equal(refused.destroyed, true, 'the server must close a refused connection');
+      assert.ok(Date.now() - startedAt < 4_000);
+    } finally {
+      clearInterval(trickle);
+      refused.destroy();
+    }
+    assert.equal(received, '503 BUSY\r\n');
   });
 
   it('limits connections per client address', async () => {
