@@ -28,6 +28,7 @@ export interface ServerStats {
   readonly connectionsTotal: number;
   readonly connectionsCurrent: number;
   readonly rejected: Readonly<Record<RejectReason, number>>;
+  /** Payloads acknowledged by sessions that have closed (counted at session close). */
   readonly payloadsStored: number;
 }
 
