@@ -4,8 +4,14 @@
  */
 import { DEFAULT_STORE_URL, openStore } from '../store/open-store.js';
 import { createLogger, flushLogger } from '../server/logger.js';
-import { DEFAULTS, LOG_LEVELS, type LogLevel } from '../server/options.js';
-import { startServer } from '../server/server.js';
+import {
+  DEFAULTS,
+  LOG_LEVELS,
+  SERVER_MODES,
+  type LogLevel,
+  type ServerMode,
+} from '../server/options.js';
+import { runServer } from '../server/run-server.js';
 import { watchStopSignals } from './stop-signals.js';
 import {
   ADDRESS_FLAGS,
@@ -38,6 +44,18 @@ const HELP: CommandHelp = {
       valueName: 'URL',
       default: DEFAULT_STORE_URL,
       description: 'sqlite:PATH or memory:',
+    },
+    mode: {
+      type: 'string',
+      valueName: 'MODE',
+      default: DEFAULTS.mode,
+      description: `concurrency model: ${SERVER_MODES.join('|')}`,
+    },
+    workers: {
+      type: 'string',
+      valueName: 'N',
+      default: 'CPU count',
+      description: 'worker processes in cluster mode',
     },
     'max-line': {
       type: 'string',
@@ -75,6 +93,18 @@ const HELP: CommandHelp = {
       default: '0',
       description: 'treat a partial line followed by N ms of silence as complete; 0 = off',
     },
+    'work-ms': {
+      type: 'string',
+      valueName: 'N',
+      default: '0',
+      description: 'experiment: each request waits N ms before its reply (I/O-bound work)',
+    },
+    'work-cpu-ms': {
+      type: 'string',
+      valueName: 'N',
+      default: '0',
+      description: 'experiment: each request keeps the CPU busy N ms (compute-bound work)',
+    },
     'log-level': {
       type: 'string',
       valueName: 'LEVEL',
@@ -105,7 +135,15 @@ export async function run(argv: string[]): Promise<number> {
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
     throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got '${logLevel}'`);
   }
+  const mode = textFlag(values, 'mode', DEFAULTS.mode);
+  if (!(SERVER_MODES as readonly string[]).includes(mode)) {
+    throw new UsageError(`--mode must be one of ${SERVER_MODES.join(', ')}, got '${mode}'`);
+  }
   const options = {
+    mode: mode as ServerMode,
+    workers: intFlag(values, 'workers', DEFAULTS.workers, 1, 1024),
+    workMs: intFlag(values, 'work-ms', 0, 0, 2_147_483_647),
+    workCpuMs: intFlag(values, 'work-cpu-ms', 0, 0, 60_000),
     host: hostFlag(values),
     port: portFlag(values),
     maxLineBytes: intFlag(values, 'max-line', DEFAULTS.maxLineBytes, 1, 1 << 30),
@@ -132,12 +170,13 @@ export async function run(argv: string[]): Promise<number> {
   const store = await openStore(storeUrl);
   let server;
   try {
-    server = await startServer({ ...options, store, logger });
+    server = await runServer({ ...options, store, logger });
   } catch (error) {
     await store.close();
     throw error;
   }
-  process.stdout.write(`helo server listening on ${server.url} (store ${storeUrl})\n`);
+  const modeNote = mode === 'cluster' ? `cluster of ${options.workers} workers` : `${mode} mode`;
+  process.stdout.write(`helo server listening on ${server.url} (store ${storeUrl}, ${modeNote})\n`);
 
   const signal = await stopSignal;
   logger.info({ signal }, 'signal received');

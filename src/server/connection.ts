@@ -21,6 +21,7 @@ import type { SessionAction } from '../core/session.js';
 import { StreamProtocol } from '../core/stream-protocol.js';
 import type { Store } from '../store/store.js';
 import type { ServerOptions } from './options.js';
+import { SimulatedWork } from './simulated-work.js';
 
 /** A reply that waits for a store commit. */
 class PendingReply {
@@ -70,10 +71,12 @@ export class Connection {
   readonly #context: ConnectionContext;
   readonly #protocol: StreamProtocol;
   readonly #startedAt = Date.now();
+  /** `--work-ms` / `--work-cpu-ms`, or null when both are off. */
+  readonly #work: SimulatedWork | null;
 
   /** Replies not yet written, in request order. */
   #queue: QueuedReply[] = [];
-  #pendingCommits = 0;
+  #pendingReplies = 0;
   #isFlushScheduled = false;
   /** Reading is paused because the client is not reading its replies. */
   #isPaused = false;
@@ -98,6 +101,7 @@ export class Connection {
     this.#context = context;
     this.peer = formatPeer(socket.remoteAddress, socket.remotePort);
     this.#protocol = new StreamProtocol(context.options.maxLineBytes);
+    this.#work = SimulatedWork.from(context.options);
 
     socket.on('data', this.#socketOnData);
     socket.on('end', this.#socketOnEnd);
@@ -197,8 +201,8 @@ export class Connection {
   };
 
   readonly #idleTimerOnTimeout = (): void => {
-    // Waiting on a commit or on the client reading is not idleness.
-    if (this.#isPaused || this.#pendingCommits > 0) {
+    // Waiting on a commit, on simulated work or on the client reading is not idleness.
+    if (this.#isPaused || this.#pendingReplies > 0) {
       this.#idleTimer?.refresh();
       return;
     }
@@ -229,11 +233,13 @@ export class Connection {
   onAction(action: SessionAction): void {
     switch (action.type) {
       case 'reply':
-        this.#queue.push(action.reply.bytes);
         if (action.reply.closes) this.#stopReading('quit');
+        if (this.#work === null) this.#queue.push(action.reply.bytes);
+        else this.#replyAfterWork(action.reply);
         return;
       case 'store':
-        this.#storePayload(action.payload);
+        if (this.#work === null) this.#storePayload(action.payload);
+        else this.#storeAfterWork(action.payload);
         return;
       case 'await-payload':
         return;
@@ -248,19 +254,54 @@ export class Connection {
     }
   }
 
-  #storePayload(payload: Buffer): void {
+  /** `--work-cpu-ms` / `--work-ms`: the reply takes its place in the queue now, its bytes later. */
+  #replyAfterWork(reply: ReplyInfo): void {
+    const work = this.#work!;
+    work.burnCpu();
+    if (work.delayMs === 0) {
+      this.#queue.push(reply.bytes);
+      return;
+    }
+    const pending = this.#newPendingReply();
+    setTimeout(() => this.#settle(pending, reply), work.delayMs);
+  }
+
+  #storeAfterWork(payload: Buffer): void {
+    const work = this.#work!;
+    work.burnCpu();
+    if (work.delayMs === 0) {
+      this.#storePayload(payload);
+      return;
+    }
+    const pending = this.#newPendingReply();
+    const name = this.#protocol.session.name;
+    setTimeout(() => this.#appendPayload(pending, payload, name), work.delayMs);
+  }
+
+  #newPendingReply(): PendingReply {
     const pending = new PendingReply();
     this.#queue.push(pending);
-    this.#pendingCommits++;
+    this.#pendingReplies++;
+    return pending;
+  }
+
+  #storePayload(payload: Buffer): void {
+    this.#appendPayload(this.#newPendingReply(), payload, this.#protocol.session.name);
+  }
+
+  #appendPayload(pending: PendingReply, payload: Buffer, name: string | null): void {
     const record = {
       receivedAt: Date.now(),
       session: this.session,
       peer: this.peer,
-      name: this.#protocol.session.name,
+      name,
       payload,
     };
     this.#context.store.append(record).then(
-      () => this.#settle(pending, Replies.DRCV),
+      () => {
+        this.#payloads++;
+        this.#settle(pending, Replies.DRCV);
+      },
       (error: unknown) => {
         // The one place where a store failure becomes 500 FAIL (protocol.md §4).
         this.#failedPayloads++;
@@ -275,8 +316,7 @@ export class Connection {
 
   #settle(pending: PendingReply, reply: ReplyInfo): void {
     pending.bytes = reply.bytes;
-    this.#pendingCommits--;
-    if (reply === Replies.DRCV) this.#payloads++;
+    this.#pendingReplies--;
     // A group commit settles many replies at once: write them together.
     if (!this.#isFlushScheduled) {
       this.#isFlushScheduled = true;

@@ -2,12 +2,27 @@
  * Server options: the spec's defaults in one frozen place (cli.md), and
  * validation done once, at start-up, naming the option and the value.
  */
+import { availableParallelism } from 'node:os';
 import { InvalidOptionError } from '../errors.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+/**
+ * How the server serves many clients (the lab's central lesson):
+ * - `event-loop`: one process, every connection on one event loop (default);
+ * - `sequential`: one client at a time, the others wait their turn;
+ * - `fork`: a new child process for each connection;
+ * - `cluster`: pre-forked worker processes sharing the listening socket.
+ */
+export const SERVER_MODES = ['event-loop', 'sequential', 'fork', 'cluster'] as const;
+export type ServerMode = (typeof SERVER_MODES)[number];
+
 export interface ServerOptions {
+  /** Concurrency model. Default `event-loop`. */
+  readonly mode: ServerMode;
+  /** Worker processes in `cluster` mode. Default: the number of CPUs. */
+  readonly workers: number;
   /** Address every listener binds. Default `127.0.0.1` (protocol.md §1: loopback). */
   readonly host: string;
   /** TCP port; 0 picks a free one. Default 7777. */
@@ -38,9 +53,21 @@ export interface ServerOptions {
    */
   readonly shutdownGraceMs: number;
   readonly logLevel: LogLevel;
+  /**
+   * Experiment knob: each request waits this long before its reply, without
+   * blocking the process (an I/O-bound service). Default 0 (off).
+   */
+  readonly workMs: number;
+  /**
+   * Experiment knob: each request keeps the CPU busy this long before its
+   * reply (a compute-bound service). Default 0 (off).
+   */
+  readonly workCpuMs: number;
 }
 
 export const DEFAULTS: ServerOptions = Object.freeze({
+  mode: 'event-loop',
+  workers: availableParallelism(),
   host: '127.0.0.1',
   port: 7777,
   maxLineBytes: 8192,
@@ -52,6 +79,8 @@ export const DEFAULTS: ServerOptions = Object.freeze({
   highWaterMarkBytes: 64 * 1024,
   shutdownGraceMs: 8_000,
   logLevel: 'info',
+  workMs: 0,
+  workCpuMs: 0,
 });
 
 /** Timers beyond this overflow Node's 32-bit timer delay. */
@@ -81,6 +110,14 @@ export function resolveServerOptions(given: Partial<ServerOptions> = {}): Server
   checkInt('unterminatedAfterMs', options.unterminatedAfterMs, 0, MAX_TIMER_MS);
   checkInt('highWaterMarkBytes', options.highWaterMarkBytes, 1, 1 << 30);
   checkInt('shutdownGraceMs', options.shutdownGraceMs, 0, MAX_TIMER_MS);
+  checkInt('workers', options.workers, 1, 1024);
+  checkInt('workMs', options.workMs, 0, MAX_TIMER_MS);
+  checkInt('workCpuMs', options.workCpuMs, 0, 60_000);
+  if (!(SERVER_MODES as readonly string[]).includes(options.mode)) {
+    throw new InvalidOptionError(
+      `mode must be one of ${SERVER_MODES.join(', ')}, got '${options.mode}'`,
+    );
+  }
   if (!(LOG_LEVELS as readonly string[]).includes(options.logLevel)) {
     throw new InvalidOptionError(
       `logLevel must be one of ${LOG_LEVELS.join(', ')}, got '${options.logLevel}'`,

@@ -1,46 +1,78 @@
 /**
- * The TCP server, event-loop model (the default): one process, one thread,
- * every connection driven by its own `Connection` on the shared event loop.
+ * The TCP server of one process: a listener, the connections it serves and
+ * their graceful shutdown. Two of the four concurrency models run here:
+ *
+ * - `event-loop` (the default): every connection is driven by its own
+ *   `Connection` on the one event loop, all at once;
+ * - `sequential`: connections are accepted (the client is connected) but
+ *   served strictly one at a time, in arrival order; the others wait in a
+ *   queue, their bytes held by the kernel and by the paused socket.
+ *
+ * The other two models (`fork`, `cluster`) run this class in other
+ * processes: see fork/ and cluster/.
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { Replies } from '../core/replies.js';
-import { ListenError } from '../errors.js';
 import type { Store } from '../store/store.js';
+import { ConnectionLimits, refuseSocket, type Admission, type RejectReason } from './admission.js';
 import { Connection, type ConnectionSummary } from './connection.js';
+import { boundPort, formatHostPort, listenTcp } from './listener.js';
 import { createLogger } from './logger.js';
 import { resolveServerOptions, type ServerOptions } from './options.js';
+
+export type { RejectReason } from './admission.js';
 
 export interface StartServerOptions extends Partial<ServerOptions> {
   /** Where payloads go. The caller owns it: the server never closes it. */
   readonly store: Store;
   /** Defaults to a JSON logger on stderr at `logLevel`. */
   readonly logger?: Logger;
+  /**
+   * Who decides whether a connection may be served. Defaults to exact
+   * limits counted in this process; a cluster worker asks its primary.
+   */
+  readonly admission?: Admission;
 }
-
-/** How long a refused connection may stay open to read its 503 BUSY. */
-const REFUSED_LINGER_MS = 1_000;
-
-export type RejectReason = 'max-connections' | 'max-connections-per-ip' | 'shutdown';
 
 export interface ServerStats {
   readonly connectionsTotal: number;
+  /** Connections open now, waiting ones included. */
   readonly connectionsCurrent: number;
+  /** Sequential mode: clients connected and waiting for their turn. */
+  readonly waiting: number;
   readonly rejected: Readonly<Record<RejectReason, number>>;
   /** Payloads acknowledged by sessions that have closed (counted at session close). */
   readonly payloadsStored: number;
 }
 
-export class HeloServer {
+/** What every concurrency model's server offers its caller (the CLI, tests). */
+export interface RunningServer {
+  readonly options: ServerOptions;
+  readonly port: number;
+  readonly host: string;
+  /** `tcp://127.0.0.1:7777`, with brackets around an IPv6 host. */
+  readonly url: string;
+  readonly stats: ServerStats;
+  /** Graceful shutdown (cli.md); safe to call twice. */
+  close(): Promise<void>;
+}
+
+export function emptyRejectCounts(): Record<RejectReason, number> {
+  return { 'max-connections': 0, 'max-connections-per-ip': 0, shutdown: 0 };
+}
+
+export class HeloServer implements RunningServer {
   readonly options: ServerOptions;
   readonly logger: Logger;
   readonly #store: Store;
-  readonly #server: Server;
+  readonly #admission: Admission;
+  #server: Server | null = null;
   readonly #connections = new Set<Connection>();
+  /** Sequential mode: sockets admitted and waiting for their turn, oldest first. */
+  readonly #waiting = new Map<Socket, WaitingSession>();
   /** Sockets answered 503 BUSY, until they close. */
   readonly #refused = new Set<Socket>();
-  readonly #connectionsPerIp = new Map<string, number>();
   /** Session ids are `<boot id>-<counter>`: unique across restarts, cheap to make. */
   readonly #bootId = randomBytes(4).toString('hex');
   #sessionCounter = 0;
@@ -48,42 +80,40 @@ export class HeloServer {
   #closed: Promise<void> | null = null;
   #connectionsTotal = 0;
   #payloadsStored = 0;
-  readonly #rejected: Record<RejectReason, number> = {
-    'max-connections': 0,
-    'max-connections-per-ip': 0,
-    shutdown: 0,
-  };
+  readonly #rejected = emptyRejectCounts();
   #onAllClosed: (() => void) | null = null;
 
   constructor(options: StartServerOptions) {
-    const { store, logger, ...rest } = options;
+    const { store, logger, admission, ...rest } = options;
     this.options = resolveServerOptions(rest);
+    if (this.options.mode === 'fork' || this.options.mode === 'cluster') {
+      throw new Error(`HeloServer runs the event-loop and sequential modes; use startServer()`);
+    }
     this.logger = logger ?? createLogger(this.options.logLevel);
     this.#store = store;
-    // allowHalfOpen: a client's FIN must not stop the replies it is owed (§2).
-    this.#server = createServer({ allowHalfOpen: true, noDelay: true }, this.#serverOnConnection);
+    this.#admission =
+      admission ??
+      new ConnectionLimits(this.options.maxConnections, this.options.maxConnectionsPerIp);
   }
 
   /** The port actually bound (differs from `options.port` when that is 0). */
   get port(): number {
-    const address = this.#server.address();
-    return typeof address === 'object' && address !== null ? address.port : this.options.port;
+    return this.#server === null ? this.options.port : boundPort(this.#server, this.options.port);
   }
 
   get host(): string {
     return this.options.host;
   }
 
-  /** `tcp://127.0.0.1:7777`, with brackets around an IPv6 host. */
   get url(): string {
-    const host = this.host.includes(':') ? `[${this.host}]` : this.host;
-    return `tcp://${host}:${this.port}`;
+    return `tcp://${formatHostPort(this.host, this.port)}`;
   }
 
   get stats(): ServerStats {
     return {
       connectionsTotal: this.#connectionsTotal,
-      connectionsCurrent: this.#connections.size,
+      connectionsCurrent: this.#connections.size + this.#waiting.size,
+      waiting: this.#waiting.size,
       rejected: { ...this.#rejected },
       payloadsStored: this.#payloadsStored,
     };
@@ -96,24 +126,117 @@ export class HeloServer {
 
   async listen(): Promise<void> {
     const { host, port } = this.options;
-    await new Promise<void>((resolve, reject) => {
-      const serverOnError = (error: NodeJS.ErrnoException): void => {
-        reject(new ListenError(describeListenError(error, host, port), { cause: error }));
-      };
-      this.#server.once('error', serverOnError);
-      this.#server.listen({ host, port, backlog: 4096 }, () => {
-        this.#server.off('error', serverOnError);
-        resolve();
-      });
-    });
+    this.#server = await listenTcp({ host, port }, (socket) => this.serveSocket(socket));
     this.#server.on('error', (error) => this.logger.error({ err: error.message }, 'server error'));
-    this.logger.info({ url: this.url }, 'listening');
+    this.logger.info({ url: this.url, mode: this.options.mode }, 'listening');
+  }
+
+  /**
+   * Serves a connected socket: from this server's own listener, or handed
+   * over by another process (fork mode). `session` is given when the
+   * caller has already named the session.
+   */
+  serveSocket(socket: Socket, session?: string): void {
+    if (this.#isShuttingDown) {
+      this.#refuse(socket, 'shutdown');
+      return;
+    }
+    // Limits are decided before any other work: no session, no parsing.
+    const ip = socket.remoteAddress ?? '';
+    const decision = this.#admission.admit(ip);
+    if (decision === null) {
+      this.#admit(socket, ip, session);
+    } else if (typeof decision === 'string') {
+      this.#refuse(socket, decision);
+    } else {
+      // An answer from elsewhere (a cluster's primary): the socket holds its
+      // bytes meanwhile, since nothing reads it yet.
+      socket.on('error', ignoreError);
+      decision.then(
+        (reason) => {
+          if (reason !== null) {
+            this.#refuse(socket, reason);
+          } else if (socket.destroyed || this.#isShuttingDown) {
+            this.#admission.release(ip);
+            this.#refuse(socket, 'shutdown');
+          } else {
+            this.#admit(socket, ip, session);
+          }
+        },
+        () => this.#refuse(socket, 'max-connections'),
+      );
+    }
+  }
+
+  #refuse(socket: Socket, reason: RejectReason): void {
+    this.#rejected[reason]++;
+    if (socket.destroyed) return;
+    this.logger.debug({ peer: socket.remoteAddress, reason }, 'connection refused: 503 BUSY');
+    this.#refused.add(socket);
+    refuseSocket(socket, () => this.#refused.delete(socket));
+  }
+
+  #admit(socket: Socket, ip: string, session: string | undefined): void {
+    this.#connectionsTotal++;
+    if (
+      this.options.mode === 'sequential' &&
+      (this.#connections.size > 0 || this.#waiting.size > 0)
+    ) {
+      this.#wait(socket, ip, session);
+      return;
+    }
+    this.#startSession(socket, ip, session);
+  }
+
+  #startSession(socket: Socket, ip: string, session: string | undefined): void {
+    const id = session ?? `${this.#bootId}-${(++this.#sessionCounter).toString(36)}`;
+    const connection = new Connection(socket, id, {
+      options: this.options,
+      store: this.#store,
+      logger: this.logger,
+      onClose: (closed, summary) => this.#connectionOnClose(closed, summary, ip),
+    });
+    this.#connections.add(connection);
+  }
+
+  /** Sequential mode: the client is connected; its turn comes when those before it leave. */
+  #wait(socket: Socket, ip: string, session: string | undefined): void {
+    // A client that gives up while waiting leaves the queue.
+    const socketOnClose = (): void => {
+      if (this.#waiting.delete(socket)) {
+        this.#admission.release(ip);
+        this.#checkAllClosed();
+      }
+    };
+    socket.on('error', ignoreError);
+    socket.once('close', socketOnClose);
+    this.#waiting.set(socket, { ip, session, socketOnClose });
+    this.logger.info(
+      { peer: socket.remoteAddress, waiting: this.#waiting.size },
+      'client waiting for its turn',
+    );
+  }
+
+  #serveNextWaiting(): void {
+    if (this.#connections.size > 0) return;
+    const next = this.#waiting.entries().next();
+    if (next.done === true) return;
+    const [socket, waiting] = next.value;
+    this.#waiting.delete(socket);
+    socket.off('close', waiting.socketOnClose);
+    socket.off('error', ignoreError);
+    this.logger.info(
+      { peer: socket.remoteAddress, waiting: this.#waiting.size },
+      'waiting client served',
+    );
+    this.#startSession(socket, waiting.ip, waiting.session);
   }
 
   /**
    * Graceful shutdown (cli.md): stop accepting, answer what was received,
-   * `503 BUSY` to idle sessions, and resolve once every connection is closed
-   * (busy ones are cut off after `shutdownGraceMs`). Safe to call twice.
+   * `503 BUSY` to idle and waiting sessions, and resolve once every
+   * connection is closed (busy ones are cut off after `shutdownGraceMs`).
+   * Safe to call twice.
    */
   close(): Promise<void> {
     this.#closed ??= this.#shutdown();
@@ -122,11 +245,25 @@ export class HeloServer {
 
   async #shutdown(): Promise<void> {
     this.#isShuttingDown = true;
-    this.logger.info({ connections: this.#connections.size }, 'shutting down');
-    const listenerClosed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    this.logger.info(
+      { connections: this.#connections.size, waiting: this.#waiting.size },
+      'shutting down',
+    );
+    const server = this.#server;
+    const listenerClosed =
+      server === null
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => server.close(() => resolve()));
+    // Waiting clients were never served: they get 503 BUSY, like idle ones.
+    for (const [socket, waiting] of this.#waiting) {
+      this.#waiting.delete(socket);
+      socket.off('close', waiting.socketOnClose);
+      this.#admission.release(waiting.ip);
+      this.#refuse(socket, 'shutdown');
+    }
     const allClosed = new Promise<void>((resolve) => {
       this.#onAllClosed = resolve;
-      if (this.#connections.size === 0) resolve();
+      this.#checkAllClosed();
     });
     for (const connection of this.#connections) connection.shutdown();
     const grace = setTimeout(() => {
@@ -139,82 +276,32 @@ export class HeloServer {
     this.logger.info('server closed');
   }
 
-  readonly #serverOnConnection = (socket: Socket): void => {
-    // Limits are decided before any other work: no session, no parsing.
-    const reason = this.#rejectReason(socket);
-    if (reason !== null) {
-      this.#rejected[reason]++;
-      socket.on('error', ignoreError);
-      // Read (and drop) whatever it sends, so that its FIN is seen and the socket closes.
-      socket.resume();
-      socket.end(Replies.BUSY.bytes);
-      // A refused client gets a moment to read its 503 BUSY, however it
-      // behaves; then the socket goes, so refused sockets cannot pile up.
-      this.#refused.add(socket);
-      const timer = setTimeout(() => socket.destroy(), REFUSED_LINGER_MS);
-      socket.once('close', () => {
-        clearTimeout(timer);
-        this.#refused.delete(socket);
-      });
-      return;
-    }
-    this.#connectionsTotal++;
-    const ip = socket.remoteAddress ?? '';
-    if (this.options.maxConnectionsPerIp > 0) {
-      this.#connectionsPerIp.set(ip, (this.#connectionsPerIp.get(ip) ?? 0) + 1);
-    }
-    const session = `${this.#bootId}-${(++this.#sessionCounter).toString(36)}`;
-    const connection = new Connection(socket, session, {
-      options: this.options,
-      store: this.#store,
-      logger: this.logger,
-      onClose: (closed, summary) => this.#connectionOnClose(closed, summary, ip),
-    });
-    this.#connections.add(connection);
-  };
-
-  #rejectReason(socket: Socket): RejectReason | null {
-    if (this.#isShuttingDown) return 'shutdown';
-    if (this.#connections.size >= this.options.maxConnections) return 'max-connections';
-    const perIp = this.options.maxConnectionsPerIp;
-    if (perIp > 0 && (this.#connectionsPerIp.get(socket.remoteAddress ?? '') ?? 0) >= perIp) {
-      return 'max-connections-per-ip';
-    }
-    return null;
+  #checkAllClosed(): void {
+    if (this.#connections.size === 0 && this.#waiting.size === 0) this.#onAllClosed?.();
   }
 
   #connectionOnClose(connection: Connection, summary: ConnectionSummary, ip: string): void {
     this.#connections.delete(connection);
     this.#payloadsStored += summary.payloads;
-    if (this.options.maxConnectionsPerIp > 0) {
-      const left = (this.#connectionsPerIp.get(ip) ?? 1) - 1;
-      if (left <= 0) this.#connectionsPerIp.delete(ip);
-      else this.#connectionsPerIp.set(ip, left);
-    }
-    if (this.#connections.size === 0) this.#onAllClosed?.();
+    this.#admission.release(ip);
+    if (!this.#isShuttingDown) this.#serveNextWaiting();
+    this.#checkAllClosed();
   }
+}
+
+/** What a waiting socket will need when its turn comes. */
+interface WaitingSession {
+  readonly ip: string;
+  readonly session: string | undefined;
+  readonly socketOnClose: () => void;
 }
 
 function ignoreError(): void {}
 
-function describeListenError(error: NodeJS.ErrnoException, host: string, port: number): string {
-  const where = `${host.includes(':') ? `[${host}]` : host}:${port}`;
-  switch (error.code) {
-    case 'EADDRINUSE':
-      return `cannot listen on ${where}: the port is already in use`;
-    case 'EACCES':
-      return `cannot listen on ${where}: permission denied`;
-    case 'EADDRNOTAVAIL':
-      return `cannot listen on ${where}: the address is not available on this machine`;
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-      return `cannot listen on ${where}: unknown host '${host}'`;
-    default:
-      return `cannot listen on ${where}: ${error.message}`;
-  }
-}
-
-/** Creates a server and starts listening. */
+/**
+ * Creates an event-loop or sequential server and starts listening. For
+ * every mode, fork and cluster included, see `runServer()`.
+ */
 export async function startServer(options: StartServerOptions): Promise<HeloServer> {
   const server = new HeloServer(options);
   await server.listen();

@@ -1,0 +1,55 @@
+/** Messages between a cluster's primary and its workers (besides the store's, in ipc/). */
+import type { RejectReason } from '../admission.js';
+import type { ServerStats } from '../server.js';
+
+/** The worker reads its options from this environment variable (JSON). */
+export const WORKER_OPTIONS_ENV = 'HELO_CLUSTER_WORKER_OPTIONS';
+
+/** Worker -> primary: its listener is open (on the port all workers share). */
+export interface WorkerListening {
+  readonly type: 'helo:listening';
+  readonly port: number;
+}
+
+/** Worker -> primary: it could not listen; the message says why, in one line. */
+export interface WorkerListenFailed {
+  readonly type: 'helo:listen-failed';
+  readonly message: string;
+}
+
+/** Worker -> primary, every second and at the end: its own counters. */
+export interface WorkerStats {
+  readonly type: 'helo:stats';
+  readonly stats: ServerStats;
+}
+
+/** Worker -> primary: may I serve `want` more connections (or this one, from `ip`)? */
+export interface SlotsRequest {
+  readonly type: 'helo:slots-request';
+  readonly request: number;
+  readonly want: number;
+  /** Only when a per-IP limit is on: then every connection is asked for. */
+  readonly ip?: string;
+}
+
+/** Primary -> worker: `granted` slots (0 with the reason when none). */
+export interface SlotsGranted {
+  readonly type: 'helo:slots-granted';
+  readonly request: number;
+  readonly granted: number;
+  readonly reason: RejectReason | null;
+}
+
+/** Worker -> primary: slots given back (connections closed, or spare ones). */
+export interface SlotsReturn {
+  readonly type: 'helo:slots-return';
+  readonly count: number;
+  readonly ip?: string;
+  /** True when this answers a `SlotsReclaim`. */
+  readonly reclaimAnswer: boolean;
+}
+
+/** Primary -> worker: the pool is empty; give back every slot you are not using. */
+export interface SlotsReclaim {
+  readonly type: 'helo:slots-reclaim';
+}

@@ -1,0 +1,245 @@
+/**
+ * `--mode cluster --workers N`: N worker processes, started in advance,
+ * share one listening socket; each runs the event-loop server. A worker
+ * that dies is replaced (never during shutdown). What it teaches: several
+ * processes use several CPUs, which one event loop cannot.
+ *
+ * Who accepts: Node's default cluster scheduling has the primary accept
+ * every connection and pass it to a worker over IPC, which cost 31–59% of
+ * short-session throughput on this project's machines. So the kernel
+ * spreads the accepts instead (`SCHED_NONE`: every worker accepts on the
+ * shared socket), and the server-wide `--max-connections` is kept by a
+ * pool of slots the primary lends to the workers (connection-slots.ts).
+ *
+ * The primary owns the store; workers send payloads to it over IPC
+ * (ipc/remote-store.ts), so every worker's payloads share its group commits
+ * and no two processes ever compete for the SQLite file's write lock.
+ */
+import cluster, { type Worker } from 'node:cluster';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from 'pino';
+import { ListenError } from '../../errors.js';
+import type { Store } from '../../store/store.js';
+import { hostStore, type StoreHostStats } from '../ipc/store-host.js';
+import { isMessage, type IpcPeer } from '../ipc/messages.js';
+import { formatHostPort } from '../listener.js';
+import { createLogger } from '../logger.js';
+import { resolveServerOptions, type ServerOptions } from '../options.js';
+import {
+  emptyRejectCounts,
+  type RejectReason,
+  type RunningServer,
+  type ServerStats,
+  type StartServerOptions,
+} from '../server.js';
+import {
+  WORKER_OPTIONS_ENV,
+  type WorkerListenFailed,
+  type WorkerListening,
+  type WorkerStats,
+} from './cluster-messages.js';
+import { SlotPool } from './connection-slots.js';
+
+const WORKER_PROGRAM = fileURLToPath(new URL('./worker.js', import.meta.url));
+
+/** After the grace period, workers still running get this long before SIGKILL. */
+const KILL_AFTER_GRACE_MS = 1_000;
+/** A worker dying sooner than this after its start is "crash looping": wait before the next. */
+const CRASH_LOOP_MS = 2_000;
+const RESPAWN_BACKOFF_MS = 1_000;
+
+interface WorkerState {
+  readonly worker: Worker;
+  readonly startedAt: number;
+  readonly detach: () => void;
+  stats: ServerStats | null;
+}
+
+export class ClusterServer implements RunningServer {
+  readonly options: ServerOptions;
+  readonly logger: Logger;
+  readonly #store: Store;
+  readonly #slots: SlotPool;
+  readonly #workers = new Map<Worker, WorkerState>();
+  readonly #storeStats: StoreHostStats = { stored: 0, failed: 0 };
+  /** Counters of workers that have exited, so the totals survive them. */
+  readonly #exitedTotals = { connectionsTotal: 0, rejected: emptyRejectCounts() };
+  #port = 0;
+  #isShuttingDown = false;
+  #closed: Promise<void> | null = null;
+  #workersReplaced = 0;
+
+  constructor(options: StartServerOptions) {
+    const { store, logger, ...rest } = options;
+    this.options = resolveServerOptions({ ...rest, mode: 'cluster' });
+    this.logger = logger ?? createLogger(this.options.logLevel);
+    this.#store = store;
+    this.#slots = new SlotPool(this.options.maxConnections, this.options.maxConnectionsPerIp);
+  }
+
+  get port(): number {
+    return this.#port;
+  }
+
+  get host(): string {
+    return this.options.host;
+  }
+
+  get url(): string {
+    return `tcp://${formatHostPort(this.host, this.port)}`;
+  }
+
+  /** Sums of the workers' counters (reported every second) and the exact stored count. */
+  get stats(): ServerStats {
+    const rejected = { ...this.#exitedTotals.rejected };
+    let connectionsTotal = this.#exitedTotals.connectionsTotal;
+    let connectionsCurrent = 0;
+    for (const { stats } of this.#workers.values()) {
+      if (stats === null) continue;
+      connectionsTotal += stats.connectionsTotal;
+      connectionsCurrent += stats.connectionsCurrent;
+      for (const reason of Object.keys(rejected) as RejectReason[]) {
+        rejected[reason] += stats.rejected[reason];
+      }
+    }
+    return {
+      connectionsTotal,
+      connectionsCurrent,
+      waiting: 0,
+      rejected,
+      payloadsStored: this.#storeStats.stored,
+    };
+  }
+
+  get workerPids(): number[] {
+    return [...this.#workers.keys()].flatMap((worker) => worker.process.pid ?? []);
+  }
+
+  /** How many workers have been replaced after dying. */
+  get workersReplaced(): number {
+    return this.#workersReplaced;
+  }
+
+  /** Starts the workers; resolves when every one is listening. */
+  async listen(): Promise<void> {
+    if (!cluster.isPrimary) throw new Error('a cluster is started from a primary process');
+    // Must be set before the first worker starts; see the comment at the top.
+    cluster.schedulingPolicy = cluster.SCHED_NONE;
+    cluster.setupPrimary({ exec: WORKER_PROGRAM, args: [], serialization: 'advanced' });
+    const started = Array.from({ length: this.options.workers }, () => this.#startWorker());
+    try {
+      const ports = await Promise.all(started);
+      this.#port = ports[0]!;
+    } catch (error) {
+      await this.close();
+      throw error;
+    }
+    cluster.on('exit', this.#clusterOnExit);
+    this.logger.info(
+      { url: this.url, mode: 'cluster', workers: this.options.workers },
+      'listening',
+    );
+  }
+
+  /** Resolves with the port once the worker listens; rejects if it cannot. */
+  #startWorker(): Promise<number> {
+    const worker = cluster.fork({ [WORKER_OPTIONS_ENV]: JSON.stringify(this.options) });
+    const peer = worker.process as IpcPeer;
+    const stopHosting = hostStore(peer, this.#store, this.#storeStats);
+    const releaseSlots = this.#slots.attach(peer);
+    const state: WorkerState = {
+      worker,
+      startedAt: Date.now(),
+      stats: null,
+      detach: () => {
+        stopHosting();
+        releaseSlots();
+      },
+    };
+    this.#workers.set(worker, state);
+    worker.process.on('error', (error) =>
+      this.logger.error({ pid: worker.process.pid, err: error.message }, 'worker error'),
+    );
+    worker.on('message', (message: unknown) => {
+      if (isMessage<WorkerStats>(message, 'helo:stats')) state.stats = message.stats;
+    });
+    return new Promise<number>((resolve, reject) => {
+      worker.on('message', (message: unknown) => {
+        if (isMessage<WorkerListening>(message, 'helo:listening')) resolve(message.port);
+        if (isMessage<WorkerListenFailed>(message, 'helo:listen-failed')) {
+          reject(new ListenError(message.message));
+        }
+      });
+      worker.once('exit', (code, signal) =>
+        reject(new ListenError(`a cluster worker exited while starting (${signal ?? code})`)),
+      );
+    });
+  }
+
+  readonly #clusterOnExit = (worker: Worker, code: number, signal: string | null): void => {
+    const state = this.#workers.get(worker);
+    if (state === undefined) return;
+    this.#forget(state);
+    if (this.#isShuttingDown) return;
+    this.logger.warn(
+      { pid: worker.process.pid, code, signal },
+      'cluster worker died; starting a replacement',
+    );
+    const isCrashLooping = Date.now() - state.startedAt < CRASH_LOOP_MS;
+    const replace = (): void => {
+      if (this.#isShuttingDown) return;
+      this.#workersReplaced++;
+      this.#startWorker().catch((error: unknown) =>
+        this.logger.error({ err: String(error) }, 'replacement worker failed to start'),
+      );
+    };
+    if (isCrashLooping) setTimeout(replace, RESPAWN_BACKOFF_MS).unref();
+    else replace();
+  };
+
+  #forget(state: WorkerState): void {
+    if (!this.#workers.delete(state.worker)) return;
+    state.detach();
+    if (state.stats !== null) {
+      this.#exitedTotals.connectionsTotal += state.stats.connectionsTotal;
+      for (const reason of Object.keys(state.stats.rejected) as RejectReason[]) {
+        this.#exitedTotals.rejected[reason] += state.stats.rejected[reason];
+      }
+    }
+  }
+
+  close(): Promise<void> {
+    this.#closed ??= this.#shutdown();
+    return this.#closed;
+  }
+
+  /**
+   * No more replacements; every worker shuts down gracefully (SIGTERM; it
+   * may already have it from the process group); stragglers are killed.
+   * The store stays open until the last worker has gone, so every payload
+   * a worker acknowledges was stored by this process.
+   */
+  async #shutdown(): Promise<void> {
+    this.#isShuttingDown = true;
+    this.logger.info({ workers: this.#workers.size }, 'shutting down');
+    const exits = [...this.#workers.values()].map(
+      (state) =>
+        new Promise<void>((resolve) => {
+          if (state.worker.process.exitCode !== null || state.worker.process.signalCode !== null) {
+            resolve();
+            return;
+          }
+          state.worker.process.once('exit', () => resolve());
+          state.worker.process.kill('SIGTERM');
+        }),
+    );
+    const killer = setTimeout(() => {
+      for (const { worker } of this.#workers.values()) worker.process.kill('SIGKILL');
+    }, this.options.shutdownGraceMs + KILL_AFTER_GRACE_MS);
+    await Promise.all(exits);
+    clearTimeout(killer);
+    for (const state of [...this.#workers.values()]) this.#forget(state);
+    cluster.off('exit', this.#clusterOnExit);
+    this.logger.info('server closed');
+  }
+}

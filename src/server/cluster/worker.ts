@@ -1,0 +1,64 @@
+/**
+ * The program each cluster worker runs: the event-loop server on the
+ * listening socket all workers share, with the store and the connection
+ * limit held by the primary (see cluster-server.ts).
+ */
+import { ListenError } from '../../errors.js';
+import { RemoteStore } from '../ipc/remote-store.js';
+import { parentChannel } from '../ipc/messages.js';
+import { createLogger, flushLogger } from '../logger.js';
+import type { ServerOptions } from '../options.js';
+import { HeloServer } from '../server.js';
+import {
+  WORKER_OPTIONS_ENV,
+  type WorkerListenFailed,
+  type WorkerListening,
+  type WorkerStats,
+} from './cluster-messages.js';
+import { SlotAdmission } from './connection-slots.js';
+
+/** How often the worker tells the primary its counters. */
+const STATS_EVERY_MS = 1_000;
+
+const primary = parentChannel();
+const options = JSON.parse(process.env[WORKER_OPTIONS_ENV] ?? '{}') as ServerOptions;
+const logger = createLogger(options.logLevel);
+const store = new RemoteStore(primary);
+const server = new HeloServer({
+  ...options,
+  mode: 'event-loop',
+  store,
+  logger,
+  admission: new SlotAdmission(primary, options.maxConnectionsPerIp),
+});
+
+function reportStats(): void {
+  primary.send({ type: 'helo:stats', stats: server.stats } satisfies WorkerStats);
+}
+
+let isExiting = false;
+async function exit(): Promise<void> {
+  if (isExiting) return;
+  isExiting = true;
+  await server.close();
+  await store.close();
+  if (primary.connected !== false) reportStats();
+  flushLogger(logger);
+  process.exit(0);
+}
+
+// Stop signals, to the primary (which forwards them) or to the whole group.
+process.on('SIGTERM', () => void exit());
+process.on('SIGINT', () => void exit());
+
+try {
+  await server.listen();
+  primary.send({ type: 'helo:listening', port: server.port } satisfies WorkerListening);
+  setInterval(reportStats, STATS_EVERY_MS).unref();
+} catch (error) {
+  const message = error instanceof ListenError ? error.message : String(error);
+  primary.send({ type: 'helo:listen-failed', message } satisfies WorkerListenFailed);
+  flushLogger(logger);
+  process.exitCode = 1;
+  process.disconnect();
+}

@@ -1,0 +1,57 @@
+/**
+ * The program a fork-mode child runs: receive one client's socket from the
+ * parent, serve that one session with the same `Connection` as every other
+ * mode, and exit. Payloads go to the parent's store over IPC.
+ */
+import type { Socket } from 'node:net';
+import { RemoteStore } from '../ipc/remote-store.js';
+import { isMessage, parentChannel } from '../ipc/messages.js';
+import { createLogger, flushLogger } from '../logger.js';
+import { HeloServer } from '../server.js';
+import type { ChildReady, ServeSession } from './fork-messages.js';
+
+let server: HeloServer | null = null;
+const parent = parentChannel();
+const store = new RemoteStore(parent);
+let isExiting = false;
+
+async function exit(): Promise<void> {
+  if (isExiting) return;
+  isExiting = true;
+  await server?.close();
+  await store.close();
+  if (server) flushLogger(server.logger);
+  process.exit(0);
+}
+
+process.on('message', (message: unknown, handle: unknown) => {
+  if (!isMessage<ServeSession>(message, 'helo:serve') || server !== null) return;
+  const socket = handle as Socket;
+  // Sockets made from a passed handle do not allow half-open connections;
+  // a client's FIN must not cost it the replies it is owed (protocol.md §2).
+  socket.allowHalfOpen = true;
+  socket.setNoDelay(true);
+  const { options } = message;
+  server = new HeloServer({
+    ...options,
+    mode: 'event-loop',
+    store,
+    logger: createLogger(options.logLevel),
+  });
+  server.serveSocket(socket, message.session);
+  // After the session's own close handling: the session is over, so is this process.
+  socket.once('close', () => void exit());
+});
+
+// Stop signals (to the parent, forwarded, or to the whole process group):
+// the session ends gracefully, like in every other mode.
+process.on('SIGTERM', () => void exit());
+process.on('SIGINT', () => void exit());
+// The parent is gone: nobody can store payloads any more.
+process.on('disconnect', () => {
+  store.failAll('the server parent process is gone');
+  void exit();
+});
+
+const ready: ChildReady = { type: 'helo:ready' };
+parent.send(ready);

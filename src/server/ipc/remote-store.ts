@@ -1,0 +1,104 @@
+/**
+ * A `Store` whose records are stored by another process: the fork-mode
+ * parent or the cluster primary, which owns the real store.
+ *
+ * Why not let every process open the SQLite file itself? SQLite allows one
+ * writer at a time; with many processes each committing its own groups,
+ * they queue on the file's lock, and better-sqlite3 waits for it
+ * synchronously, stalling every client of the waiting process. One owner
+ * keeps group commit working across all processes (the appends of many
+ * children share one transaction and one fsync) and a client never sees
+ * `500 FAIL` because of a lock.
+ *
+ * Appends made during one event-loop turn travel in one message.
+ */
+import { StoreError } from '../../errors.js';
+import type { NewRecord, Store, StoredRecord } from '../../store/store.js';
+import {
+  isMessage,
+  sendIfConnected,
+  type AppendRequest,
+  type AppendResult,
+  type IpcPeer,
+} from './messages.js';
+
+interface Waiter {
+  readonly resolve: (id: number) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+export class RemoteStore implements Store {
+  readonly #owner: IpcPeer;
+  #nextBatch = 1;
+  /** Records appended in this turn, not sent yet. */
+  #unsent: NewRecord[] = [];
+  #unsentWaiters: Waiter[] = [];
+  /** Batches sent and not answered yet, by batch number. */
+  readonly #inFlight = new Map<number, Waiter[]>();
+  #isClosed = false;
+  #onIdle: (() => void) | null = null;
+
+  constructor(owner: IpcPeer) {
+    this.#owner = owner;
+    owner.on('message', this.#ownerOnMessage);
+  }
+
+  append(record: NewRecord): Promise<number> {
+    if (this.#isClosed) return Promise.reject(new StoreError('the store is closed'));
+    return new Promise<number>((resolve, reject) => {
+      if (this.#unsent.length === 0) setImmediate(this.#sendBatch);
+      this.#unsent.push(record);
+      this.#unsentWaiters.push({ resolve, reject });
+    });
+  }
+
+  read(): StoredRecord[] {
+    throw new StoreError('records are read where the store is, not through a server process');
+  }
+
+  /** Waits for the answers to every append sent so far. */
+  async close(): Promise<void> {
+    this.#isClosed = true;
+    if (this.#unsent.length > 0) this.#sendBatch();
+    if (this.#inFlight.size > 0) await new Promise<void>((resolve) => (this.#onIdle = resolve));
+    this.#owner.off('message', this.#ownerOnMessage);
+  }
+
+  /** The owner is gone (its process died): nothing in flight can be acknowledged. */
+  failAll(reason: string): void {
+    const error = new StoreError(reason);
+    for (const waiters of this.#inFlight.values())
+      for (const waiter of waiters) waiter.reject(error);
+    this.#inFlight.clear();
+    for (const waiter of this.#unsentWaiters) waiter.reject(error);
+    this.#unsent = [];
+    this.#unsentWaiters = [];
+    this.#isClosed = true;
+    this.#onIdle?.();
+  }
+
+  readonly #sendBatch = (): void => {
+    if (this.#unsent.length === 0) return;
+    const batch = this.#nextBatch++;
+    const message: AppendRequest = { type: 'helo:append', batch, records: this.#unsent };
+    this.#inFlight.set(batch, this.#unsentWaiters);
+    this.#unsent = [];
+    this.#unsentWaiters = [];
+    if (!sendIfConnected(this.#owner, message)) {
+      this.failAll('the server process that owns the store is gone');
+    }
+  };
+
+  readonly #ownerOnMessage = (message: unknown): void => {
+    if (!isMessage<AppendResult>(message, 'helo:appended')) return;
+    const waiters = this.#inFlight.get(message.batch);
+    if (waiters === undefined) return;
+    this.#inFlight.delete(message.batch);
+    message.results.forEach((result, i) => {
+      const waiter = waiters[i]!;
+      if ('id' in result) waiter.resolve(result.id);
+      else waiter.reject(new StoreError(result.error));
+    });
+    if (this.#inFlight.size === 0) this.#onIdle?.();
+  };
+}

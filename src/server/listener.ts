@@ -1,0 +1,69 @@
+/**
+ * Opening a TCP listener, with start-up failures turned into one clear line
+ * (cli.md: "a port in use ... print one line on stderr naming the problem").
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import { ListenError } from '../errors.js';
+
+export interface TcpListenerOptions {
+  readonly host: string;
+  readonly port: number;
+  /** Hand over sockets that have not started reading (to pass them to a child). */
+  readonly pauseOnConnect?: boolean;
+}
+
+/** `127.0.0.1:7777`, or `[::1]:7777` for an IPv6 host. */
+export function formatHostPort(host: string, port: number): string {
+  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+/** Listens, or rejects with a `ListenError` that names the address and the problem. */
+export async function listenTcp(
+  options: TcpListenerOptions,
+  onConnection: (socket: Socket) => void,
+): Promise<Server> {
+  const { host, port } = options;
+  // allowHalfOpen: a client's FIN must not stop the replies it is owed (§2).
+  const server = createServer(
+    { allowHalfOpen: true, noDelay: true, pauseOnConnect: options.pauseOnConnect ?? false },
+    onConnection,
+  );
+  await new Promise<void>((resolve, reject) => {
+    const serverOnError = (error: NodeJS.ErrnoException): void => {
+      reject(new ListenError(describeListenError(error, host, port), { cause: error }));
+    };
+    server.once('error', serverOnError);
+    server.listen({ host, port, backlog: 4096 }, () => {
+      server.off('error', serverOnError);
+      resolve();
+    });
+  });
+  return server;
+}
+
+/** The port a listening server actually bound (differs from the one asked when that was 0). */
+export function boundPort(server: Server, fallback: number): number {
+  const address = server.address();
+  return typeof address === 'object' && address !== null ? address.port : fallback;
+}
+
+export function describeListenError(
+  error: NodeJS.ErrnoException,
+  host: string,
+  port: number,
+): string {
+  const where = formatHostPort(host, port);
+  switch (error.code) {
+    case 'EADDRINUSE':
+      return `cannot listen on ${where}: the port is already in use`;
+    case 'EACCES':
+      return `cannot listen on ${where}: permission denied`;
+    case 'EADDRNOTAVAIL':
+      return `cannot listen on ${where}: the address is not available on this machine`;
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return `cannot listen on ${where}: unknown host '${host}'`;
+    default:
+      return `cannot listen on ${where}: ${error.message}`;
+  }
+}
