@@ -201,16 +201,20 @@ export class HeloServer implements RunningServer {
 
   /** Sequential mode: the client is connected; its turn comes when those before it leave. */
   #wait(socket: Socket, ip: string, session: string | undefined): void {
-    // A client that gives up while waiting leaves the queue.
+    // A client that gives up while waiting leaves the queue. Its FIN shows as
+    // 'end' only once everything it sent before has been read, so a client
+    // that sent requests and then half-closed keeps its place (and replies).
     const socketOnClose = (): void => {
       if (this.#waiting.delete(socket)) {
         this.#admission.release(ip);
         this.#checkAllClosed();
       }
     };
+    const socketOnEnd = (): void => void socket.destroy();
     socket.on('error', ignoreError);
+    socket.once('end', socketOnEnd);
     socket.once('close', socketOnClose);
-    this.#waiting.set(socket, { ip, session, socketOnClose });
+    this.#waiting.set(socket, { ip, session, socketOnEnd, socketOnClose });
     this.logger.info(
       { peer: socket.remoteAddress, waiting: this.#waiting.size },
       'client waiting for its turn',
@@ -223,6 +227,7 @@ export class HeloServer implements RunningServer {
     if (next.done === true) return;
     const [socket, waiting] = next.value;
     this.#waiting.delete(socket);
+    socket.off('end', waiting.socketOnEnd);
     socket.off('close', waiting.socketOnClose);
     socket.off('error', ignoreError);
     this.logger.info(
@@ -293,6 +298,7 @@ export class HeloServer implements RunningServer {
 interface WaitingSession {
   readonly ip: string;
   readonly session: string | undefined;
+  readonly socketOnEnd: () => void;
   readonly socketOnClose: () => void;
 }
 
