@@ -1,6 +1,7 @@
 /**
  * helo as a library: `import { connect } from 'helo'` for the client,
- * `startServer` to embed the server, the stores, and the pure protocol core.
+ * `startServer` to embed the event-loop server (`runServer` for every
+ * concurrency model), the stores, and the pure protocol core.
  */
 export {
   connect,
@@ -17,8 +18,16 @@ export {
   HeloServer,
   type StartServerOptions,
   type ServerStats,
+  type RunningServer,
+  type RejectReason,
 } from './server/server.js';
-export { DEFAULTS as SERVER_DEFAULTS, type ServerOptions } from './server/options.js';
+export { runServer } from './server/run-server.js';
+export {
+  DEFAULTS as SERVER_DEFAULTS,
+  SERVER_MODES,
+  type ServerMode,
+  type ServerOptions,
+} from './server/options.js';
 export type { NewRecord, StoredRecord, Store } from './store/store.js';
 export { SqliteStore, type SqliteStoreOptions, type CommitInfo } from './store/sqlite-store.js';
 export { MemoryStore } from './store/memory-store.js';

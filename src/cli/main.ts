@@ -26,6 +26,10 @@ const SUBCOMMANDS: Record<string, { summary: string; load: () => Promise<Subcomm
     summary: 'list or export the stored records',
     load: async () => (await import('./store.js')).run,
   },
+  bench: {
+    summary: 'load-test a helo (or any line-protocol) server',
+    load: async () => (await import('./bench.js')).run,
+  },
 };
 
 function usage(): string {

@@ -102,6 +102,9 @@ describe('helo server (process)', () => {
     [['--store', 'redis://x'], /--store must be sqlite:PATH or memory:/],
     [['--bogus'], /bogus/],
     [['--port', '-1'], /--port/],
+    [['--mode', 'threads'], /--mode must be one of event-loop, sequential, fork, cluster/],
+    [['--workers', '0'], /--workers must be between 1 and/],
+    [['--work-ms', 'lots'], /--work-ms must be a whole number/],
   ] as const) {
     it(`refuses ${flags.join(' ')} with one line and exit 2`, async () => {
       const result = await runHelo(['server', ...flags]);
@@ -109,19 +112,31 @@ describe('helo server (process)', () => {
     });
   }
 
-  it('reports a busy port in one line and exits 1', async () => {
-    const blocker = createServer();
-    blocker.listen(0, '127.0.0.1');
-    await once(blocker, 'listening');
-    const port = (blocker.address() as { port: number }).port;
-    try {
-      const result = await runHelo(['server', '--port', String(port), '--store', 'memory:']);
-      assert.equal(result.status, 1);
-      assertOneLineError(result.stderr, new RegExp(`127\\.0\\.0\\.1:${port}.*already in use`));
-    } finally {
-      blocker.close();
-    }
-  });
+  for (const mode of ['event-loop', 'sequential', 'fork', 'cluster']) {
+    it(`reports a busy port in one line and exits 1 (${mode} mode)`, async () => {
+      const blocker = createServer();
+      blocker.listen(0, '127.0.0.1');
+      await once(blocker, 'listening');
+      const port = (blocker.address() as { port: number }).port;
+      try {
+        const result = await runHelo([
+          'server',
+          '--port',
+          String(port),
+          '--store',
+          'memory:',
+          '--mode',
+          mode,
+          '--workers',
+          '2',
+        ]);
+        assert.equal(result.status, 1);
+        assertOneLineError(result.stderr, new RegExp(`127\\.0\\.0\\.1:${port}.*already in use`));
+      } finally {
+        blocker.close();
+      }
+    });
+  }
 
   it('reports a store that cannot be opened in one line and exits 1', async () => {
     tempDir ||= await mkdtemp(join(tmpdir(), 'helo-cli-'));

@@ -131,7 +131,10 @@ export class ClusterServer implements RunningServer {
       const ports = await Promise.all(started);
       this.#port = ports[0]!;
     } catch (error) {
-      await this.close();
+      // Not a shutdown: the start failed, and the caller reports why in one line.
+      this.#isShuttingDown = true;
+      this.#closed = this.#stopWorkers();
+      await this.#closed;
       throw error;
     }
     cluster.on('exit', this.#clusterOnExit);
@@ -222,6 +225,11 @@ export class ClusterServer implements RunningServer {
   async #shutdown(): Promise<void> {
     this.#isShuttingDown = true;
     this.logger.info({ workers: this.#workers.size }, 'shutting down');
+    await this.#stopWorkers();
+    this.logger.info('server closed');
+  }
+
+  async #stopWorkers(): Promise<void> {
     const exits = [...this.#workers.values()].map(
       (state) =>
         new Promise<void>((resolve) => {
@@ -240,6 +248,5 @@ export class ClusterServer implements RunningServer {
     clearTimeout(killer);
     for (const state of [...this.#workers.values()]) this.#forget(state);
     cluster.off('exit', this.#clusterOnExit);
-    this.logger.info('server closed');
   }
 }
