@@ -17,6 +17,11 @@ export function formatHostPort(host: string, port: number): string {
   return `${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
+/** `tcp://127.0.0.1:7777`, the form every helo address takes. */
+export function tcpUrl(host: string, port: number): string {
+  return `tcp://${formatHostPort(host, port)}`;
+}
+
 /** Listens, or rejects with a `ListenError` that names the address and the problem. */
 export async function listenTcp(
   options: TcpListenerOptions,

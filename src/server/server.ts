@@ -17,7 +17,7 @@ import type { Logger } from 'pino';
 import type { Store } from '../store/store.js';
 import { ConnectionLimits, refuseSocket, type Admission, type RejectReason } from './admission.js';
 import { Connection, type ConnectionSummary } from './connection.js';
-import { boundPort, formatHostPort, listenTcp } from './listener.js';
+import { boundPort, listenTcp, tcpUrl } from './listener.js';
 import { createLogger } from './logger.js';
 import { resolveServerOptions, type ServerOptions } from './options.js';
 
@@ -106,7 +106,7 @@ export class HeloServer implements RunningServer {
   }
 
   get url(): string {
-    return `tcp://${formatHostPort(this.host, this.port)}`;
+    return tcpUrl(this.host, this.port);
   }
 
   get stats(): ServerStats {

@@ -16,6 +16,7 @@ import type { ServerMode } from '../../src/server/options.js';
 import { runServer } from '../../src/server/run-server.js';
 import {
   startServer,
+  type HeloServer,
   type RunningServer,
   type StartServerOptions,
 } from '../../src/server/server.js';
@@ -67,13 +68,11 @@ async function greeted(port: number): Promise<RawClient> {
 }
 
 describe('sequential mode', () => {
+  const sequentialServer = (): Promise<HeloServer> =>
+    startServer({ port: 0, logLevel: 'silent', mode: 'sequential', store: new MemoryStore() });
+
   it('serves one client at a time: a second client gets no reply until the first quits', async () => {
-    const server = await startServer({
-      port: 0,
-      logLevel: 'silent',
-      mode: 'sequential',
-      store: new MemoryStore(),
-    });
+    const server = await sequentialServer();
     opened.servers.push(server);
     const first = await greeted(server.port);
     const second = await client(server.port);
@@ -88,12 +87,7 @@ describe('sequential mode', () => {
   });
 
   it('serves waiting clients in arrival order, skipping those who gave up', async () => {
-    const server = await startServer({
-      port: 0,
-      logLevel: 'silent',
-      mode: 'sequential',
-      store: new MemoryStore(),
-    });
+    const server = await sequentialServer();
     opened.servers.push(server);
     const first = await greeted(server.port);
     const quitter = await client(server.port);
@@ -120,12 +114,7 @@ describe('sequential mode', () => {
   });
 
   it('answers 503 BUSY to waiting clients on shutdown', async () => {
-    const server = await startServer({
-      port: 0,
-      logLevel: 'silent',
-      mode: 'sequential',
-      store: new MemoryStore(),
-    });
+    const server = await sequentialServer();
     const first = await greeted(server.port);
     const waiting = await client(server.port);
     await waitFor(

@@ -22,7 +22,7 @@ import { ListenError } from '../../errors.js';
 import type { Store } from '../../store/store.js';
 import { hostStore, type StoreHostStats } from '../ipc/store-host.js';
 import { isMessage, type IpcPeer } from '../ipc/messages.js';
-import { formatHostPort } from '../listener.js';
+import { tcpUrl } from '../listener.js';
 import { createLogger } from '../logger.js';
 import { resolveServerOptions, type ServerOptions } from '../options.js';
 import {
@@ -86,7 +86,7 @@ export class ClusterServer implements RunningServer {
   }
 
   get url(): string {
-    return `tcp://${formatHostPort(this.host, this.port)}`;
+    return tcpUrl(this.host, this.port);
   }
 
   /** Sums of the workers' counters (reported every second) and the exact stored count. */

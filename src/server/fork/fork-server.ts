@@ -20,7 +20,7 @@ import type { Store } from '../../store/store.js';
 import { ConnectionLimits, refuseSocket, type RejectReason } from '../admission.js';
 import { hostStore, type StoreHostStats } from '../ipc/store-host.js';
 import { isMessage, sendIfConnected } from '../ipc/messages.js';
-import { boundPort, formatHostPort, listenTcp } from '../listener.js';
+import { boundPort, listenTcp, tcpUrl } from '../listener.js';
 import { createLogger } from '../logger.js';
 import { resolveServerOptions, type ServerOptions } from '../options.js';
 import {
@@ -82,7 +82,7 @@ export class ForkServer implements RunningServer {
   }
 
   get url(): string {
-    return `tcp://${formatHostPort(this.host, this.port)}`;
+    return tcpUrl(this.host, this.port);
   }
 
   get stats(): ServerStats {
