@@ -1,9 +1,13 @@
 /**
- * Where a client subcommand (`helo client`, `helo send`) connects: the
- * ADDRESS argument, `--host`/`--port`, and the `--timeout` and `--wait`
- * flags that go with them (cli.md).
+ * Where a client subcommand (`helo client`, `helo send`, `helo bench`)
+ * connects: the ADDRESS argument (any form of cli.md, parsed by the client
+ * library's `parseAddress`), `--host`/`--port`, the TLS files, and the
+ * `--timeout` and `--wait` flags that go with them.
  */
-import type { ConnectOptions } from '../client/client.js';
+import { readFileSync } from 'node:fs';
+import { parseAddress as parseAnyAddress, type HeloAddress } from '../client/address.js';
+import type { ClientTlsOptions, ConnectOptions } from '../client/client.js';
+import { InvalidOptionError } from '../errors.js';
 import {
   ADDRESS_FLAGS,
   type FlagSpecs,
@@ -14,7 +18,9 @@ import {
   UsageError,
 } from './args.js';
 
-/** `--host`, `--port`, `--timeout` and `--wait`, for every subcommand that connects. */
+export { hasScheme } from '../client/address.js';
+
+/** `--host`, `--port`, TLS files, `--timeout` and `--wait`, for every subcommand that connects. */
 export const CONNECTION_FLAGS: FlagSpecs = {
   ...ADDRESS_FLAGS,
   timeout: {
@@ -29,65 +35,84 @@ export const CONNECTION_FLAGS: FlagSpecs = {
     default: '0',
     description: 'keep retrying the connection this long while the server is not up yet',
   },
+  'tls-ca': {
+    type: 'string',
+    valueName: 'FILE',
+    description: 'tls:// only: CA (PEM) that signs the server certificate',
+  },
+  'tls-cert': {
+    type: 'string',
+    valueName: 'FILE',
+    description: 'tls:// only: client certificate (PEM), for mutual TLS',
+  },
+  'tls-key': { type: 'string', valueName: 'FILE', description: 'tls:// only: client key (PEM)' },
+  'tls-servername': {
+    type: 'string',
+    valueName: 'NAME',
+    description: 'tls:// only: name to check the server certificate against (default: the host)',
+  },
 };
 
-const SCHEME = /^([a-z][a-z0-9+.-]*):\/\//i;
-// `unix:/path`, but not a host called "unix" with a port (`unix:7777`).
-const UNIX_SCHEME = /^unix:(?!\d+$)/i;
-const PLANNED_SCHEMES = new Set(['tls', 'unix', 'udp', 'ws', 'wss']);
-const HOST_PORT = /^(?:\[([0-9A-Fa-f:.]+)\]|([^\s:/[\]@]+))(?::([0-9]+))?$/;
+/** Parses an address for a CLI subcommand: a bad one is a usage error (exit 2). */
+export function parseAddress(text: string, defaultPort: number): HeloAddress {
+  try {
+    return parseAnyAddress(text, defaultPort);
+  } catch (error) {
+    if (error instanceof InvalidOptionError) throw new UsageError(error.message);
+    throw error;
+  }
+}
 
-/** Host, port, timeout and wait from the flags, `address` (if given) winning. */
+/** Connection options from the flags, `address` (if given) winning over `--host`/`--port`. */
 export function connectOptionsFromFlags(
   values: ParsedFlags['values'],
   address: string | undefined,
-): ConnectOptions {
+): ConnectOptions & { readonly target: HeloAddress } {
   // A client connects to a real port: 0 is a bad command line here, not a runtime error.
   const port = intFlag(values, 'port', 7777, 1, 65535);
-  const target =
-    address === undefined ? { host: hostFlag(values), port } : parseAddress(address, port);
-  return {
-    ...target,
+  const target: HeloAddress =
+    address === undefined
+      ? { transport: 'tcp', host: hostFlag(values), port }
+      : parseAddress(address, port);
+  if (target.transport === 'ws' || target.transport === 'udp') {
+    throw new UsageError(
+      `${target.transport}:// addresses are not supported by the command line yet ('${address}')`,
+    );
+  }
+  const common = {
+    target,
     timeoutMs: secondsFlag(values, 'timeout', 10_000),
     waitMs: secondsFlag(values, 'wait', 0),
   };
+  switch (target.transport) {
+    case 'unix':
+      return { ...common, path: target.path };
+    case 'tls':
+      return { ...common, host: target.host, port: target.port, tls: tlsOptionsFromFlags(values) };
+    default:
+      return { ...common, host: target.host, port: target.port };
+  }
 }
 
-/** True when `text` names a transport (`tcp://…`, `unix:/…`): how `helo send` tells an address from a payload. */
-export function hasScheme(text: string): boolean {
-  // Only helo's own transports: `helo send https://example.com` sends a URL.
-  const scheme = SCHEME.exec(text)?.[1]?.toLowerCase();
-  return (
-    scheme === 'tcp' ||
-    (scheme !== undefined && PLANNED_SCHEMES.has(scheme)) ||
-    UNIX_SCHEME.test(text)
-  );
-}
-
-/**
- * `tcp://HOST:PORT`, `HOST:PORT` or `HOST` (then `defaultPort`). The other
- * transports of cli.md are named but not supported yet.
- */
-export function parseAddress(text: string, defaultPort: number): { host: string; port: number } {
-  const scheme = SCHEME.exec(text)?.[1]?.toLowerCase() ?? (UNIX_SCHEME.test(text) ? 'unix' : null);
-  if (scheme !== null && scheme !== 'tcp') {
-    if (PLANNED_SCHEMES.has(scheme)) {
-      throw new UsageError(
-        `${scheme} addresses are not supported yet ('${text}'); use tcp://HOST:PORT`,
-      );
+function tlsOptionsFromFlags(values: ParsedFlags['values']): ClientTlsOptions {
+  const file = (name: string): Buffer | undefined => {
+    const path = values[name];
+    if (typeof path !== 'string') return undefined;
+    try {
+      return readFileSync(path);
+    } catch (error) {
+      const reason = (error as NodeJS.ErrnoException).code ?? String(error);
+      throw new UsageError(`--${name}: cannot read ${path} (${reason})`);
     }
-    throw new UsageError(`unknown address scheme in '${text}'; use tcp://HOST:PORT or HOST:PORT`);
-  }
-  const rest = scheme === 'tcp' ? text.slice('tcp://'.length) : text;
-  const match = HOST_PORT.exec(rest);
-  if (match === null) {
-    throw new UsageError(`invalid address '${text}'; use tcp://HOST:PORT or HOST:PORT`);
-  }
-  const host = match[1] ?? match[2]!;
-  if (match[3] === undefined) return { host, port: defaultPort };
-  const port = Number(match[3]);
-  if (port < 1 || port > 65535) {
-    throw new UsageError(`the port in '${text}' must be between 1 and 65535`);
-  }
-  return { host, port };
+  };
+  const ca = file('tls-ca');
+  const cert = file('tls-cert');
+  const key = file('tls-key');
+  const servername = values['tls-servername'];
+  return {
+    ...(ca === undefined ? {} : { ca }),
+    ...(cert === undefined ? {} : { cert }),
+    ...(key === undefined ? {} : { key }),
+    ...(typeof servername === 'string' ? { servername } : {}),
+  };
 }

@@ -272,8 +272,14 @@ function benchRequestFromFlags(flags: ParsedFlags): BenchRequest {
   }
   const port = intFlag(values, 'port', 7777, 1, 65535);
   const address = flags.positionals[0];
+  const parsed = address === undefined ? null : parseAddress(address, port);
+  if (parsed !== null && parsed.transport !== 'tcp') {
+    throw new UsageError(`helo bench drives TCP servers; '${address}' is ${parsed.transport}`);
+  }
   const target =
-    address === undefined ? { host: hostFlag(values), port } : parseAddress(address, port);
+    parsed !== null && 'host' in parsed
+      ? { host: parsed.host, port: parsed.port }
+      : { host: hostFlag(values), port };
 
   const connections = intFlag(values, 'connections', DEFAULTS.connections, 1, 100_000);
   const pipeline = intFlag(values, 'pipeline', DEFAULTS.pipeline, 1, 10_000);

@@ -24,6 +24,7 @@ import {
   textFlag,
   UsageError,
   type CommandHelp,
+  type ParsedFlags,
 } from './args.js';
 
 const HELP: CommandHelp = {
@@ -93,6 +94,38 @@ const HELP: CommandHelp = {
       default: '0',
       description: 'treat a partial line followed by N ms of silence as complete; 0 = off',
     },
+    unix: {
+      type: 'string',
+      valueName: 'PATH',
+      description: 'also listen on this Unix domain socket',
+    },
+    'unix-mode': {
+      type: 'string',
+      valueName: 'OCTAL',
+      description: 'permissions of the Unix socket file, e.g. 660 (default: from the umask)',
+    },
+    'tls-port': {
+      type: 'string',
+      valueName: 'N',
+      description: 'also listen for TLS on this port (needs --tls-cert and --tls-key)',
+    },
+    'tls-cert': { type: 'string', valueName: 'FILE', description: 'TLS certificate chain (PEM)' },
+    'tls-key': { type: 'string', valueName: 'FILE', description: 'TLS private key (PEM)' },
+    'tls-ca': {
+      type: 'string',
+      valueName: 'FILE',
+      description: 'CA (PEM) that signs client certificates, for mutual TLS',
+    },
+    'tls-require-client-cert': {
+      type: 'boolean',
+      description: 'refuse TLS clients without a certificate signed by --tls-ca',
+    },
+    'tls-handshake-timeout': {
+      type: 'string',
+      valueName: 'SECONDS',
+      default: String(DEFAULTS.tlsHandshakeTimeoutMs / 1000),
+      description: 'cut off a TLS handshake that takes longer',
+    },
     'work-ms': {
       type: 'string',
       valueName: 'N',
@@ -117,6 +150,20 @@ const HELP: CommandHelp = {
     'send 503 BUSY to idle sessions and exit 0 within 10 seconds.\n' +
     'Exit status: 0 after a clean shutdown, 1 if the server cannot start, 2 for a bad flag.',
 };
+
+function optionalText(values: ParsedFlags['values'], name: string): string | null {
+  return values[name] === undefined ? null : textFlag(values, name, '');
+}
+
+/** File permissions as octal digits, e.g. `660` or `0660`. */
+function octalFlag(values: ParsedFlags['values'], name: string): number | null {
+  const raw = values[name];
+  if (raw === undefined) return null;
+  if (typeof raw !== 'string' || !/^0?[0-7]{3}$/.test(raw.trim())) {
+    throw new UsageError(`--${name} must be octal permissions such as 660, got '${String(raw)}'`);
+  }
+  return parseInt(raw.trim(), 8);
+}
 
 /** cli.md: the process tree is gone and exit status is 0 within 10 seconds. */
 const HARD_EXIT_MS = 9_500;
@@ -153,6 +200,17 @@ export async function run(argv: string[]): Promise<number> {
     slowReaderTimeoutMs: secondsFlag(values, 'slow-reader-timeout', DEFAULTS.slowReaderTimeoutMs),
     unterminatedAfterMs: intFlag(values, 'unterminated-after-ms', 0, 0, 2_147_483_647),
     logLevel: logLevel as LogLevel,
+    unixPath: optionalText(values, 'unix'),
+    unixMode: octalFlag(values, 'unix-mode'),
+    tlsPort: values['tls-port'] === undefined ? null : intFlag(values, 'tls-port', 0, 0, 65535),
+    tlsCertPath: optionalText(values, 'tls-cert'),
+    tlsKeyPath: optionalText(values, 'tls-key'),
+    tlsCaPath: optionalText(values, 'tls-ca'),
+    tlsRequireClientCert: values['tls-require-client-cert'] === true,
+    tlsHandshakeTimeoutMs: Math.max(
+      1,
+      secondsFlag(values, 'tls-handshake-timeout', DEFAULTS.tlsHandshakeTimeoutMs),
+    ),
   };
   const storeUrl = textFlag(values, 'store', DEFAULT_STORE_URL);
 
@@ -177,6 +235,9 @@ export async function run(argv: string[]): Promise<number> {
   }
   const modeNote = mode === 'cluster' ? `cluster of ${options.workers} workers` : `${mode} mode`;
   process.stdout.write(`helo server listening on ${server.url} (store ${storeUrl}, ${modeNote})\n`);
+  for (const url of server.urls.slice(1)) process.stdout.write(`helo server listening on ${url}\n`);
+  // SIGHUP: read the TLS certificates again (renewed ones, without a restart).
+  process.on('SIGHUP', () => server.reloadTls());
 
   const signal = await stopSignal;
   logger.info({ signal }, 'signal received');

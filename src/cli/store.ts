@@ -55,7 +55,8 @@ const ACTIONS: Readonly<Record<string, Action>> = {
       usage: 'helo store export [--store URL]',
       summary:
         'Print every stored record as one JSON object per line, in id order, for programs:\n' +
-        '{"id","receivedAt" (ISO 8601),"session","peer","name" (null if none),"payloadBase64"}.\n' +
+        '{"id","receivedAt" (ISO 8601),"session","peer","name" (null if none),"payloadBase64",\n' +
+        '"clientCert" (TLS client certificate subject, null if none)}.\n' +
         'Nothing else is written to stdout.',
       flags: FLAGS,
       notes: NOTES,
@@ -145,6 +146,7 @@ function exportedRecord(record: StoredRecord): Record<string, unknown> {
     peer: record.peer,
     name: record.name,
     payloadBase64: record.payload.toString('base64'),
+    clientCert: record.clientCert,
   };
 }
 

@@ -22,6 +22,7 @@
  */
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
+import tls from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Replies, type ReplyInfo } from '../core/replies.js';
 import { Session } from '../core/session.js';
@@ -35,6 +36,7 @@ import {
   ReplyError,
   TimeoutError,
 } from '../errors.js';
+import { parseAddress } from './address.js';
 import { ReplyParser, type Reply, type ReplySink } from './reply.js';
 
 export type { Reply } from './reply.js';
@@ -47,12 +49,32 @@ export const CLIENT_DEFAULTS = Object.freeze({
   waitMs: 0,
 });
 
+/** TLS settings of a `tls://` connection. */
+export interface ClientTlsOptions {
+  /** CA certificate(s), PEM, that sign the server's certificate (default: the system's). */
+  ca?: string | Buffer;
+  /** Client certificate and key, PEM, for servers that require one (mutual TLS). */
+  cert?: string | Buffer;
+  key?: string | Buffer;
+  /** Name checked against the server certificate. Default: `host` (not sent for an IP). */
+  servername?: string;
+}
+
 /** Options of `connect()`. */
 export interface ConnectOptions {
+  /**
+   * Where the server is, as one string: `tcp://host:port`, `tls://host:port`,
+   * `unix:/path` or `host:port`. Wins over `host`/`port`/`path`.
+   */
+  address?: string;
   /** Server host name or IP address. Default `127.0.0.1`. */
   host?: string;
   /** Server TCP port, 1–65535. Default `7777`. */
   port?: number;
+  /** A Unix domain socket to connect to instead of a TCP port. */
+  path?: string;
+  /** Connect with TLS (`tls://` addresses imply it). */
+  tls?: ClientTlsOptions | boolean;
   /**
    * Longest wait for each reply, in ms, counted from when its request is
    * written; `0` waits forever. A request can override it. Default `10000`.
@@ -137,26 +159,62 @@ const MAX_TIMER_MS = 2_147_483_647;
 // Errors after which the server may simply not be up yet (cli.md `--wait`).
 const RETRYABLE = new Set(['ECONNREFUSED', 'ENOENT', 'ECONNRESET']);
 
-/** Connects to a helo server; resolves once the TCP connection is up. */
+/** Connects to a helo server; resolves once the connection (and TLS handshake) is up. */
 export async function connect(options: ConnectOptions = {}): Promise<HeloClient> {
-  const host = options.host ?? CLIENT_DEFAULTS.host;
-  const port = options.port ?? CLIENT_DEFAULTS.port;
+  const target = resolveTarget(options);
   const timeoutMs = options.timeoutMs ?? CLIENT_DEFAULTS.timeoutMs;
   const connectTimeoutMs = options.connectTimeoutMs ?? timeoutMs;
   const waitMs = options.waitMs ?? CLIENT_DEFAULTS.waitMs;
+  checkDuration('timeoutMs', timeoutMs);
+  checkDuration('connectTimeoutMs', connectTimeoutMs);
+  checkDuration('waitMs', waitMs);
+
+  const socket = await openSocket(target, connectTimeoutMs, waitMs, options.signal);
+  return new HeloClient(socket, { address: target.address, timeoutMs, signal: options.signal });
+}
+
+/** Where and how to connect, checked. */
+function resolveTarget(options: ConnectOptions): StreamTarget {
+  const parsed =
+    options.address === undefined ? null : parseAddress(options.address, options.port ?? 7777);
+  if (
+    parsed !== null &&
+    parsed.transport !== 'tcp' &&
+    parsed.transport !== 'tls' &&
+    parsed.transport !== 'unix'
+  ) {
+    throw new InvalidOptionError(
+      `connect() speaks tcp://, tls:// and unix: addresses; for ${parsed.transport}:// use its own client`,
+    );
+  }
+  const path =
+    parsed?.transport === 'unix' ? parsed.path : parsed === null ? options.path : undefined;
+  if (path !== undefined) {
+    if (typeof path !== 'string' || path === '') {
+      throw new InvalidOptionError(`path must be a non-empty string, got ${String(path)}`);
+    }
+    return { kind: 'unix', path, address: `unix:${path}` };
+  }
+  const hostPort = parsed !== null && 'host' in parsed ? parsed : null;
+  const host = hostPort?.host ?? options.host ?? CLIENT_DEFAULTS.host;
+  const port = hostPort?.port ?? options.port ?? CLIENT_DEFAULTS.port;
   if (typeof host !== 'string' || host === '') {
     throw new InvalidOptionError(`host must be a non-empty string, got ${String(host)}`);
   }
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
     throw new InvalidOptionError(`port must be a whole number from 1 to 65535, got ${port}`);
   }
-  checkDuration('timeoutMs', timeoutMs);
-  checkDuration('connectTimeoutMs', connectTimeoutMs);
-  checkDuration('waitMs', waitMs);
-
-  const address = formatAddress(host, port);
-  const socket = await openSocket(host, port, address, connectTimeoutMs, waitMs, options.signal);
-  return new HeloClient(socket, { address, timeoutMs, signal: options.signal });
+  const wantsTls =
+    parsed?.transport === 'tls' || (options.tls !== undefined && options.tls !== false);
+  if (!wantsTls) return { kind: 'tcp', host, port, address: formatAddress(host, port) };
+  const tlsOptions = typeof options.tls === 'object' ? options.tls : {};
+  return {
+    kind: 'tls',
+    host,
+    port,
+    tls: tlsOptions,
+    address: `tls://${formatAddress(host, port)}`,
+  };
 }
 
 export class HeloClient extends EventEmitter<HeloClientEvents> {
@@ -559,11 +617,14 @@ function formatDuration(ms: number): string {
   return ms < 1000 ? `${ms} ms` : `${Number((ms / 1000).toFixed(3))} s`;
 }
 
+type StreamTarget =
+  | { kind: 'tcp'; host: string; port: number; address: string }
+  | { kind: 'tls'; host: string; port: number; tls: ClientTlsOptions; address: string }
+  | { kind: 'unix'; path: string; address: string };
+
 /** Connects, retrying while `waitMs` allows (cli.md `--wait`). */
 async function openSocket(
-  host: string,
-  port: number,
-  address: string,
+  target: StreamTarget,
   timeoutMs: number,
   waitMs: number,
   signal: AbortSignal | undefined,
@@ -574,13 +635,13 @@ async function openSocket(
   for (;;) {
     tries++;
     try {
-      return await attemptConnect(host, port, address, timeoutMs, signal);
+      return await attemptConnect(target, timeoutMs, signal);
     } catch (error) {
       if (error instanceof AbortError || error instanceof ConnectError) throw error;
       const code = (error as NodeJS.ErrnoException).code ?? '';
       const remainingMs = deadline - performance.now();
       if (!RETRYABLE.has(code) || remainingMs <= 0) {
-        throw connectError(error as NodeJS.ErrnoException, host, address, tries > 1 ? waitMs : 0);
+        throw connectError(error as NodeJS.ErrnoException, target, tries > 1 ? waitMs : 0);
       }
       try {
         await sleep(Math.min(delayMs, remainingMs), undefined, { signal });
@@ -592,11 +653,35 @@ async function openSocket(
   }
 }
 
+function openTransport(target: StreamTarget): { socket: net.Socket; readyEvent: string } {
+  switch (target.kind) {
+    case 'unix':
+      return { socket: net.connect({ path: target.path }), readyEvent: 'connect' };
+    case 'tcp':
+      return {
+        socket: net.connect({ host: target.host, port: target.port }),
+        readyEvent: 'connect',
+      };
+    case 'tls': {
+      const { ca, cert, key } = target.tls;
+      // SNI carries names, not addresses: an IP host is checked without it.
+      const servername = target.tls.servername ?? (net.isIP(target.host) ? undefined : target.host);
+      const socket = tls.connect({
+        host: target.host,
+        port: target.port,
+        ...(ca === undefined ? {} : { ca }),
+        ...(cert === undefined ? {} : { cert }),
+        ...(key === undefined ? {} : { key }),
+        ...(servername === undefined ? {} : { servername }),
+      });
+      return { socket, readyEvent: 'secureConnect' };
+    }
+  }
+}
+
 /** One connection attempt. Rejects with the socket's own error, or ConnectError on timeout. */
 function attemptConnect(
-  host: string,
-  port: number,
-  address: string,
+  target: StreamTarget,
   timeoutMs: number,
   signal: AbortSignal | undefined,
 ): Promise<net.Socket> {
@@ -605,12 +690,12 @@ function attemptConnect(
       reject(new AbortError('the connection attempt was aborted', { cause: signal.reason }));
       return;
     }
-    const socket = net.connect({ host, port });
+    const { socket, readyEvent } = openTransport(target);
     let timer: NodeJS.Timeout | undefined;
     const finish = (error: Error | null): void => {
       if (timer !== undefined) clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
-      socket.off('connect', onConnect);
+      socket.off(readyEvent, onConnect);
       socket.off('error', onError);
       if (error === null) {
         resolve(socket);
@@ -623,13 +708,17 @@ function attemptConnect(
     const onError = (error: Error): void => finish(error);
     const onAbort = (): void =>
       finish(new AbortError('the connection attempt was aborted', { cause: signal?.reason }));
-    socket.once('connect', onConnect);
+    socket.once(readyEvent, onConnect);
     socket.once('error', onError);
     signal?.addEventListener('abort', onAbort, { once: true });
     if (timeoutMs > 0) {
       timer = setTimeout(
         () =>
-          finish(new ConnectError(`no answer from ${address} within ${formatDuration(timeoutMs)}`)),
+          finish(
+            new ConnectError(
+              `no answer from ${target.address} within ${formatDuration(timeoutMs)}`,
+            ),
+          ),
         timeoutMs,
       );
     }
@@ -639,12 +728,16 @@ function attemptConnect(
 /** One line that says what failed and where (cli.md). */
 function connectError(
   error: NodeJS.ErrnoException,
-  host: string,
-  address: string,
+  target: StreamTarget,
   waitedMs: number,
 ): ConnectError {
+  const { address } = target;
+  const host = target.kind === 'unix' ? target.path : target.host;
   let message: string;
   switch (error.code) {
+    case 'ENOENT':
+      message = `no socket at ${address} — is the server running?`;
+      break;
     case 'ECONNREFUSED':
       message = `connection refused at ${address} — is the server running?`;
       break;
@@ -663,7 +756,11 @@ function connectError(
       message = `${address} is unreachable (${error.code})`;
       break;
     default:
-      message = `cannot connect to ${address}: ${error.message}`;
+      // TLS: an untrusted or mismatched certificate, or a refused client certificate.
+      message =
+        target.kind === 'tls'
+          ? `TLS connection to ${address} failed: ${error.message}`
+          : `cannot connect to ${address}: ${error.message}`;
   }
   if (waitedMs > 0) message += ` (kept trying for ${formatDuration(waitedMs)})`;
   return new ConnectError(message, { cause: error });

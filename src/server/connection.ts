@@ -47,6 +47,7 @@ export type CloseReason =
 export interface ConnectionSummary {
   readonly session: string;
   readonly peer: string;
+  readonly transport: 'tcp' | 'unix' | 'tls';
   readonly durationMs: number;
   readonly commands: number;
   readonly payloads: number;
@@ -60,6 +61,10 @@ export interface ConnectionContext {
   readonly options: ServerOptions;
   readonly store: Store;
   readonly logger: Logger;
+  /** The listener it came through, for logs (and metrics). */
+  readonly transport: 'tcp' | 'unix' | 'tls';
+  /** The TLS client certificate's subject, stored with each payload; null otherwise. */
+  readonly clientCert: string | null;
   /** Called once, when the socket has closed. */
   readonly onClose: (connection: Connection, summary: ConnectionSummary) => void;
 }
@@ -99,7 +104,9 @@ export class Connection {
     this.#socket = socket;
     this.session = session;
     this.#context = context;
-    this.peer = formatPeer(socket.remoteAddress, socket.remotePort);
+    // A Unix socket's peer has no address: every local client is "unix".
+    this.peer =
+      context.transport === 'unix' ? 'unix' : formatPeer(socket.remoteAddress, socket.remotePort);
     this.#protocol = new StreamProtocol(context.options.maxLineBytes);
     this.#work = SimulatedWork.from(context.options);
 
@@ -112,7 +119,10 @@ export class Connection {
     if (context.options.idleTimeoutMs > 0) {
       this.#idleTimer = setTimeout(this.#idleTimerOnTimeout, context.options.idleTimeoutMs);
     }
-    context.logger.debug({ session, peer: this.peer }, 'session opened');
+    context.logger.debug(
+      { session, peer: this.peer, transport: context.transport },
+      'session opened',
+    );
   }
 
   /** Bytes written to the socket but not yet taken by the kernel. */
@@ -188,6 +198,7 @@ export class Connection {
     const summary: ConnectionSummary = {
       session: this.session,
       peer: this.peer,
+      transport: this.#context.transport,
       durationMs: Date.now() - this.#startedAt,
       commands: this.#protocol.lines,
       payloads: this.#payloads,

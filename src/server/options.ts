@@ -63,6 +63,23 @@ export interface ServerOptions {
    * reply (a compute-bound service). Default 0 (off).
    */
   readonly workCpuMs: number;
+  /** `--unix PATH`: also listen on this Unix domain socket; null = off. */
+  readonly unixPath: string | null;
+  /** Permissions of the Unix socket file (e.g. 0o660); null keeps the umask's. */
+  readonly unixMode: number | null;
+  /** `--tls-port N`: also listen for TLS here; null = off. */
+  readonly tlsPort: number | null;
+  /** PEM certificate (chain) and key files for TLS. */
+  readonly tlsCertPath: string | null;
+  readonly tlsKeyPath: string | null;
+  /** PEM CA bundle for client certificates (mutual TLS); null = none. */
+  readonly tlsCaPath: string | null;
+  /** Refuse TLS clients without a certificate signed by `tlsCaPath`. */
+  readonly tlsRequireClientCert: boolean;
+  /** A TLS handshake not finished this long after the connection is cut off. Default 10 000 ms. */
+  readonly tlsHandshakeTimeoutMs: number;
+  /** `--udp-port N`: also answer datagrams here (protocol.md §6); null = off. */
+  readonly udpPort: number | null;
 }
 
 export const DEFAULTS: ServerOptions = Object.freeze({
@@ -81,6 +98,15 @@ export const DEFAULTS: ServerOptions = Object.freeze({
   logLevel: 'info',
   workMs: 0,
   workCpuMs: 0,
+  unixPath: null,
+  unixMode: null,
+  tlsPort: null,
+  tlsCertPath: null,
+  tlsKeyPath: null,
+  tlsCaPath: null,
+  tlsRequireClientCert: false,
+  tlsHandshakeTimeoutMs: 10_000,
+  udpPort: null,
 });
 
 /** Timers beyond this overflow Node's 32-bit timer delay. */
@@ -113,6 +139,32 @@ export function resolveServerOptions(given: Partial<ServerOptions> = {}): Server
   checkInt('workers', options.workers, 1, 1024);
   checkInt('workMs', options.workMs, 0, MAX_TIMER_MS);
   checkInt('workCpuMs', options.workCpuMs, 0, 60_000);
+  if (options.tlsPort !== null) {
+    checkInt('tlsPort', options.tlsPort, 0, 65535);
+    if (options.tlsCertPath === null || options.tlsKeyPath === null) {
+      throw new InvalidOptionError(
+        'a TLS port needs a certificate and a key (--tls-cert, --tls-key)',
+      );
+    }
+  }
+  if (options.tlsRequireClientCert && options.tlsCaPath === null) {
+    throw new InvalidOptionError(
+      'requiring client certificates needs the CA that signs them (--tls-ca)',
+    );
+  }
+  checkInt('tlsHandshakeTimeoutMs', options.tlsHandshakeTimeoutMs, 1, MAX_TIMER_MS);
+  if (options.udpPort !== null) checkInt('udpPort', options.udpPort, 0, 65535);
+  if (options.unixMode !== null) checkInt('unixMode', options.unixMode, 0, 0o777);
+  if (options.unixPath !== null && options.unixPath === '') {
+    throw new InvalidOptionError('the Unix socket path must not be empty');
+  }
+  const extraListeners =
+    options.unixPath !== null || options.tlsPort !== null || options.udpPort !== null;
+  if (options.mode === 'fork' && extraListeners) {
+    throw new InvalidOptionError(
+      'fork mode serves TCP only; --unix, --tls-port and --udp-port need another --mode',
+    );
+  }
   if (!(SERVER_MODES as readonly string[]).includes(options.mode)) {
     throw new InvalidOptionError(
       `mode must be one of ${SERVER_MODES.join(', ')}, got '${options.mode}'`,

@@ -18,6 +18,8 @@ import type { Store } from '../store/store.js';
 import { ConnectionLimits, refuseSocket, type Admission, type RejectReason } from './admission.js';
 import { Connection, type ConnectionSummary } from './connection.js';
 import { boundPort, listenTcp, tcpUrl } from './listener.js';
+import { TlsHandshaker } from './tls-listener.js';
+import { listenUnix } from './unix-listener.js';
 import { createLogger } from './logger.js';
 import { resolveServerOptions, type ServerOptions } from './options.js';
 
@@ -33,6 +35,18 @@ export interface StartServerOptions extends Partial<ServerOptions> {
    * limits counted in this process; a cluster worker asks its primary.
    */
   readonly admission?: Admission;
+}
+
+/** Which listener a connection came through. */
+export type Transport = 'tcp' | 'unix' | 'tls';
+
+/** What is known about a connection before its session starts. */
+export interface SessionInfo {
+  /** Set when another process has already named the session (fork mode). */
+  readonly session?: string;
+  readonly transport?: Transport;
+  /** The TLS client certificate's subject, when there is one. */
+  readonly clientCert?: string | null;
 }
 
 export interface ServerStats {
@@ -53,7 +67,11 @@ export interface RunningServer {
   readonly host: string;
   /** `tcp://127.0.0.1:7777`, with brackets around an IPv6 host. */
   readonly url: string;
+  /** Every address listened on: `url` first, then `unix:…`, `tls://…`. */
+  readonly urls: readonly string[];
   readonly stats: ServerStats;
+  /** SIGHUP: read the TLS certificate files again (no-op without TLS). */
+  reloadTls(): void;
   /** Graceful shutdown (cli.md); safe to call twice. */
   close(): Promise<void>;
 }
@@ -68,6 +86,12 @@ export class HeloServer implements RunningServer {
   readonly #store: Store;
   readonly #admission: Admission;
   #server: Server | null = null;
+  #tlsServer: Server | null = null;
+  #tls: TlsHandshaker | null = null;
+  /** Every listener open, TCP first. */
+  readonly #listeners: Server[] = [];
+  /** Admitted TLS sockets still in their handshake, with their client's address. */
+  readonly #handshaking = new Map<Socket, string>();
   readonly #connections = new Set<Connection>();
   /** Sequential mode: sockets admitted and waiting for their turn, oldest first. */
   readonly #waiting = new Map<Socket, WaitingSession>();
@@ -124,30 +148,142 @@ export class HeloServer implements RunningServer {
     return this.#connections;
   }
 
+  /** Opens every listener the options ask for; if one fails, closes the others. */
   async listen(): Promise<void> {
-    const { host, port } = this.options;
-    this.#server = await listenTcp({ host, port }, (socket) => this.serveSocket(socket));
-    this.#server.on('error', (error) => this.logger.error({ err: error.message }, 'server error'));
-    this.logger.info({ url: this.url, mode: this.options.mode }, 'listening');
+    const { host, port, unixPath, tlsPort } = this.options;
+    try {
+      this.#server = await listenTcp({ host, port }, (socket) => this.serveSocket(socket));
+      this.#listeners.push(this.#server);
+      if (unixPath !== null) {
+        const unix = await listenUnix({ path: unixPath, mode: this.options.unixMode }, (socket) =>
+          this.serveSocket(socket, { transport: 'unix' }),
+        );
+        this.#listeners.push(unix);
+      }
+      if (tlsPort !== null) {
+        this.#tls = this.#createTlsHandshaker();
+        this.#tlsServer = await listenTcp({ host, port: tlsPort }, (raw) => this.#serveTls(raw));
+        this.#listeners.push(this.#tlsServer);
+      }
+    } catch (error) {
+      for (const listener of this.#listeners.splice(0)) listener.close();
+      throw error;
+    }
+    for (const listener of this.#listeners) {
+      listener.on('error', (error) => this.logger.error({ err: error.message }, 'listener error'));
+    }
+    this.logger.info({ urls: this.urls, mode: this.options.mode }, 'listening');
+  }
+
+  /** Every address this server listens on: `tcp://…`, then `unix:…`, `tls://…`. */
+  get urls(): string[] {
+    const urls = [this.url];
+    if (this.options.unixPath !== null) urls.push(`unix:${this.options.unixPath}`);
+    if (this.#tlsServer !== null) {
+      urls.push(tcpUrl(this.host, boundPort(this.#tlsServer, 0)).replace('tcp:', 'tls:'));
+    }
+    return urls;
+  }
+
+  /** The TLS port actually bound, or null without TLS. */
+  get tlsPort(): number | null {
+    return this.#tlsServer === null ? null : boundPort(this.#tlsServer, 0);
   }
 
   /**
-   * Serves a connected socket: from this server's own listener, or handed
-   * over by another process (fork mode). `session` is given when the
-   * caller has already named the session.
+   * Reads the TLS certificate files again (SIGHUP): new connections use the
+   * new ones. A failure is logged and the old certificates stay in use.
    */
-  serveSocket(socket: Socket, session?: string): void {
+  reloadTls(): void {
+    if (this.#tls === null) return;
+    try {
+      this.#tls.reload();
+      this.logger.info('TLS certificates reloaded');
+    } catch (error) {
+      this.logger.error(
+        { err: error instanceof Error ? error.message : String(error) },
+        'TLS certificates not reloaded; the previous ones stay in use',
+      );
+    }
+  }
+
+  #createTlsHandshaker(): TlsHandshaker {
+    const { tlsCertPath, tlsKeyPath, tlsCaPath } = this.options;
+    return new TlsHandshaker(
+      { certPath: tlsCertPath!, keyPath: tlsKeyPath!, caPath: tlsCaPath },
+      {
+        requireClientCert: this.options.tlsRequireClientCert,
+        handshakeTimeoutMs: this.options.tlsHandshakeTimeoutMs,
+      },
+      (socket, clientCert) => {
+        const ip = this.#handshaking.get(socket) ?? socket.remoteAddress ?? '';
+        this.#handshaking.delete(socket);
+        if (this.#isShuttingDown) {
+          this.#admission.release(ip);
+          this.#refuse(socket, 'shutdown');
+        } else {
+          this.#admit(socket, ip, { transport: 'tls', clientCert });
+        }
+      },
+      (raw, error) => {
+        this.logger.debug({ peer: raw.remoteAddress, err: error.message }, 'TLS handshake failed');
+      },
+    );
+  }
+
+  /**
+   * A TLS connection is admitted (limits) before its handshake starts, so
+   * handshakes cannot get around the limits. A refused one is closed
+   * without a reply: before the handshake there is no way to send one.
+   */
+  #serveTls(raw: Socket): void {
+    raw.on('error', ignoreError);
+    this.#decide(
+      raw,
+      (ip) => {
+        // The TLS socket wraps the raw one: both are known by the raw one's close.
+        this.#handshaking.set(raw, ip);
+        raw.once('close', () => {
+          // Closed before a session took it over: the handshake failed or timed out.
+          if (this.#handshaking.delete(raw)) this.#admission.release(ip);
+        });
+        this.#tls!.handshake(raw);
+      },
+      (reason) => {
+        this.#rejected[reason]++;
+        raw.destroy();
+      },
+    );
+  }
+
+  /**
+   * Serves a connected socket: from one of this server's listeners, or
+   * handed over by another process (fork mode, which names the session).
+   */
+  serveSocket(socket: Socket, info: SessionInfo = {}): void {
+    this.#decide(
+      socket,
+      (ip) => this.#admit(socket, ip, info),
+      (reason) => this.#refuse(socket, reason),
+    );
+  }
+
+  /** Limits are decided before any other work: no session, no parsing, no handshake. */
+  #decide(
+    socket: Socket,
+    admitted: (ip: string) => void,
+    refused: (reason: RejectReason) => void,
+  ): void {
     if (this.#isShuttingDown) {
-      this.#refuse(socket, 'shutdown');
+      refused('shutdown');
       return;
     }
-    // Limits are decided before any other work: no session, no parsing.
     const ip = socket.remoteAddress ?? '';
     const decision = this.#admission.admit(ip);
     if (decision === null) {
-      this.#admit(socket, ip, session);
+      admitted(ip);
     } else if (typeof decision === 'string') {
-      this.#refuse(socket, decision);
+      refused(decision);
     } else {
       // An answer from elsewhere (a cluster's primary): the socket holds its
       // bytes meanwhile, since nothing reads it yet.
@@ -155,15 +291,15 @@ export class HeloServer implements RunningServer {
       decision.then(
         (reason) => {
           if (reason !== null) {
-            this.#refuse(socket, reason);
+            refused(reason);
           } else if (socket.destroyed || this.#isShuttingDown) {
             this.#admission.release(ip);
-            this.#refuse(socket, 'shutdown');
+            refused('shutdown');
           } else {
-            this.#admit(socket, ip, session);
+            admitted(ip);
           }
         },
-        () => this.#refuse(socket, 'max-connections'),
+        () => refused('max-connections'),
       );
     }
   }
@@ -176,31 +312,33 @@ export class HeloServer implements RunningServer {
     refuseSocket(socket, () => this.#refused.delete(socket));
   }
 
-  #admit(socket: Socket, ip: string, session: string | undefined): void {
+  #admit(socket: Socket, ip: string, info: SessionInfo): void {
     this.#connectionsTotal++;
     if (
       this.options.mode === 'sequential' &&
       (this.#connections.size > 0 || this.#waiting.size > 0)
     ) {
-      this.#wait(socket, ip, session);
+      this.#wait(socket, ip, info);
       return;
     }
-    this.#startSession(socket, ip, session);
+    this.#startSession(socket, ip, info);
   }
 
-  #startSession(socket: Socket, ip: string, session: string | undefined): void {
-    const id = session ?? `${this.#bootId}-${(++this.#sessionCounter).toString(36)}`;
+  #startSession(socket: Socket, ip: string, info: SessionInfo): void {
+    const id = info.session ?? `${this.#bootId}-${(++this.#sessionCounter).toString(36)}`;
     const connection = new Connection(socket, id, {
       options: this.options,
       store: this.#store,
       logger: this.logger,
+      transport: info.transport ?? 'tcp',
+      clientCert: info.clientCert ?? null,
       onClose: (closed, summary) => this.#connectionOnClose(closed, summary, ip),
     });
     this.#connections.add(connection);
   }
 
   /** Sequential mode: the client is connected; its turn comes when those before it leave. */
-  #wait(socket: Socket, ip: string, session: string | undefined): void {
+  #wait(socket: Socket, ip: string, info: SessionInfo): void {
     // A client that gives up while waiting leaves the queue. Its FIN shows as
     // 'end' only once everything it sent before has been read, so a client
     // that sent requests and then half-closed keeps its place (and replies).
@@ -214,7 +352,7 @@ export class HeloServer implements RunningServer {
     socket.on('error', ignoreError);
     socket.once('end', socketOnEnd);
     socket.once('close', socketOnClose);
-    this.#waiting.set(socket, { ip, session, socketOnEnd, socketOnClose });
+    this.#waiting.set(socket, { ip, info, socketOnEnd, socketOnClose });
     this.logger.info(
       { peer: socket.remoteAddress, waiting: this.#waiting.size },
       'client waiting for its turn',
@@ -234,7 +372,7 @@ export class HeloServer implements RunningServer {
       { peer: socket.remoteAddress, waiting: this.#waiting.size },
       'waiting client served',
     );
-    this.#startSession(socket, waiting.ip, waiting.session);
+    this.#startSession(socket, waiting.ip, waiting.info);
   }
 
   /**
@@ -254,11 +392,12 @@ export class HeloServer implements RunningServer {
       { connections: this.#connections.size, waiting: this.#waiting.size },
       'shutting down',
     );
-    const server = this.#server;
-    const listenerClosed =
-      server === null
-        ? Promise.resolve()
-        : new Promise<void>((resolve) => server.close(() => resolve()));
+    const listenersClosed = Promise.all(
+      this.#listeners.map(
+        (listener) => new Promise<void>((resolve) => listener.close(() => resolve())),
+      ),
+    );
+    for (const raw of this.#handshaking.keys()) raw.destroy();
     // Waiting clients were never served: they get 503 BUSY, like idle ones.
     for (const [socket, waiting] of this.#waiting) {
       this.#waiting.delete(socket);
@@ -277,7 +416,7 @@ export class HeloServer implements RunningServer {
     await allClosed;
     clearTimeout(grace);
     for (const socket of this.#refused) socket.destroy();
-    await listenerClosed;
+    await listenersClosed;
     this.logger.info('server closed');
   }
 
@@ -297,7 +436,7 @@ export class HeloServer implements RunningServer {
 /** What a waiting socket will need when its turn comes. */
 interface WaitingSession {
   readonly ip: string;
-  readonly session: string | undefined;
+  readonly info: SessionInfo;
   readonly socketOnEnd: () => void;
   readonly socketOnClose: () => void;
 }

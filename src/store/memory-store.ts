@@ -51,6 +51,7 @@ export class MemoryStore implements Store {
       peer: record.peer,
       name: record.name,
       payload: Buffer.from(record.payload),
+      clientCert: record.clientCert ?? null,
     };
     return new Promise<number>((resolve) => {
       this.#pending.push({ record: stored, resolve });

@@ -30,7 +30,7 @@ export type { CommitInfo } from './store.js';
  * from the previous version. A file with a higher version was written by a
  * newer helo and is refused rather than misread.
  */
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 export interface SqliteStoreOptions {
   /**
@@ -74,6 +74,7 @@ type InsertParams = [
   peer: string,
   name: string | null,
   payload: Buffer,
+  clientCert: string | null,
 ];
 
 export class SqliteStore implements Store {
@@ -145,10 +146,11 @@ export class SqliteStore implements Store {
     this.#label = label;
     this.#onCommit = options.onCommit;
     this.#insert = db.prepare<InsertParams>(
-      'INSERT INTO records (received_at, session, peer, name, payload) VALUES (?, ?, ?, ?, ?)',
+      `INSERT INTO records (received_at, session, peer, name, payload, client_cert)
+       VALUES (?, ?, ?, ?, ?, ?)`,
     );
     this.#readAfter = db.prepare<[number, number], StoredRecord>(
-      `SELECT id, received_at AS receivedAt, session, peer, name, payload
+      `SELECT id, received_at AS receivedAt, session, peer, name, payload, client_cert AS clientCert
          FROM records WHERE id > ? ORDER BY id LIMIT ?`,
     );
     this.#insertBatch = db.transaction((batch: readonly NewRecord[]) =>
@@ -160,6 +162,7 @@ export class SqliteStore implements Store {
             record.peer,
             record.name,
             record.payload,
+            record.clientCert ?? null,
           ).lastInsertRowid as number,
       ),
     );
@@ -284,23 +287,36 @@ function ensureSchema(db: Database.Database, create: boolean): void {
       `written by a newer helo (schema version ${version}, this one knows ${SCHEMA_VERSION})`,
     );
   }
-  if (!create) throw new StoreError('not a helo store (no schema)');
+  if (!create) {
+    if (version === 0) throw new StoreError('not a helo store (no schema)');
+    throw new StoreError(
+      `schema version ${version} is older than this helo's (${SCHEMA_VERSION}); ` +
+        'start the server on it once to upgrade it',
+    );
+  }
   // IMMEDIATE, and the version read again inside: two server processes
-  // starting on a new file at once must not both create the table.
+  // starting on the same file at once must not both create or migrate it.
   db.transaction(() => {
-    if (userVersion(db) === SCHEMA_VERSION) return;
-    // AUTOINCREMENT: ids are never reused, even after the newest records are
-    // deleted, so an exported id always names the same payload.
-    // payload is a BLOB so that bytes are kept exactly (NUL, 0xFF, invalid
-    // UTF-8: protocol.md §3); name is NULL when the session gave no HELO name.
-    db.exec(`CREATE TABLE records (
-      id INTEGER PRIMARY KEY AUTOINCREMENT,
-      received_at INTEGER NOT NULL,
-      session TEXT NOT NULL,
-      peer TEXT NOT NULL,
-      name TEXT,
-      payload BLOB NOT NULL
-    )`);
+    const current = userVersion(db);
+    if (current === SCHEMA_VERSION) return;
+    if (current === 0) {
+      // AUTOINCREMENT: ids are never reused, even after the newest records are
+      // deleted, so an exported id always names the same payload.
+      // payload is a BLOB so that bytes are kept exactly (NUL, 0xFF, invalid
+      // UTF-8: protocol.md §3); name is NULL when the session gave no HELO name.
+      db.exec(`CREATE TABLE records (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        received_at INTEGER NOT NULL,
+        session TEXT NOT NULL,
+        peer TEXT NOT NULL,
+        name TEXT,
+        payload BLOB NOT NULL,
+        client_cert TEXT
+      )`);
+    } else {
+      // Version 1 -> 2: the TLS client certificate's subject (NULL otherwise).
+      db.exec('ALTER TABLE records ADD COLUMN client_cert TEXT');
+    }
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
   }).immediate();
 }
@@ -375,6 +391,10 @@ function recordProblem(record: NewRecord): string | undefined {
   if (typeof record.peer !== 'string') return 'peer must be a string';
   if (record.name !== null && typeof record.name !== 'string') {
     return 'name must be a string or null';
+  }
+  const cert = record.clientCert;
+  if (cert !== undefined && cert !== null && typeof cert !== 'string') {
+    return 'clientCert must be a string or null';
   }
   return undefined;
 }

@@ -20,6 +20,11 @@ export interface NewRecord {
   readonly name: string | null;
   /** The payload, byte for byte (NUL and invalid UTF-8 included). */
   readonly payload: Buffer;
+  /**
+   * The subject of the client's TLS certificate (mutual TLS), e.g.
+   * `CN=alice,O=lab`; null (or absent) for every other connection.
+   */
+  readonly clientCert?: string | null;
 }
 
 /** What one group commit did; for metrics (`helo_commit_batch_size`, `helo_store_commit_seconds`). */
@@ -36,6 +41,7 @@ export interface CommitInfo {
 export interface StoredRecord extends NewRecord {
   /** Monotonically increasing, assigned by the store. */
   readonly id: number;
+  readonly clientCert: string | null;
 }
 
 export interface Store {

@@ -94,6 +94,7 @@ function exportLine(id: number, record: NewRecord): string {
     peer: record.peer,
     name: record.name,
     payloadBase64: record.payload.toString('base64'),
+    clientCert: record.clientCert ?? null,
   });
 }
 

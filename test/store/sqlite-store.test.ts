@@ -186,7 +186,7 @@ describe('SqliteStore file', () => {
     const db = new Database(path, { readonly: true });
     try {
       assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
-      assert.equal(db.pragma('user_version', { simple: true }), 1);
+      assert.equal(db.pragma('user_version', { simple: true }), 2);
       const columns = db.pragma('table_info(records)') as {
         name: string;
         type: string;
@@ -201,6 +201,7 @@ describe('SqliteStore file', () => {
           ['peer', 'TEXT', 1],
           ['name', 'TEXT', 0],
           ['payload', 'BLOB', 1],
+          ['client_cert', 'TEXT', 0],
         ],
       );
       const sql = db.prepare("SELECT sql FROM sqlite_master WHERE name = 'records'").pluck().get();
@@ -261,10 +262,41 @@ describe('SqliteStore file', () => {
     assert.deepEqual(tables, ['other']);
   });
 
+  test('upgrades a version 1 store in place, keeping its records', async () => {
+    const path = newPath();
+    const v1 = new Database(path);
+    v1.exec(`CREATE TABLE records (
+      id INTEGER PRIMARY KEY AUTOINCREMENT, received_at INTEGER NOT NULL, session TEXT NOT NULL,
+      peer TEXT NOT NULL, name TEXT, payload BLOB NOT NULL)`);
+    v1.prepare(
+      'INSERT INTO records (received_at, session, peer, name, payload) VALUES (?, ?, ?, ?, ?)',
+    ).run(1, 's', 'p', null, Buffer.from('old'));
+    v1.pragma('user_version = 1');
+    v1.close();
+    assert.throws(
+      () => SqliteStore.openExisting(path),
+      (error) => assertStoreError(error, /older than this helo's/),
+    );
+    const store = SqliteStore.open(path);
+    try {
+      await store.append({ ...record('new'), clientCert: 'CN=alice' });
+      const records = store.read(0, 10);
+      assert.deepEqual(
+        records.map((r) => [r.payload.toString(), r.clientCert]),
+        [
+          ['old', null],
+          ['new', 'CN=alice'],
+        ],
+      );
+    } finally {
+      await store.close();
+    }
+  });
+
   test('refuses a store written with a newer schema version', () => {
     const path = newPath();
     const db = new Database(path);
-    db.pragma('user_version = 2');
+    db.pragma('user_version = 3');
     db.close();
     assert.throws(
       () => SqliteStore.open(path),

@@ -9,6 +9,8 @@ export const WORKER_OPTIONS_ENV = 'HELO_CLUSTER_WORKER_OPTIONS';
 export interface WorkerListening {
   readonly type: 'helo:listening';
   readonly port: number;
+  /** Every address, as `HeloServer.urls` lists them. */
+  readonly urls: readonly string[];
 }
 
 /** Worker -> primary: it could not listen; the message says why, in one line. */

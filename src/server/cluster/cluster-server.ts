@@ -23,6 +23,7 @@ import type { Store } from '../../store/store.js';
 import { hostStore, type StoreHostStats } from '../ipc/store-host.js';
 import { isMessage, type IpcPeer } from '../ipc/messages.js';
 import { tcpUrl } from '../listener.js';
+import { removeStaleUnixSocket } from '../unix-listener.js';
 import { createLogger } from '../logger.js';
 import { resolveServerOptions, type ServerOptions } from '../options.js';
 import {
@@ -65,6 +66,7 @@ export class ClusterServer implements RunningServer {
   /** Counters of workers that have exited, so the totals survive them. */
   readonly #exitedTotals = { connectionsTotal: 0, rejected: emptyRejectCounts() };
   #port = 0;
+  #urls: readonly string[] = [];
   #isShuttingDown = false;
   #closed: Promise<void> | null = null;
   #workersReplaced = 0;
@@ -90,6 +92,15 @@ export class ClusterServer implements RunningServer {
   }
 
   /** Sums of the workers' counters (reported every second) and the exact stored count. */
+  get urls(): readonly string[] {
+    return this.#urls;
+  }
+
+  /** Each worker reads its certificates again. */
+  reloadTls(): void {
+    for (const { worker } of this.#workers.values()) worker.process.kill('SIGHUP');
+  }
+
   get stats(): ServerStats {
     const rejected = { ...this.#exitedTotals.rejected };
     let connectionsTotal = this.#exitedTotals.connectionsTotal;
@@ -126,10 +137,14 @@ export class ClusterServer implements RunningServer {
     // Must be set before the first worker starts; see the comment at the top.
     cluster.schedulingPolicy = cluster.SCHED_NONE;
     cluster.setupPrimary({ exec: WORKER_PROGRAM, args: [], serialization: 'advanced' });
+    // Done here, once: workers racing to replace a stale socket file would
+    // find each other's new one and give up.
+    if (this.options.unixPath !== null) await removeStaleUnixSocket(this.options.unixPath);
     const started = Array.from({ length: this.options.workers }, () => this.#startWorker());
     try {
-      const ports = await Promise.all(started);
-      this.#port = ports[0]!;
+      const listening = await Promise.all(started);
+      this.#port = listening[0]!.port;
+      this.#urls = listening[0]!.urls;
     } catch (error) {
       // Not a shutdown: the start failed, and the caller reports why in one line.
       this.#isShuttingDown = true;
@@ -144,8 +159,8 @@ export class ClusterServer implements RunningServer {
     );
   }
 
-  /** Resolves with the port once the worker listens; rejects if it cannot. */
-  #startWorker(): Promise<number> {
+  /** Resolves once the worker listens; rejects if it cannot. */
+  #startWorker(): Promise<WorkerListening> {
     const worker = cluster.fork({ [WORKER_OPTIONS_ENV]: JSON.stringify(this.options) });
     const peer = worker.process as IpcPeer;
     const stopHosting = hostStore(peer, this.#store, this.#storeStats);
@@ -166,9 +181,9 @@ export class ClusterServer implements RunningServer {
     worker.on('message', (message: unknown) => {
       if (isMessage<WorkerStats>(message, 'helo:stats')) state.stats = message.stats;
     });
-    return new Promise<number>((resolve, reject) => {
+    return new Promise<WorkerListening>((resolve, reject) => {
       worker.on('message', (message: unknown) => {
-        if (isMessage<WorkerListening>(message, 'helo:listening')) resolve(message.port);
+        if (isMessage<WorkerListening>(message, 'helo:listening')) resolve(message);
         if (isMessage<WorkerListenFailed>(message, 'helo:listen-failed')) {
           reject(new ListenError(message.message));
         }

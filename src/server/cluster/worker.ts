@@ -50,10 +50,15 @@ async function exit(): Promise<void> {
 // Stop signals, to the primary (which forwards them) or to the whole group.
 process.on('SIGTERM', () => void exit());
 process.on('SIGINT', () => void exit());
+process.on('SIGHUP', () => server.reloadTls());
 
 try {
   await server.listen();
-  primary.send({ type: 'helo:listening', port: server.port } satisfies WorkerListening);
+  primary.send({
+    type: 'helo:listening',
+    port: server.port,
+    urls: server.urls,
+  } satisfies WorkerListening);
   setInterval(reportStats, STATS_EVERY_MS).unref();
 } catch (error) {
   const message = error instanceof ListenError ? error.message : String(error);

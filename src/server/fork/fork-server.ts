@@ -85,6 +85,13 @@ export class ForkServer implements RunningServer {
     return tcpUrl(this.host, this.port);
   }
 
+  /** Fork mode serves TCP only. */
+  get urls(): string[] {
+    return [this.url];
+  }
+
+  reloadTls(): void {}
+
   get stats(): ServerStats {
     return {
       connectionsTotal: this.#connectionsTotal,

@@ -38,7 +38,7 @@ process.on('message', (message: unknown, handle: unknown) => {
     store,
     logger: createLogger(options.logLevel),
   });
-  server.serveSocket(socket, message.session);
+  server.serveSocket(socket, { session: message.session });
   // After the session's own close handling: the session is over, so is this process.
   socket.once('close', () => void exit());
 });

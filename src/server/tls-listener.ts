@@ -1,0 +1,105 @@
+/**
+ * TLS (`--tls-port`): the same byte stream as TCP, encrypted, optionally
+ * with client certificates (mutual TLS).
+ *
+ * The listener is a plain TCP listener; the TLS handshake starts only after
+ * the connection limits have admitted the connection, so a flood of
+ * handshakes cannot be used to get around `--max-connections` (a handshake
+ * costs far more CPU than a HELO). A handshake that does not finish within
+ * `handshakeTimeoutMs` is cut off. With `--tls-require-client-cert`, a
+ * client without a certificate signed by `--tls-ca` fails the handshake, so
+ * no command of it is ever read.
+ *
+ * Certificates are files, read at start and again on `reload()` (SIGHUP):
+ * renewed certificates take effect for new connections without a restart.
+ */
+import { readFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
+import {
+  createServer as createTlsServer,
+  type Server as TlsServer,
+  type TLSSocket,
+} from 'node:tls';
+import { InvalidOptionError } from '../errors.js';
+
+export interface TlsFiles {
+  readonly certPath: string;
+  readonly keyPath: string;
+  /** CA bundle that client certificates must chain to; null: no client certificates. */
+  readonly caPath: string | null;
+}
+
+export interface TlsHandshakeOptions {
+  readonly requireClientCert: boolean;
+  readonly handshakeTimeoutMs: number;
+}
+
+/** Reads the files; the message names the file that failed. */
+export function readTlsFiles(files: TlsFiles): { cert: Buffer; key: Buffer; ca?: Buffer } {
+  const read = (what: string, path: string): Buffer => {
+    try {
+      return readFileSync(path);
+    } catch (error) {
+      const reason = (error as NodeJS.ErrnoException).code ?? String(error);
+      throw new InvalidOptionError(`cannot read the TLS ${what} ${path} (${reason})`);
+    }
+  };
+  const material = { cert: read('certificate', files.certPath), key: read('key', files.keyPath) };
+  if (files.caPath === null) return material;
+  return { ...material, ca: read('CA', files.caPath) };
+}
+
+/** The certificate's subject on one line, e.g. `CN=alice, O=lab`. */
+function subjectOf(socket: TLSSocket): string | null {
+  if (!socket.authorized) return null;
+  const subject = socket.getPeerX509Certificate()?.subject;
+  return subject === undefined ? null : subject.split('\n').join(', ');
+}
+
+/**
+ * The handshake engine: a `tls.Server` that never listens. Admitted TCP
+ * sockets are handed to it with `handshake()`; it emits each one that
+ * completes the handshake, with the client certificate's subject.
+ */
+export class TlsHandshaker {
+  readonly #server: TlsServer;
+  readonly #files: TlsFiles;
+
+  constructor(
+    files: TlsFiles,
+    options: TlsHandshakeOptions,
+    onSecure: (socket: TLSSocket, clientCert: string | null) => void,
+    onFailure: (raw: Socket, error: Error) => void,
+  ) {
+    this.#files = files;
+    this.#server = createTlsServer({
+      ...readTlsFiles(files),
+      // allowHalfOpen: a client's FIN must not stop the replies it is owed (§2).
+      allowHalfOpen: true,
+      handshakeTimeout: options.handshakeTimeoutMs,
+      requestCert: options.requireClientCert,
+      rejectUnauthorized: options.requireClientCert,
+    });
+    this.#server.on('secureConnection', (socket: TLSSocket) => {
+      socket.setNoDelay(true);
+      onSecure(socket, subjectOf(socket));
+    });
+    this.#server.on('tlsClientError', (error: Error, socket: TLSSocket) => {
+      onFailure(socket, error);
+      socket.destroy();
+    });
+  }
+
+  /** Starts the server side of the handshake on an admitted TCP socket. */
+  handshake(raw: Socket): void {
+    this.#server.emit('connection', raw);
+  }
+
+  /**
+   * Reads the certificate files again (SIGHUP). New connections use them;
+   * open ones keep theirs. On failure the old ones stay and this throws.
+   */
+  reload(): void {
+    this.#server.setSecureContext(readTlsFiles(this.#files));
+  }
+}
