@@ -192,7 +192,7 @@ export async function connectUdp(options: UdpConnectOptions): Promise<UdpClient>
   });
 }
 
-interface UdpClientConfig {
+export interface UdpClientConfig {
   readonly host: string;
   /** The resolved address that datagrams go to. */
   readonly ip: string;
@@ -211,8 +211,8 @@ export class UdpClient {
   /** `udp://host:port`, for messages. */
   readonly url: string;
   readonly #config: UdpClientConfig;
-  /** Settles when the request before the next one has settled: one at a time. */
-  #tail: Promise<unknown> = Promise.resolve();
+  /** Settles when the last request queued has settled: requests go one at a time. */
+  #tail: Promise<void> = Promise.resolve();
   /** Cancels the request in flight (close, abort). */
   #cancel: ((error: HeloError) => void) | null = null;
   #queued = 0;
@@ -301,7 +301,7 @@ export class UdpClient {
       this.#fail(new ClosedError('the client was closed by close() before the reply arrived'));
     }
     this.#config.signal?.removeEventListener('abort', this.#signalOnAbort);
-    await this.#tail.catch(() => {});
+    await this.#tail;
   }
 
   readonly #signalOnAbort = (): void => {
@@ -329,22 +329,43 @@ export class UdpClient {
       );
     }
     if (this.#failure !== null) return Promise.reject(this.#closedError());
-    this.#queued++;
-    const run = async (): Promise<Reply> => {
-      try {
-        if (this.#failure !== null) throw this.#closedError();
-        const reply = await this.#exchange(wire, label, timeoutMs, options?.signal);
-        if (expected !== null && (reply.code !== expected.code || reply.token !== expected.token)) {
-          throw new ReplyError(reply, `${expected.code} ${expected.token}`);
-        }
-        return reply;
-      } finally {
-        this.#queued--;
+    const signal = options?.signal;
+    return new Promise<Reply>((resolve, reject) => {
+      // Aborted while it waits its turn: rejected at once, and never sent.
+      let isAborted = false;
+      const signalOnAbort = (): void => {
+        isAborted = true;
+        reject(
+          new AbortError(`${label} was aborted before it was sent`, { cause: signal?.reason }),
+        );
+      };
+      if (signal?.aborted) {
+        signalOnAbort();
+        return;
       }
-    };
-    const result = this.#tail.then(run, run);
-    this.#tail = result.catch(() => {});
-    return result;
+      signal?.addEventListener('abort', signalOnAbort, { once: true });
+      this.#queued++;
+      const run = async (): Promise<void> => {
+        signal?.removeEventListener('abort', signalOnAbort);
+        try {
+          if (isAborted) return;
+          if (this.#failure !== null) throw this.#closedError();
+          const reply = await this.#exchange(wire, label, timeoutMs, signal);
+          if (
+            expected !== null &&
+            (reply.code !== expected.code || reply.token !== expected.token)
+          ) {
+            throw new ReplyError(reply, `${expected.code} ${expected.token}`);
+          }
+          resolve(reply);
+        } catch (error) {
+          reject(error as Error);
+        } finally {
+          this.#queued--;
+        }
+      };
+      this.#tail = this.#tail.then(run);
+    });
   }
 
   /** The error for a request made (or reached) after the client closed. */

@@ -307,6 +307,7 @@ export class Connection {
       peer: this.peer,
       name,
       payload,
+      clientCert: this.#context.clientCert,
     };
     this.#context.store.append(record).then(
       () => {

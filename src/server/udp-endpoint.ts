@@ -165,6 +165,9 @@ export class UdpEndpoint {
   #closed: Promise<void> | null = null;
   #isClosing = false;
   #isSocketClosed = false;
+  /** Replies handed to `send()` whose callback has not run yet. */
+  #unsent = 0;
+  #onAllSent: (() => void) | null = null;
 
   #datagramsIn = 0;
   #bytesIn = 0;
@@ -266,15 +269,18 @@ export class UdpEndpoint {
 
   async #close(): Promise<void> {
     this.#isClosing = true;
-    if (this.#pending.size > 0) {
+    if (this.#pending.size > 0 || this.#unsent > 0) {
       let grace: NodeJS.Timeout | undefined;
       const graceOver = new Promise<void>((resolve) => {
         grace = setTimeout(resolve, this.#shutdownGraceMs);
       });
-      const allSettled = (async () => {
+      const drained = (async () => {
         while (this.#pending.size > 0) await Promise.all(this.#pending);
+        // A reply handed to send() goes out only once its callback runs:
+        // closing the socket before that would drop it.
+        if (this.#unsent > 0) await new Promise<void>((resolve) => (this.#onAllSent = resolve));
       })();
-      await Promise.race([allSettled, graceOver]);
+      await Promise.race([drained, graceOver]);
       clearTimeout(grace);
       if (this.#pending.size > 0) {
         this.#context.logger.warn(
@@ -368,13 +374,21 @@ export class UdpEndpoint {
     if (this.#isSocketClosed) return;
     this.#repliesByCode[reply.code] = (this.#repliesByCode[reply.code] ?? 0) + 1;
     this.#bytesOut += reply.bytes.length;
+    this.#unsent++;
     try {
       this.#socket.send(reply.bytes, peer.port, peer.address, (error) => {
+        this.#sendDone();
         if (error) this.#sendFailed(error, peer);
       });
     } catch (error) {
+      this.#sendDone();
       this.#sendFailed(error as Error, peer);
     }
+  }
+
+  #sendDone(): void {
+    this.#unsent--;
+    if (this.#unsent === 0) this.#onAllSent?.();
   }
 
   #sendFailed(error: Error, peer: RemoteInfo): void {

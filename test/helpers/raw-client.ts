@@ -3,6 +3,7 @@
  * reports whether (and when) the server closed.
  */
 import { connect, type Socket } from 'node:net';
+import { connect as connectTls, type ConnectionOptions } from 'node:tls';
 import { once } from 'node:events';
 
 export class RawClient {
@@ -37,6 +38,22 @@ export class RawClient {
     return new RawClient(socket);
   }
 
+  static async openUnix(path: string): Promise<RawClient> {
+    const socket = connect({ path });
+    await once(socket, 'connect');
+    return new RawClient(socket);
+  }
+
+  /** A TLS connection to 127.0.0.1, once its handshake is done. */
+  static async openTls(port: number, options: ConnectionOptions = {}): Promise<RawClient> {
+    const socket = connectTls({ host: '127.0.0.1', port, ...options });
+    // As for TCP: without it, Nagle holds small writes back until an ACK,
+    // and a delayed ACK turns a split line into a 40 ms silence (§9).
+    socket.setNoDelay(true);
+    await once(socket, 'secureConnect');
+    return new RawClient(socket);
+  }
+
   /** True once the server has ended its side (FIN or reset). */
   get isEnded(): boolean {
     return this.#isEnded;
@@ -50,7 +67,9 @@ export class RawClient {
     return this.#receivedBytes;
   }
 
+  /** Writes, unless the server has already ended the connection (then the bytes go nowhere, as on a real network). */
   write(data: Buffer | string): void {
+    if (!this.socket.writable) return;
     this.socket.write(typeof data === 'string' ? Buffer.from(data, 'latin1') : data);
   }
 

@@ -14,6 +14,8 @@ export interface ServerProcess {
   readonly child: ChildProcess;
   /** Everything the server wrote on stderr so far (JSON log lines). */
   readonly stderr: () => string;
+  /** Everything it wrote on stdout so far (the "listening on" lines). */
+  readonly stdout: () => string;
   /** Sends SIGTERM and resolves with the exit code (SIGKILL after 12 s). */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
@@ -61,6 +63,7 @@ export async function spawnServer(
     port,
     child,
     stderr: () => stderr,
+    stdout: () => stdout,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
       child.kill(signal);

@@ -1,19 +1,24 @@
 /**
- * The shared protocol vectors replayed over a real TCP socket against the
- * real server, in every concurrency model: all in one write, one byte per
- * write, at random split points, and with the client half-closing right
- * after its last byte. The event loop gets every variant; the other models
- * (whose per-connection machinery differs, not their protocol) get fewer,
- * since a fork-mode connection costs a process start.
+ * The shared protocol vectors replayed over real stream sockets against the
+ * real server: TCP in every concurrency model, and Unix domain sockets and
+ * TLS (event loop): all in one write, one byte per write, at random split
+ * points, and with the client half-closing right after its last byte. The
+ * event loop over TCP gets every variant; the others (whose machinery
+ * differs, not their protocol) get fewer, since a fork-mode connection
+ * costs a process start.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { ServerMode } from '../../src/server/options.js';
 import { ForkServer } from '../../src/server/fork/fork-server.js';
 import { runServer } from '../../src/server/run-server.js';
-import type { RunningServer } from '../../src/server/server.js';
+import type { HeloServer, RunningServer, StartServerOptions } from '../../src/server/server.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
+import { makeTestPki } from '../helpers/certificates.js';
 import { delay, RawClient } from '../helpers/raw-client.js';
 import {
   loadVectors,
@@ -25,9 +30,47 @@ import {
 
 type Split = (segment: Buffer) => Buffer[];
 
+type StreamTransport = 'tcp' | 'unix' | 'tls';
+
 const MODES: readonly ServerMode[] = ['event-loop', 'sequential', 'fork', 'cluster'];
 
-for (const mode of MODES) describeVectors(mode);
+const pki = makeTestPki();
+const socketDir = mkdtempSync(join(tmpdir(), 'helo-vectors-'));
+after(() => {
+  pki.remove();
+  rmSync(socketDir, { recursive: true, force: true });
+});
+
+for (const mode of MODES) describeVectors(mode, 'tcp');
+describeVectors('event-loop', 'unix');
+describeVectors('event-loop', 'tls');
+
+/** Server options that open the transport's listener. */
+function listenerOptions(transport: StreamTransport, group: number): Partial<StartServerOptions> {
+  switch (transport) {
+    case 'unix':
+      return { unixPath: join(socketDir, `helo-${group}.sock`) };
+    case 'tls':
+      return { tlsPort: 0, tlsCertPath: pki.serverCert, tlsKeyPath: pki.serverKey };
+    default:
+      return {};
+  }
+}
+
+function openClient(
+  server: RunningServer,
+  transport: StreamTransport,
+  group: number,
+): Promise<RawClient> {
+  switch (transport) {
+    case 'unix':
+      return RawClient.openUnix(join(socketDir, `helo-${group}.sock`));
+    case 'tls':
+      return RawClient.openTls((server as HeloServer).tlsPort!, { ca: pki.read(pki.caCert) });
+    default:
+      return RawClient.open(server.port);
+  }
+}
 
 /** Vectors grouped by the server options they need: one server per group. */
 function vectorsByOptions(): Map<string, Vector[]> {
@@ -39,10 +82,12 @@ function vectorsByOptions(): Map<string, Vector[]> {
   return groups;
 }
 
-function describeVectors(mode: ServerMode): void {
-  const isEventLoop = mode === 'event-loop';
+function describeVectors(mode: ServerMode, transport: StreamTransport): void {
+  const isEventLoopTcp = mode === 'event-loop' && transport === 'tcp';
+  let group = 0;
   for (const [optionsKey, vectors] of vectorsByOptions()) {
-    describe(`protocol vectors over TCP, ${mode} mode, options ${optionsKey}`, () => {
+    const thisGroup = ++group;
+    describe(`protocol vectors over ${transport}, ${mode} mode, options ${optionsKey}`, () => {
       // One server at a time: a cluster's workers share their listener by
       // address, so two clusters on port 0 in one process would share one.
       let server: RunningServer;
@@ -56,6 +101,7 @@ function describeVectors(mode: ServerMode): void {
           logLevel: 'silent',
           mode,
           workers: 2,
+          ...listenerOptions(transport, thisGroup),
           ...(vectors[0]!.options ?? {}),
         });
       });
@@ -65,7 +111,7 @@ function describeVectors(mode: ServerMode): void {
       async function replay(vector: Vector, split: Split, halfClose: boolean): Promise<void> {
         const lastId = store.read(0, Number.MAX_SAFE_INTEGER).at(-1)?.id ?? 0;
         const handedOver = server instanceof ForkServer ? server.sessionsHandedOver : 0;
-        const client = await RawClient.open(server.port);
+        const client = await openClient(server, transport, thisGroup);
         try {
           // Silences (§9) are timed from when the session reads, after its process has started.
           while (server instanceof ForkServer && server.sessionsHandedOver === handedOver) {
@@ -114,13 +160,13 @@ function describeVectors(mode: ServerMode): void {
       for (const vector of vectors) {
         describe(vector.name, () => {
           it('all in one write', () => replay(vector, (segment) => [segment], false));
-          if (isEventLoop) it('one byte per write', () => replay(vector, oneByteAtATime, false));
+          if (isEventLoopTcp) it('one byte per write', () => replay(vector, oneByteAtATime, false));
           it('at random split points', async () => {
             await fc.assert(
               fc.asyncProperty(fc.array(fc.nat(), { maxLength: 6 }), (cuts) =>
                 replay(vector, (segment) => splitAt(segment, cuts), false),
               ),
-              { numRuns: isEventLoop ? 3 : 1 },
+              { numRuns: isEventLoopTcp ? 3 : 1 },
             );
           });
           if (!vector.closes) {

@@ -1,0 +1,298 @@
+/**
+ * What the Unix-socket and TLS listeners add beyond the protocol (which
+ * stream-vectors.test.ts replays over them): mutual TLS, limits before the
+ * handshake, handshake timeout, certificate reload on SIGHUP, the client
+ * certificate stored with each payload, and safe handling of the socket file.
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { copyFileSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { connect as connectTcp, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, afterEach, describe, it } from 'node:test';
+import { connect as connectTls, type TLSSocket } from 'node:tls';
+import { connect } from '../../src/client/client.js';
+import { startServer, type HeloServer, type StartServerOptions } from '../../src/server/server.js';
+import { MemoryStore } from '../../src/store/memory-store.js';
+import { makeTestPki } from '../helpers/certificates.js';
+import { waitFor } from '../helpers/processes.js';
+import { RawClient } from '../helpers/raw-client.js';
+import { assertFailed, runHelo } from '../helpers/run-cli.js';
+import { spawnServer } from '../helpers/server-process.js';
+
+const pki = makeTestPki();
+const dir = mkdtempSync(join(tmpdir(), 'helo-transports-'));
+after(() => {
+  pki.remove();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const servers: HeloServer[] = [];
+afterEach(async () => {
+  for (const server of servers.splice(0)) await server.close();
+});
+
+async function serve(
+  options: Partial<StartServerOptions>,
+): Promise<{ server: HeloServer; store: MemoryStore }> {
+  const store = new MemoryStore();
+  const server = await startServer({ port: 0, logLevel: 'silent', store, ...options });
+  servers.push(server);
+  return { server, store };
+}
+
+const MUTUAL_TLS: Partial<StartServerOptions> = {
+  tlsPort: 0,
+  tlsCertPath: pki.serverCert,
+  tlsKeyPath: pki.serverKey,
+  tlsCaPath: pki.caCert,
+  tlsRequireClientCert: true,
+};
+
+/** Connects with TLS, sends `request`, and collects what comes back until the connection ends. */
+async function tlsExchange(
+  port: number,
+  options: { cert?: string; key?: string },
+  request: string,
+): Promise<{ text: string; error: string | null }> {
+  const socket = connectTls({
+    host: '127.0.0.1',
+    port,
+    ca: pki.read(pki.caCert),
+    ...(options.cert === undefined
+      ? {}
+      : { cert: pki.read(options.cert), key: pki.read(options.key!) }),
+  });
+  let text = '';
+  let error: string | null = null;
+  socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+  socket.on('error', (e: Error) => (error = e.message));
+  socket.once('secureConnect', () => socket.write(request));
+  await new Promise((resolve) => socket.once('close', resolve));
+  return { text, error };
+}
+
+describe('mutual TLS', () => {
+  it('serves a client whose certificate the CA signed, and stores its subject with each payload', async () => {
+    const { server, store } = await serve(MUTUAL_TLS);
+    const result = await tlsExchange(
+      server.tlsPort!,
+      { cert: pki.clientCert, key: pki.clientKey },
+      'HELO\r\nDATA signed\r\nQUIT\r\n',
+    );
+    assert.equal(result.text, '100 OK\r\n300 DRCV\r\n200 BYE\r\n');
+    const [record] = store.read(0, 10);
+    assert.equal(record?.payload.toString(), 'signed');
+    assert.equal(record?.clientCert, 'O=lab, CN=alice');
+  });
+
+  for (const [who, options] of [
+    ['no certificate', {}],
+    ['a certificate nobody trusted signed', { cert: pki.rogueCert, key: pki.rogueKey }],
+  ] as const) {
+    it(`refuses a client with ${who} before any command runs`, async () => {
+      const { server, store } = await serve(MUTUAL_TLS);
+      const result = await tlsExchange(server.tlsPort!, options, 'HELO\r\nDATA unsigned\r\n');
+      assert.equal(result.text, '', 'no reply at all');
+      assert.equal(store.read(0, 10).length, 0, 'nothing stored');
+      assert.equal(server.stats.connectionsTotal, 0, 'never became a session');
+    });
+  }
+
+  it('the client library and CLI connect with a client certificate', async () => {
+    const { server, store } = await serve(MUTUAL_TLS);
+    const client = await connect({
+      address: `tls://127.0.0.1:${server.tlsPort}`,
+      tls: {
+        ca: pki.read(pki.caCert),
+        cert: pki.read(pki.clientCert),
+        key: pki.read(pki.clientKey),
+      },
+    });
+    await client.helo('lib');
+    await client.data('from the library');
+    await client.quit();
+    const cli = await runHelo([
+      'send',
+      `tls://127.0.0.1:${server.tlsPort}`,
+      '--tls-ca',
+      pki.caCert,
+      '--tls-cert',
+      pki.clientCert,
+      '--tls-key',
+      pki.clientKey,
+      'from the CLI',
+    ]);
+    assert.equal(cli.status, 0, cli.stderr);
+    assert.deepEqual(
+      store.read(0, 10).map((r) => [r.payload.toString(), r.clientCert]),
+      [
+        ['from the library', 'O=lab, CN=alice'],
+        ['from the CLI', 'O=lab, CN=alice'],
+      ],
+    );
+  });
+
+  it('the CLI reports an untrusted server certificate in one line, exit 1', async () => {
+    const { server } = await serve({
+      tlsPort: 0,
+      tlsCertPath: pki.serverCert,
+      tlsKeyPath: pki.serverKey,
+    });
+    const result = await runHelo(['send', `tls://127.0.0.1:${server.tlsPort}`, 'x']);
+    assertFailed(result, 1, /TLS connection to tls:\/\/127\.0\.0\.1:\d+ failed: /);
+  });
+});
+
+describe('TLS limits', () => {
+  it('applies --max-connections before the handshake', async () => {
+    const { server } = await serve({
+      ...MUTUAL_TLS,
+      tlsRequireClientCert: false,
+      tlsCaPath: null,
+      maxConnections: 1,
+    });
+    const holder = await RawClient.open(server.port);
+    holder.write('HELO\r\n');
+    await holder.untilBytes(8);
+    const result = await tlsExchange(server.tlsPort!, {}, 'HELO\r\n');
+    assert.equal(result.text, '');
+    assert.notEqual(result.error, null, 'the handshake never completes');
+    assert.equal(server.stats.rejected['max-connections'], 1);
+    holder.close();
+  });
+
+  it('cuts off a handshake that does not finish in time', async () => {
+    const { server } = await serve({ ...MUTUAL_TLS, tlsHandshakeTimeoutMs: 200 });
+    const silent = connectTcp({ host: '127.0.0.1', port: server.tlsPort! });
+    silent.on('error', () => undefined);
+    const started = Date.now();
+    await once(silent, 'close');
+    assert.ok(Date.now() - started < 5_000);
+    await waitFor(
+      () => server.stats.connectionsCurrent,
+      (n) => n === 0,
+      2_000,
+      'no session',
+    );
+  });
+});
+
+describe('TLS certificate reload (SIGHUP)', () => {
+  it('serves new connections with the renewed certificate, without a restart', async () => {
+    const cert = join(dir, 'live.pem');
+    const key = join(dir, 'live.key');
+    const first = pki.issueServer('first');
+    const second = pki.issueServer('second');
+    copyFileSync(first.cert, cert);
+    copyFileSync(first.key, key);
+    const server = await spawnServer([
+      '--store',
+      'memory:',
+      '--tls-port',
+      '0',
+      '--tls-cert',
+      cert,
+      '--tls-key',
+      key,
+    ]);
+    try {
+      const tlsLine = /tls:\/\/127\.0\.0\.1:(\d+)/;
+      await waitFor(server.stdout, (text) => tlsLine.test(text), 5_000, 'the TLS address');
+      const tlsPort = Number(tlsLine.exec(server.stdout())?.[1]);
+      const subjectNow = async (): Promise<string | undefined> => {
+        const socket: TLSSocket = connectTls({
+          host: '127.0.0.1',
+          port: tlsPort,
+          ca: pki.read(pki.caCert),
+        });
+        await once(socket, 'secureConnect');
+        const cn = socket.getPeerCertificate().subject.CN;
+        socket.destroy();
+        return Array.isArray(cn) ? cn[0] : cn;
+      };
+      assert.equal(await subjectNow(), 'first');
+      copyFileSync(second.cert, cert);
+      copyFileSync(second.key, key);
+      server.child.kill('SIGHUP');
+      await waitFor(
+        () => server.stderr(),
+        (text) => text.includes('TLS certificates reloaded'),
+        5_000,
+        'the reload',
+      );
+      assert.equal(await subjectNow(), 'second');
+      // A broken file on the next reload keeps the working certificate.
+      writeFileSync(cert, 'not a certificate');
+      server.child.kill('SIGHUP');
+      await waitFor(
+        () => server.stderr(),
+        (text) => text.includes('previous ones stay in use'),
+        5_000,
+        'the failed reload',
+      );
+      assert.equal(await subjectNow(), 'second');
+    } finally {
+      assert.equal(await server.stop(), 0);
+    }
+  });
+});
+
+describe('Unix domain socket', () => {
+  it('serves the lab session, stores "unix" as the peer, applies --unix-mode, removes the file on shutdown', async () => {
+    const path = join(dir, 'lab.sock');
+    const { server, store } = await serve({ unixPath: path, unixMode: 0o600 });
+    assert.equal(statSync(path).mode & 0o777, 0o600);
+    const client = await connect({ address: `unix:${path}` });
+    await client.helo('local');
+    await client.data('over a unix socket');
+    await client.quit();
+    assert.equal(store.read(0, 10)[0]?.peer, 'unix');
+    await server.close();
+    servers.splice(servers.indexOf(server), 1);
+    assert.throws(() => statSync(path), /ENOENT/);
+  });
+
+  it('replaces a stale socket file left by a crashed server', async () => {
+    const path = join(dir, 'stale.sock');
+    // A socket file with no server behind it: a server killed with SIGKILL leaves one.
+    const crashed = await spawnServer(['--store', 'memory:', '--unix', path]);
+    await crashed.stop('SIGKILL');
+    assert.ok(statSync(path).isSocket(), 'the stale socket file is there');
+    const { server } = await serve({ unixPath: path });
+    const raw = await RawClient.openUnix(path);
+    raw.write('HELO\r\n');
+    await raw.untilBytes(8);
+    assert.equal(raw.text, '100 OK\r\n');
+    raw.close();
+    assert.equal(server.stats.connectionsTotal, 1);
+  });
+
+  it('never deletes a regular file, nor the socket of a live server', async () => {
+    const file = join(dir, 'precious.txt');
+    writeFileSync(file, 'keep me');
+    const onFile = await runHelo(['server', '--store', 'memory:', '--port', '0', '--unix', file]);
+    assertFailed(onFile, 1, /it exists and is not a socket/);
+    assert.equal(statSync(file).size, 'keep me'.length);
+
+    const livePath = join(dir, 'live.sock');
+    const live = createServer().listen(livePath);
+    await once(live, 'listening');
+    try {
+      const onLive = await runHelo([
+        'server',
+        '--store',
+        'memory:',
+        '--port',
+        '0',
+        '--unix',
+        livePath,
+      ]);
+      assertFailed(onLive, 1, /another server is using it/);
+      assert.ok(statSync(livePath).isSocket(), 'the live socket is untouched');
+    } finally {
+      live.close();
+    }
+  });
+});
