@@ -8,11 +8,20 @@ export {
   HeloClient,
   CLIENT_DEFAULTS,
   type ConnectOptions,
+  type ClientTlsOptions,
   type RequestOptions,
   type ClientState,
   type HeloClientEvents,
 } from './client/client.js';
 export { parseReply, ReplyParser, type Reply } from './client/reply.js';
+export { parseAddress, type HeloAddress } from './client/address.js';
+export {
+  connectUdp,
+  UdpClient,
+  UDP_CLIENT_DEFAULTS,
+  type UdpConnectOptions,
+  type UdpRequestOptions,
+} from './client/udp-client.js';
 export {
   startServer,
   HeloServer,

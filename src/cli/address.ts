@@ -74,9 +74,9 @@ export function connectOptionsFromFlags(
     address === undefined
       ? { transport: 'tcp', host: hostFlag(values), port }
       : parseAddress(address, port);
-  if (target.transport === 'ws' || target.transport === 'udp') {
+  if (target.transport === 'ws') {
     throw new UsageError(
-      `${target.transport}:// addresses are not supported by the command line yet ('${address}')`,
+      `ws:// addresses are not supported by the command line yet ('${address}')`,
     );
   }
   const common = {

@@ -15,6 +15,7 @@ import type { Readable, Writable } from 'node:stream';
 import { connect, type HeloClient } from '../client/client.js';
 import { type HeloError, InvalidArgumentError } from '../errors.js';
 import { CONNECTION_FLAGS, connectOptionsFromFlags } from './address.js';
+import { runUdpInteractive, runUdpPiped } from './udp-session.js';
 import { type CommandHelp, formatHelp, parseFlags, UsageError } from './args.js';
 import {
   HIGH_WATER_BYTES,
@@ -30,8 +31,11 @@ const HELP: CommandHelp = {
     'Talk to a helo server: interactively at a terminal, or one command per line from a pipe.',
   flags: CONNECTION_FLAGS,
   notes: [
-    'ADDRESS is tcp://HOST:PORT or HOST:PORT (brackets around an IPv6 address);',
-    'it wins over --host and --port. tls://, unix:, udp:// and ws:// are not supported yet.',
+    'ADDRESS is tcp://HOST:PORT or HOST:PORT (brackets around an IPv6 address),',
+    'tls://HOST:PORT (see the --tls-* flags), unix:/PATH or udp://HOST:PORT; it wins',
+    'over --host and --port. ws:// is not supported by the command line yet. Over UDP',
+    'each line is one datagram (a bare DATA travels with its payload line) and a',
+    'request whose reply is lost is sent again, within --timeout.',
     '',
     'At a terminal: type HELO, DATA, QUIT or anything else; each reply is shown with',
     'its round-trip time. After a bare DATA you are asked for the payload line. Ctrl-D',
@@ -64,6 +68,12 @@ export async function run(argv: string[]): Promise<number> {
     throw new UsageError(`expected at most one ADDRESS, got '${flags.positionals.join(' ')}'`);
   }
   const options = connectOptionsFromFlags(flags.values, flags.positionals[0]);
+  if (options.target.transport === 'udp') {
+    const target = { ...options.target, timeoutMs: options.timeoutMs!, waitMs: options.waitMs! };
+    return process.stdin.isTTY
+      ? runUdpInteractive(target)
+      : runUdpPiped(target, process.stdin, process.stdout);
+  }
   const client = await connect(options);
   try {
     return process.stdin.isTTY

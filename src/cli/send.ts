@@ -10,6 +10,7 @@ import { connect, type HeloClient } from '../client/client.js';
 import { ReplyError } from '../errors.js';
 import { type CommandHelp, formatHelp, parseFlags, UsageError } from './args.js';
 import { CONNECTION_FLAGS, connectOptionsFromFlags, hasScheme } from './address.js';
+import { sendUdp } from './udp-session.js';
 import { HIGH_WATER_BYTES, MAX_IN_FLIGHT, outcomeOf, readLineBatches } from './stdin-lines.js';
 
 const HELP: CommandHelp = {
@@ -24,8 +25,10 @@ const HELP: CommandHelp = {
     'is one payload, byte for byte (a CR before the LF is removed; an empty line is an',
     'empty payload).',
     '',
-    'ADDRESS is tcp://HOST:PORT; as the first argument it must start with a scheme',
-    '(a bare first argument is a payload). It wins over --host and --port.',
+    'ADDRESS is tcp://HOST:PORT, tls://HOST:PORT, unix:/PATH or udp://HOST:PORT; as the',
+    'first argument it must start with a scheme (a bare first argument is a payload).',
+    'It wins over --host and --port. Over UDP each payload is one DATA datagram,',
+    'retried if its reply is lost (so it may be stored twice: docs/UDP.md).',
     '',
     'Output: nothing on stdout. When stderr is a terminal, a summary such as',
     "'sent 3 payloads to 127.0.0.1:7777' is printed there.",
@@ -64,6 +67,19 @@ export async function run(argv: string[]): Promise<number> {
     }
   });
 
+  if (options.target.transport === 'udp') {
+    const target = { ...options.target, timeoutMs: options.timeoutMs!, waitMs: options.waitMs! };
+    try {
+      return await sendUdp(
+        target,
+        positionals.length > 0
+          ? oneBatch(positionals.map((text) => Buffer.from(text)))
+          : readLineBatches(process.stdin),
+      );
+    } finally {
+      if (positionals.length === 0) process.stdin.destroy();
+    }
+  }
   const client = await connect(options);
   try {
     await client.helo(typeof name === 'string' ? name : undefined);

@@ -126,6 +126,11 @@ const HELP: CommandHelp = {
       default: String(DEFAULTS.tlsHandshakeTimeoutMs / 1000),
       description: 'cut off a TLS handshake that takes longer',
     },
+    'udp-port': {
+      type: 'string',
+      valueName: 'N',
+      description: 'also answer UDP datagrams on this port (one request per datagram)',
+    },
     'work-ms': {
       type: 'string',
       valueName: 'N',
@@ -203,6 +208,7 @@ export async function run(argv: string[]): Promise<number> {
     unixPath: optionalText(values, 'unix'),
     unixMode: octalFlag(values, 'unix-mode'),
     tlsPort: values['tls-port'] === undefined ? null : intFlag(values, 'tls-port', 0, 0, 65535),
+    udpPort: values['udp-port'] === undefined ? null : intFlag(values, 'udp-port', 0, 0, 65535),
     tlsCertPath: optionalText(values, 'tls-cert'),
     tlsKeyPath: optionalText(values, 'tls-key'),
     tlsCaPath: optionalText(values, 'tls-ca'),

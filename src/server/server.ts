@@ -19,6 +19,7 @@ import { ConnectionLimits, refuseSocket, type Admission, type RejectReason } fro
 import { Connection, type ConnectionSummary } from './connection.js';
 import { boundPort, listenTcp, tcpUrl } from './listener.js';
 import { TlsHandshaker } from './tls-listener.js';
+import { UdpEndpoint } from './udp-endpoint.js';
 import { listenUnix } from './unix-listener.js';
 import { createLogger } from './logger.js';
 import { resolveServerOptions, type ServerOptions } from './options.js';
@@ -88,6 +89,7 @@ export class HeloServer implements RunningServer {
   #server: Server | null = null;
   #tlsServer: Server | null = null;
   #tls: TlsHandshaker | null = null;
+  #udp: UdpEndpoint | null = null;
   /** Every listener open, TCP first. */
   readonly #listeners: Server[] = [];
   /** Admitted TLS sockets still in their handshake, with their client's address. */
@@ -150,7 +152,7 @@ export class HeloServer implements RunningServer {
 
   /** Opens every listener the options ask for; if one fails, closes the others. */
   async listen(): Promise<void> {
-    const { host, port, unixPath, tlsPort } = this.options;
+    const { host, port, unixPath, tlsPort, udpPort } = this.options;
     try {
       this.#server = await listenTcp({ host, port }, (socket) => this.serveSocket(socket));
       this.#listeners.push(this.#server);
@@ -160,6 +162,22 @@ export class HeloServer implements RunningServer {
         );
         this.#listeners.push(unix);
       }
+      if (udpPort !== null) {
+        this.#udp = await UdpEndpoint.bind(
+          {
+            host,
+            port: udpPort,
+            maxLineBytes: this.options.maxLineBytes,
+            shutdownGraceMs: this.options.shutdownGraceMs,
+          },
+          {
+            store: this.#store,
+            logger: this.logger,
+            newSessionId: () => this.#newSessionId(),
+            isShuttingDown: () => this.#isShuttingDown,
+          },
+        );
+      }
       if (tlsPort !== null) {
         this.#tls = this.#createTlsHandshaker();
         this.#tlsServer = await listenTcp({ host, port: tlsPort }, (raw) => this.#serveTls(raw));
@@ -167,6 +185,7 @@ export class HeloServer implements RunningServer {
       }
     } catch (error) {
       for (const listener of this.#listeners.splice(0)) listener.close();
+      await this.#udp?.close();
       throw error;
     }
     for (const listener of this.#listeners) {
@@ -182,7 +201,13 @@ export class HeloServer implements RunningServer {
     if (this.#tlsServer !== null) {
       urls.push(tcpUrl(this.host, boundPort(this.#tlsServer, 0)).replace('tcp:', 'tls:'));
     }
+    if (this.#udp !== null) urls.push(this.#udp.url);
     return urls;
+  }
+
+  /** The UDP port actually bound, or null without UDP. */
+  get udpPort(): number | null {
+    return this.#udp?.port ?? null;
   }
 
   /** The TLS port actually bound, or null without TLS. */
@@ -324,8 +349,12 @@ export class HeloServer implements RunningServer {
     this.#startSession(socket, ip, info);
   }
 
+  #newSessionId(): string {
+    return `${this.#bootId}-${(++this.#sessionCounter).toString(36)}`;
+  }
+
   #startSession(socket: Socket, ip: string, info: SessionInfo): void {
-    const id = info.session ?? `${this.#bootId}-${(++this.#sessionCounter).toString(36)}`;
+    const id = info.session ?? this.#newSessionId();
     const connection = new Connection(socket, id, {
       options: this.options,
       store: this.#store,
@@ -413,7 +442,10 @@ export class HeloServer implements RunningServer {
     const grace = setTimeout(() => {
       for (const connection of this.#connections) connection.destroy();
     }, this.options.shutdownGraceMs);
+    // Datagrams get 503 BUSY from now on; appends in flight finish first.
+    const udpClosed = this.#udp?.close();
     await allClosed;
+    await udpClosed;
     clearTimeout(grace);
     for (const socket of this.#refused) socket.destroy();
     await listenersClosed;

@@ -296,3 +296,41 @@ describe('Unix domain socket', () => {
     }
   });
 });
+
+describe('UDP on the command line', () => {
+  it('helo server --udp-port answers datagrams; helo client and helo send speak udp://', async () => {
+    const db = join(dir, 'udp.db');
+    const server = await spawnServer(['--store', `sqlite:${db}`, '--udp-port', '0']);
+    try {
+      const udpLine = /udp:\/\/127\.0\.0\.1:(\d+)/;
+      await waitFor(server.stdout, (text) => udpLine.test(text), 5_000, 'the UDP address');
+      const address = `udp://127.0.0.1:${udpLine.exec(server.stdout())?.[1]}`;
+      const client = await runHelo(['client', address], {
+        input: 'HELO lab\nDATA\nfirst payload\nFOO\nQUIT\n',
+      });
+      assert.equal(client.status, 0, client.stderr);
+      assert.equal(client.stdout, '100 OK\n300 DRCV\n400 BCMD\n200 BYE\n');
+      const send = await runHelo(['send', address, 'second', 'third']);
+      assert.equal(send.status, 0, send.stderr);
+    } finally {
+      assert.equal(await server.stop(), 0);
+    }
+    const exported = await runHelo(['store', 'export', '--store', `sqlite:${db}`]);
+    const records = exported.stdout
+      .trim()
+      .split('\n')
+      .map(
+        (line) =>
+          JSON.parse(line) as { payloadBase64: string; name: string | null; session: string },
+      );
+    assert.deepEqual(
+      records.map((r) => Buffer.from(r.payloadBase64, 'base64').toString()),
+      ['first payload', 'second', 'third'],
+    );
+    assert.ok(
+      records.every((r) => r.name === null),
+      'no HELO name over UDP (§6)',
+    );
+    assert.equal(new Set(records.map((r) => r.session)).size, 3, 'a session id per datagram');
+  });
+});
