@@ -74,11 +74,6 @@ export function connectOptionsFromFlags(
     address === undefined
       ? { transport: 'tcp', host: hostFlag(values), port }
       : parseAddress(address, port);
-  if (target.transport === 'ws') {
-    throw new UsageError(
-      `ws:// addresses are not supported by the command line yet ('${address}')`,
-    );
-  }
   const common = {
     target,
     timeoutMs: secondsFlag(values, 'timeout', 10_000),
@@ -87,6 +82,8 @@ export function connectOptionsFromFlags(
   switch (target.transport) {
     case 'unix':
       return { ...common, path: target.path };
+    case 'ws':
+      return { ...common, address: target.url };
     case 'tls':
       return { ...common, host: target.host, port: target.port, tls: tlsOptionsFromFlags(values) };
     default:

@@ -32,8 +32,8 @@ const HELP: CommandHelp = {
   flags: CONNECTION_FLAGS,
   notes: [
     'ADDRESS is tcp://HOST:PORT or HOST:PORT (brackets around an IPv6 address),',
-    'tls://HOST:PORT (see the --tls-* flags), unix:/PATH or udp://HOST:PORT; it wins',
-    'over --host and --port. ws:// is not supported by the command line yet. Over UDP',
+    'tls://HOST:PORT (see the --tls-* flags), unix:/PATH, udp://HOST:PORT or',
+    'ws://HOST:PORT/ws; it wins over --host and --port. Over UDP',
     'each line is one datagram (a bare DATA travels with its payload line) and a',
     'request whose reply is lost is sent again, within --timeout.',
     '',

@@ -131,6 +131,18 @@ const HELP: CommandHelp = {
       valueName: 'N',
       description: 'also answer UDP datagrams on this port (one request per datagram)',
     },
+    'http-port': {
+      type: 'string',
+      valueName: 'N',
+      description: 'also serve HTTP here: WebSocket on /ws (npm start uses 7778)',
+    },
+    'ws-origin': {
+      type: 'string',
+      valueName: 'ORIGIN',
+      multiple: true,
+      description:
+        'another browser origin allowed on /ws (repeatable), e.g. https://lab.example.org',
+    },
     'work-ms': {
       type: 'string',
       valueName: 'N',
@@ -208,6 +220,8 @@ export async function run(argv: string[]): Promise<number> {
     unixPath: optionalText(values, 'unix'),
     unixMode: octalFlag(values, 'unix-mode'),
     tlsPort: values['tls-port'] === undefined ? null : intFlag(values, 'tls-port', 0, 0, 65535),
+    httpPort: values['http-port'] === undefined ? null : intFlag(values, 'http-port', 0, 0, 65535),
+    wsOrigins: Array.isArray(values['ws-origin']) ? values['ws-origin'] : [],
     udpPort: values['udp-port'] === undefined ? null : intFlag(values, 'udp-port', 0, 0, 65535),
     tlsCertPath: optionalText(values, 'tls-cert'),
     tlsKeyPath: optionalText(values, 'tls-key'),

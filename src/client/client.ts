@@ -22,6 +22,7 @@
  */
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Replies, type ReplyInfo } from '../core/replies.js';
@@ -36,6 +37,8 @@ import {
   ReplyError,
   TimeoutError,
 } from '../errors.js';
+import { WebSocket } from 'ws';
+import { WebSocketLineStream } from '../net/websocket-line-stream.js';
 import { parseAddress } from './address.js';
 import { ReplyParser, type Reply, type ReplySink } from './reply.js';
 
@@ -177,14 +180,10 @@ export async function connect(options: ConnectOptions = {}): Promise<HeloClient>
 function resolveTarget(options: ConnectOptions): StreamTarget {
   const parsed =
     options.address === undefined ? null : parseAddress(options.address, options.port ?? 7777);
-  if (
-    parsed !== null &&
-    parsed.transport !== 'tcp' &&
-    parsed.transport !== 'tls' &&
-    parsed.transport !== 'unix'
-  ) {
+  if (parsed?.transport === 'ws') return { kind: 'ws', url: parsed.url, address: parsed.url };
+  if (parsed?.transport === 'udp') {
     throw new InvalidOptionError(
-      `connect() speaks tcp://, tls:// and unix: addresses; for ${parsed.transport}:// use its own client`,
+      'connect() speaks tcp://, tls://, unix: and ws:// addresses; for udp:// use connectUdp()',
     );
   }
   const path =
@@ -220,7 +219,7 @@ function resolveTarget(options: ConnectOptions): StreamTarget {
 export class HeloClient extends EventEmitter<HeloClientEvents> {
   /** `host:port` of the server, for messages (`[::1]:7777` for IPv6). */
   readonly address: string;
-  readonly #socket: net.Socket;
+  readonly #socket: ClientSocket;
   readonly #timeoutMs: number;
   readonly #parser = new ReplyParser();
   /** The server's session, replayed from what this client sends. */
@@ -244,7 +243,7 @@ export class HeloClient extends EventEmitter<HeloClientEvents> {
    * validates the options and retries while the server is starting.
    */
   constructor(
-    socket: net.Socket,
+    socket: ClientSocket,
     options: { address: string; timeoutMs?: number; signal?: AbortSignal | undefined },
   ) {
     super();
@@ -617,7 +616,11 @@ function formatDuration(ms: number): string {
   return ms < 1000 ? `${ms} ms` : `${Number((ms / 1000).toFixed(3))} s`;
 }
 
+/** What a client talks over: a TCP, TLS or Unix socket, or a WebSocket as a stream of lines. */
+export type ClientSocket = Duplex & { setNoDelay(noDelay?: boolean): unknown };
+
 type StreamTarget =
+  | { kind: 'ws'; url: string; address: string }
   | { kind: 'tcp'; host: string; port: number; address: string }
   | { kind: 'tls'; host: string; port: number; tls: ClientTlsOptions; address: string }
   | { kind: 'unix'; path: string; address: string };
@@ -628,7 +631,7 @@ async function openSocket(
   timeoutMs: number,
   waitMs: number,
   signal: AbortSignal | undefined,
-): Promise<net.Socket> {
+): Promise<ClientSocket> {
   const deadline = performance.now() + waitMs;
   let delayMs = FIRST_RETRY_MS;
   let tries = 0;
@@ -653,7 +656,60 @@ async function openSocket(
   }
 }
 
-function openTransport(target: StreamTarget): { socket: net.Socket; readyEvent: string } {
+/** A WebSocket to `/ws` (protocol.md §7), seen as a stream of lines. */
+function attemptWebSocket(
+  target: { url: string; address: string },
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+): Promise<ClientSocket> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(new AbortError('the connection attempt was aborted', { cause: signal.reason }));
+      return;
+    }
+    const ws = new WebSocket(target.url, {
+      handshakeTimeout: timeoutMs > 0 ? timeoutMs : undefined,
+    });
+    const finish = (error: Error | null): void => {
+      signal?.removeEventListener('abort', onAbort);
+      ws.off('open', onOpen);
+      ws.off('error', onError);
+      ws.off('unexpected-response', onRefused);
+      if (error === null) {
+        const raw = (ws as unknown as { _socket?: net.Socket })._socket;
+        resolve(
+          new WebSocketLineStream(ws, { address: raw?.remoteAddress, port: raw?.remotePort }),
+        );
+      } else {
+        ws.on('error', () => undefined);
+        ws.terminate();
+        reject(error);
+      }
+    };
+    const onOpen = (): void => finish(null);
+    const onError = (error: Error): void => finish(error);
+    const onRefused = (
+      _request: unknown,
+      response: { statusCode?: number; statusMessage?: string },
+    ): void =>
+      finish(
+        new ConnectError(
+          `the WebSocket upgrade at ${target.address} was refused: HTTP ${response.statusCode} ${response.statusMessage ?? ''}`.trim(),
+        ),
+      );
+    const onAbort = (): void =>
+      finish(new AbortError('the connection attempt was aborted', { cause: signal?.reason }));
+    ws.once('open', onOpen);
+    ws.once('error', onError);
+    ws.once('unexpected-response', onRefused);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+function openTransport(target: Exclude<StreamTarget, { kind: 'ws' }>): {
+  socket: net.Socket;
+  readyEvent: string;
+} {
   switch (target.kind) {
     case 'unix':
       return { socket: net.connect({ path: target.path }), readyEvent: 'connect' };
@@ -684,7 +740,8 @@ function attemptConnect(
   target: StreamTarget,
   timeoutMs: number,
   signal: AbortSignal | undefined,
-): Promise<net.Socket> {
+): Promise<ClientSocket> {
+  if (target.kind === 'ws') return attemptWebSocket(target, timeoutMs, signal);
   return new Promise((resolve, reject) => {
     if (signal?.aborted) {
       reject(new AbortError('the connection attempt was aborted', { cause: signal.reason }));
@@ -732,7 +789,8 @@ function connectError(
   waitedMs: number,
 ): ConnectError {
   const { address } = target;
-  const host = target.kind === 'unix' ? target.path : target.host;
+  const host =
+    target.kind === 'unix' ? target.path : target.kind === 'ws' ? target.url : target.host;
   let message: string;
   switch (error.code) {
     case 'ENOENT':

@@ -8,7 +8,7 @@
  * see only their own connections, so they ask through `Admission` too, with
  * an answer that may arrive later (see cluster/connection-slots.ts).
  */
-import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { Replies } from '../core/replies.js';
 
 export type RejectReason = 'max-connections' | 'max-connections-per-ip' | 'shutdown';
@@ -68,7 +68,7 @@ function ignoreError(): void {}
  * however it behaves; then the socket goes, so refused sockets cannot pile up.
  * `onClosed` runs once the socket is gone.
  */
-export function refuseSocket(socket: Socket, onClosed?: () => void): void {
+export function refuseSocket(socket: Duplex, onClosed?: () => void): void {
   socket.on('error', ignoreError);
   // Read (and drop) whatever it sends, so that its FIN is seen and the socket closes.
   socket.resume();

@@ -14,7 +14,7 @@
  * does not read its replies, the server stops reading from it (backpressure),
  * so a client that pipelines without reading cannot grow the server's memory.
  */
-import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { Replies, type ReplyInfo } from '../core/replies.js';
 import type { SessionAction } from '../core/session.js';
@@ -22,6 +22,15 @@ import { StreamProtocol } from '../core/stream-protocol.js';
 import type { Store } from '../store/store.js';
 import type { ServerOptions } from './options.js';
 import { SimulatedWork } from './simulated-work.js';
+
+/**
+ * What a connection is driven over: a TCP, Unix or TLS socket, or a
+ * WebSocket seen as a stream of lines (websocket-line-stream.ts).
+ */
+export type StreamSocket = Duplex & {
+  readonly remoteAddress?: string | undefined;
+  readonly remotePort?: number | undefined;
+};
 
 /** A reply that waits for a store commit. */
 class PendingReply {
@@ -44,10 +53,13 @@ export type CloseReason =
   | 'cross-protocol'
   | 'shutdown';
 
+/** Which listener a connection came through. */
+export type Transport = 'tcp' | 'unix' | 'tls' | 'ws';
+
 export interface ConnectionSummary {
   readonly session: string;
   readonly peer: string;
-  readonly transport: 'tcp' | 'unix' | 'tls';
+  readonly transport: Transport;
   readonly durationMs: number;
   readonly commands: number;
   readonly payloads: number;
@@ -62,7 +74,7 @@ export interface ConnectionContext {
   readonly store: Store;
   readonly logger: Logger;
   /** The listener it came through, for logs (and metrics). */
-  readonly transport: 'tcp' | 'unix' | 'tls';
+  readonly transport: Transport;
   /** The TLS client certificate's subject, stored with each payload; null otherwise. */
   readonly clientCert: string | null;
   /** Called once, when the socket has closed. */
@@ -72,7 +84,7 @@ export interface ConnectionContext {
 export class Connection {
   readonly session: string;
   readonly peer: string;
-  readonly #socket: Socket;
+  readonly #socket: StreamSocket;
   readonly #context: ConnectionContext;
   readonly #protocol: StreamProtocol;
   readonly #startedAt = Date.now();
@@ -100,7 +112,7 @@ export class Connection {
   #bytesIn = 0;
   #bytesOut = 0;
 
-  constructor(socket: Socket, session: string, context: ConnectionContext) {
+  constructor(socket: StreamSocket, session: string, context: ConnectionContext) {
     this.#socket = socket;
     this.session = session;
     this.#context = context;

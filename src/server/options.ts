@@ -80,6 +80,10 @@ export interface ServerOptions {
   readonly tlsHandshakeTimeoutMs: number;
   /** `--udp-port N`: also answer datagrams here (protocol.md §6); null = off. */
   readonly udpPort: number | null;
+  /** `--http-port N`: WebSocket on `/ws` (protocol.md §7) and, later, the web pages; null = off. */
+  readonly httpPort: number | null;
+  /** `--ws-origin`: browser origins allowed on `/ws` besides the server's own. */
+  readonly wsOrigins: readonly string[];
 }
 
 export const DEFAULTS: ServerOptions = Object.freeze({
@@ -107,6 +111,8 @@ export const DEFAULTS: ServerOptions = Object.freeze({
   tlsRequireClientCert: false,
   tlsHandshakeTimeoutMs: 10_000,
   udpPort: null,
+  httpPort: null,
+  wsOrigins: [],
 });
 
 /** Timers beyond this overflow Node's 32-bit timer delay. */
@@ -154,6 +160,14 @@ export function resolveServerOptions(given: Partial<ServerOptions> = {}): Server
   }
   checkInt('tlsHandshakeTimeoutMs', options.tlsHandshakeTimeoutMs, 1, MAX_TIMER_MS);
   if (options.udpPort !== null) checkInt('udpPort', options.udpPort, 0, 65535);
+  if (options.httpPort !== null) checkInt('httpPort', options.httpPort, 0, 65535);
+  for (const origin of options.wsOrigins) {
+    if (!/^https?:\/\/[^\s/]+$/i.test(origin)) {
+      throw new InvalidOptionError(
+        `a WebSocket origin is scheme://host[:port] with nothing after it, got '${origin}'`,
+      );
+    }
+  }
   if (options.unixMode !== null) checkInt('unixMode', options.unixMode, 0, 0o777);
   if (options.unixPath !== null && options.unixPath === '') {
     throw new InvalidOptionError('the Unix socket path must not be empty');
@@ -162,7 +176,7 @@ export function resolveServerOptions(given: Partial<ServerOptions> = {}): Server
     options.unixPath !== null || options.tlsPort !== null || options.udpPort !== null;
   if (options.mode === 'fork' && extraListeners) {
     throw new InvalidOptionError(
-      'fork mode serves TCP only; --unix, --tls-port and --udp-port need another --mode',
+      'fork mode serves TCP only; --unix, --tls-port, --udp-port and --http-port need another --mode',
     );
   }
   if (!(SERVER_MODES as readonly string[]).includes(options.mode)) {

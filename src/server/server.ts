@@ -12,14 +12,23 @@
  * processes: see fork/ and cluster/.
  */
 import { randomBytes } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import type { Server, Socket } from 'node:net';
+import type { WebSocket } from 'ws';
 import type { Logger } from 'pino';
 import type { Store } from '../store/store.js';
 import { ConnectionLimits, refuseSocket, type Admission, type RejectReason } from './admission.js';
-import { Connection, type ConnectionSummary } from './connection.js';
+import {
+  Connection,
+  type ConnectionSummary,
+  type StreamSocket,
+  type Transport,
+} from './connection.js';
 import { boundPort, listenTcp, tcpUrl } from './listener.js';
 import { TlsHandshaker } from './tls-listener.js';
 import { UdpEndpoint } from './udp-endpoint.js';
+import { HttpListener } from './http-listener.js';
+import { WebSocketLineStream } from '../net/websocket-line-stream.js';
 import { listenUnix } from './unix-listener.js';
 import { createLogger } from './logger.js';
 import { resolveServerOptions, type ServerOptions } from './options.js';
@@ -38,8 +47,7 @@ export interface StartServerOptions extends Partial<ServerOptions> {
   readonly admission?: Admission;
 }
 
-/** Which listener a connection came through. */
-export type Transport = 'tcp' | 'unix' | 'tls';
+export type { Transport } from './connection.js';
 
 /** What is known about a connection before its session starts. */
 export interface SessionInfo {
@@ -90,15 +98,18 @@ export class HeloServer implements RunningServer {
   #tlsServer: Server | null = null;
   #tls: TlsHandshaker | null = null;
   #udp: UdpEndpoint | null = null;
+  #http: HttpListener | null = null;
+  /** Sockets admitted for a WebSocket upgrade that has not happened yet, with their address. */
+  readonly #upgrading = new Map<Socket, string>();
   /** Every listener open, TCP first. */
   readonly #listeners: Server[] = [];
   /** Admitted TLS sockets still in their handshake, with their client's address. */
   readonly #handshaking = new Map<Socket, string>();
   readonly #connections = new Set<Connection>();
   /** Sequential mode: sockets admitted and waiting for their turn, oldest first. */
-  readonly #waiting = new Map<Socket, WaitingSession>();
+  readonly #waiting = new Map<StreamSocket, WaitingSession>();
   /** Sockets answered 503 BUSY, until they close. */
-  readonly #refused = new Set<Socket>();
+  readonly #refused = new Set<StreamSocket>();
   /** Session ids are `<boot id>-<counter>`: unique across restarts, cheap to make. */
   readonly #bootId = randomBytes(4).toString('hex');
   #sessionCounter = 0;
@@ -152,7 +163,7 @@ export class HeloServer implements RunningServer {
 
   /** Opens every listener the options ask for; if one fails, closes the others. */
   async listen(): Promise<void> {
-    const { host, port, unixPath, tlsPort, udpPort } = this.options;
+    const { host, port, unixPath, tlsPort, udpPort, httpPort } = this.options;
     try {
       this.#server = await listenTcp({ host, port }, (socket) => this.serveSocket(socket));
       this.#listeners.push(this.#server);
@@ -178,6 +189,35 @@ export class HeloServer implements RunningServer {
           },
         );
       }
+      if (httpPort !== null) {
+        this.#http = await HttpListener.listen(
+          {
+            host,
+            port: httpPort,
+            wsOrigins: this.options.wsOrigins,
+            maxMessageBytes: Math.max(this.options.maxLineBytes + 2, 1 << 20),
+          },
+          {
+            admit: (socket, go) =>
+              this.#decide(
+                socket,
+                (ip) => {
+                  this.#upgrading.set(socket, ip);
+                  // An upgrade that fails after admission gives its place back.
+                  socket.once('close', () => {
+                    if (this.#upgrading.delete(socket)) this.#admission.release(ip);
+                  });
+                  go(null);
+                },
+                (reason) => {
+                  this.#rejected[reason]++;
+                  go('503 Service Unavailable');
+                },
+              ),
+            onWebSocket: (ws, request) => this.#serveWebSocket(ws, request),
+          },
+        );
+      }
       if (tlsPort !== null) {
         this.#tls = this.#createTlsHandshaker();
         this.#tlsServer = await listenTcp({ host, port: tlsPort }, (raw) => this.#serveTls(raw));
@@ -186,6 +226,7 @@ export class HeloServer implements RunningServer {
     } catch (error) {
       for (const listener of this.#listeners.splice(0)) listener.close();
       await this.#udp?.close();
+      await this.#http?.close();
       throw error;
     }
     for (const listener of this.#listeners) {
@@ -202,7 +243,38 @@ export class HeloServer implements RunningServer {
       urls.push(tcpUrl(this.host, boundPort(this.#tlsServer, 0)).replace('tcp:', 'tls:'));
     }
     if (this.#udp !== null) urls.push(this.#udp.url);
+    if (this.#http !== null) urls.push(this.#http.wsUrl);
     return urls;
+  }
+
+  /** The HTTP port actually bound, or null without one. */
+  get httpPort(): number | null {
+    return this.#http?.port ?? null;
+  }
+
+  /** A WebSocket on /ws: the same Connection as a socket, over one message per line (§7). */
+  #serveWebSocket(ws: WebSocket, request: IncomingMessage): void {
+    const raw = request.socket;
+    const ip = this.#upgrading.get(raw) ?? raw.remoteAddress ?? '';
+    this.#upgrading.delete(raw);
+    const stream = new WebSocketLineStream(ws, {
+      address: raw.remoteAddress,
+      port: raw.remotePort,
+    });
+    stream.on('close', () => {
+      if (stream.protocolError !== null) {
+        this.logger.warn(
+          { peer: raw.remoteAddress, reason: stream.protocolError },
+          'WebSocket closed: not the protocol',
+        );
+      }
+    });
+    if (this.#isShuttingDown) {
+      this.#admission.release(ip);
+      this.#refuse(stream, 'shutdown');
+      return;
+    }
+    this.#admit(stream, ip, { transport: 'ws' });
   }
 
   /** The UDP port actually bound, or null without UDP. */
@@ -329,7 +401,7 @@ export class HeloServer implements RunningServer {
     }
   }
 
-  #refuse(socket: Socket, reason: RejectReason): void {
+  #refuse(socket: StreamSocket, reason: RejectReason): void {
     this.#rejected[reason]++;
     if (socket.destroyed) return;
     this.logger.debug({ peer: socket.remoteAddress, reason }, 'connection refused: 503 BUSY');
@@ -337,7 +409,7 @@ export class HeloServer implements RunningServer {
     refuseSocket(socket, () => this.#refused.delete(socket));
   }
 
-  #admit(socket: Socket, ip: string, info: SessionInfo): void {
+  #admit(socket: StreamSocket, ip: string, info: SessionInfo): void {
     this.#connectionsTotal++;
     if (
       this.options.mode === 'sequential' &&
@@ -353,7 +425,7 @@ export class HeloServer implements RunningServer {
     return `${this.#bootId}-${(++this.#sessionCounter).toString(36)}`;
   }
 
-  #startSession(socket: Socket, ip: string, info: SessionInfo): void {
+  #startSession(socket: StreamSocket, ip: string, info: SessionInfo): void {
     const id = info.session ?? this.#newSessionId();
     const connection = new Connection(socket, id, {
       options: this.options,
@@ -367,7 +439,7 @@ export class HeloServer implements RunningServer {
   }
 
   /** Sequential mode: the client is connected; its turn comes when those before it leave. */
-  #wait(socket: Socket, ip: string, info: SessionInfo): void {
+  #wait(socket: StreamSocket, ip: string, info: SessionInfo): void {
     // A client that gives up while waiting leaves the queue. Its FIN shows as
     // 'end' only once everything it sent before has been read, so a client
     // that sent requests and then half-closed keeps its place (and replies).
@@ -444,8 +516,10 @@ export class HeloServer implements RunningServer {
     }, this.options.shutdownGraceMs);
     // Datagrams get 503 BUSY from now on; appends in flight finish first.
     const udpClosed = this.#udp?.close();
+    const httpClosed = this.#http?.close();
     await allClosed;
     await udpClosed;
+    await httpClosed;
     clearTimeout(grace);
     for (const socket of this.#refused) socket.destroy();
     await listenersClosed;
