@@ -455,7 +455,7 @@ export class HeloServer implements RunningServer {
     socket.once('close', socketOnClose);
     this.#waiting.set(socket, { ip, info, socketOnEnd, socketOnClose });
     this.logger.info(
-      { peer: socket.remoteAddress, waiting: this.#waiting.size },
+      { peer: describePeer(socket), waiting: this.#waiting.size },
       'client waiting for its turn',
     );
   }
@@ -470,7 +470,7 @@ export class HeloServer implements RunningServer {
     socket.off('close', waiting.socketOnClose);
     socket.off('error', ignoreError);
     this.logger.info(
-      { peer: socket.remoteAddress, waiting: this.#waiting.size },
+      { peer: describePeer(socket), waiting: this.#waiting.size },
       'waiting client served',
     );
     this.#startSession(socket, waiting.ip, waiting.info);
@@ -548,6 +548,13 @@ interface WaitingSession {
 }
 
 function ignoreError(): void {}
+
+/** `127.0.0.1:53122`, as the session logs name it, for the queue's log lines. */
+function describePeer(socket: StreamSocket): string {
+  const { remoteAddress: address, remotePort: port } = socket;
+  if (address === undefined) return 'unix';
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
 
 /**
  * Creates an event-loop or sequential server and starts listening. For

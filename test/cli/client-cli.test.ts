@@ -176,9 +176,10 @@ describe('helo client', () => {
       });
     }
 
-    it('says which transports the command line does not speak yet', BOUNDED, async () => {
-      const result = await runHelo(['client', 'ws://127.0.0.1:7778/ws']);
-      assertFailed(result, 2, /ws:\/\/ addresses are not supported by the command line yet/);
+    it('reports an unreachable WebSocket address in one line, exit 1', BOUNDED, async () => {
+      const port = await closedPort();
+      const result = await runHelo(['client', `ws://127.0.0.1:${port}/ws`]);
+      assertFailed(result, 1, /connection refused at ws:\/\/127\.0\.0\.1:\d+\/ws/);
     });
 
     it('reports a missing Unix socket in one line, exit 1', BOUNDED, async () => {

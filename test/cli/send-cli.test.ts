@@ -133,7 +133,7 @@ describe('helo send', () => {
     ['--bogus', 'a'],
     ['two\nlines'],
     ['--name', '', 'a'],
-    ['udp://127.0.0.1:1', 'a'],
+    ['ws://127.0.0.1:1/', 'a', '--bogus'],
   ]) {
     it(`exits 2 with one line for ${JSON.stringify(args)}`, BOUNDED, async () => {
       const result = await runHelo(['send', '--port', '1', ...args]);
@@ -141,4 +141,9 @@ describe('helo send', () => {
       assertOneLineError(result.stderr, /^helo send: /);
     });
   }
+
+  it('reports a UDP port nobody listens on in one line, exit 1', BOUNDED, async () => {
+    const result = await runHelo(['send', 'udp://127.0.0.1:1', 'a']);
+    assertFailed(result, 1, /nothing is listening at udp:\/\/127\.0\.0\.1:1/);
+  });
 });

@@ -154,7 +154,7 @@ export class ClusterServer implements RunningServer {
     }
     cluster.on('exit', this.#clusterOnExit);
     this.logger.info(
-      { url: this.url, mode: 'cluster', workers: this.options.workers },
+      { urls: this.urls, mode: 'cluster', workers: this.options.workers },
       'listening',
     );
   }
@@ -176,7 +176,7 @@ export class ClusterServer implements RunningServer {
     };
     this.#workers.set(worker, state);
     worker.process.on('error', (error) =>
-      this.logger.error({ pid: worker.process.pid, err: error.message }, 'worker error'),
+      this.logger.error({ workerPid: worker.process.pid, err: error.message }, 'worker error'),
     );
     worker.on('message', (message: unknown) => {
       if (isMessage<WorkerStats>(message, 'helo:stats')) state.stats = message.stats;
@@ -200,7 +200,7 @@ export class ClusterServer implements RunningServer {
     this.#forget(state);
     if (this.#isShuttingDown) return;
     this.logger.warn(
-      { pid: worker.process.pid, code, signal },
+      { workerPid: worker.process.pid, code, signal },
       'cluster worker died; starting a replacement',
     );
     const isCrashLooping = Date.now() - state.startedAt < CRASH_LOOP_MS;

@@ -117,7 +117,7 @@ export class ForkServer implements RunningServer {
     // pauseOnConnect: the parent never reads a byte; the child does all of it.
     this.#server = await listenTcp({ host, port, pauseOnConnect: true }, this.#serverOnConnection);
     this.#server.on('error', (error) => this.logger.error({ err: error.message }, 'server error'));
-    this.logger.info({ url: this.url, mode: 'fork' }, 'listening');
+    this.logger.info({ urls: this.urls, mode: 'fork' }, 'listening');
   }
 
   readonly #serverOnConnection = (socket: Socket): void => {
@@ -166,13 +166,13 @@ export class ForkServer implements RunningServer {
       child.socket?.destroy();
       if (code !== 0) {
         this.logger.warn(
-          { session, pid: childProcess.pid, code, signal },
+          { session, childPid: childProcess.pid, code, signal },
           'session process ended abnormally; only its own client is affected',
         );
       }
       if (this.#children.size === 0) this.#onAllExited?.();
     });
-    this.logger.debug({ session, pid: childProcess.pid, peer: ip }, 'session process started');
+    this.logger.debug({ session, childPid: childProcess.pid, peer: ip }, 'session process started');
   }
 
   close(): Promise<void> {

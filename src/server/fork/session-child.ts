@@ -15,10 +15,15 @@ const parent = parentChannel();
 const store = new RemoteStore(parent);
 let isExiting = false;
 
-async function exit(): Promise<void> {
+/**
+ * Ends this process. `shutdown` is true for a stop signal: the session is
+ * told `503 BUSY` like any idle session. After the session's own end there
+ * is nothing left to shut down (and nothing to log about it).
+ */
+async function exit(shutdown: boolean): Promise<void> {
   if (isExiting) return;
   isExiting = true;
-  await server?.close();
+  if (shutdown) await server?.close();
   await store.close();
   if (server) flushLogger(server.logger);
   process.exit(0);
@@ -40,17 +45,17 @@ process.on('message', (message: unknown, handle: unknown) => {
   });
   server.serveSocket(socket, { session: message.session });
   // After the session's own close handling: the session is over, so is this process.
-  socket.once('close', () => void exit());
+  socket.once('close', () => void exit(false));
 });
 
 // Stop signals (to the parent, forwarded, or to the whole process group):
 // the session ends gracefully, like in every other mode.
-process.on('SIGTERM', () => void exit());
-process.on('SIGINT', () => void exit());
+process.on('SIGTERM', () => void exit(true));
+process.on('SIGINT', () => void exit(true));
 // The parent is gone: nobody can store payloads any more.
 process.on('disconnect', () => {
   store.failAll('the server parent process is gone');
-  void exit();
+  void exit(true);
 });
 
 const ready: ChildReady = { type: 'helo:ready' };
