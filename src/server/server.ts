@@ -15,6 +15,7 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Server, Socket } from 'node:net';
 import type { WebSocket } from 'ws';
+import type { WebSocketLineStream } from '../net/websocket-line-stream.js';
 import type { Logger } from 'pino';
 import type { Store } from '../store/store.js';
 import { ConnectionLimits, refuseSocket, type Admission, type RejectReason } from './admission.js';
@@ -25,11 +26,12 @@ import {
   type Transport,
 } from './connection.js';
 import { boundPort, listenTcp, tcpUrl } from './listener.js';
-import { TlsHandshaker } from './tls-listener.js';
-import { UdpEndpoint } from './udp-endpoint.js';
-import { HttpListener } from './http-listener.js';
-import { WebSocketLineStream } from '../net/websocket-line-stream.js';
-import { listenUnix } from './unix-listener.js';
+// The extra transports are loaded only when their listener is opened: a
+// fork-mode child, which serves one handed-over socket, starts faster
+// without them (a process start per connection is the cost of that mode).
+import type { TlsHandshaker } from './tls-listener.js';
+import type { UdpEndpoint } from './udp-endpoint.js';
+import type { HttpListener } from './http-listener.js';
 import { createLogger } from './logger.js';
 import { resolveServerOptions, type ServerOptions } from './options.js';
 
@@ -99,6 +101,7 @@ export class HeloServer implements RunningServer {
   #tls: TlsHandshaker | null = null;
   #udp: UdpEndpoint | null = null;
   #http: HttpListener | null = null;
+  #webSocketLineStream: typeof WebSocketLineStream | null = null;
   /** Sockets admitted for a WebSocket upgrade that has not happened yet, with their address. */
   readonly #upgrading = new Map<Socket, string>();
   /** Every listener open, TCP first. */
@@ -168,12 +171,14 @@ export class HeloServer implements RunningServer {
       this.#server = await listenTcp({ host, port }, (socket) => this.serveSocket(socket));
       this.#listeners.push(this.#server);
       if (unixPath !== null) {
+        const { listenUnix } = await import('./unix-listener.js');
         const unix = await listenUnix({ path: unixPath, mode: this.options.unixMode }, (socket) =>
           this.serveSocket(socket, { transport: 'unix' }),
         );
         this.#listeners.push(unix);
       }
       if (udpPort !== null) {
+        const { UdpEndpoint } = await import('./udp-endpoint.js');
         this.#udp = await UdpEndpoint.bind(
           {
             host,
@@ -190,6 +195,10 @@ export class HeloServer implements RunningServer {
         );
       }
       if (httpPort !== null) {
+        const { HttpListener } = await import('./http-listener.js');
+        this.#webSocketLineStream = (
+          await import('../net/websocket-line-stream.js')
+        ).WebSocketLineStream;
         this.#http = await HttpListener.listen(
           {
             host,
@@ -219,7 +228,8 @@ export class HeloServer implements RunningServer {
         );
       }
       if (tlsPort !== null) {
-        this.#tls = this.#createTlsHandshaker();
+        const { TlsHandshaker } = await import('./tls-listener.js');
+        this.#tls = this.#createTlsHandshaker(TlsHandshaker);
         this.#tlsServer = await listenTcp({ host, port: tlsPort }, (raw) => this.#serveTls(raw));
         this.#listeners.push(this.#tlsServer);
       }
@@ -257,7 +267,7 @@ export class HeloServer implements RunningServer {
     const raw = request.socket;
     const ip = this.#upgrading.get(raw) ?? raw.remoteAddress ?? '';
     this.#upgrading.delete(raw);
-    const stream = new WebSocketLineStream(ws, {
+    const stream = new this.#webSocketLineStream!(ws, {
       address: raw.remoteAddress,
       port: raw.remotePort,
     });
@@ -304,9 +314,9 @@ export class HeloServer implements RunningServer {
     }
   }
 
-  #createTlsHandshaker(): TlsHandshaker {
+  #createTlsHandshaker(Handshaker: typeof TlsHandshaker): TlsHandshaker {
     const { tlsCertPath, tlsKeyPath, tlsCaPath } = this.options;
-    return new TlsHandshaker(
+    return new Handshaker(
       { certPath: tlsCertPath!, keyPath: tlsKeyPath!, caPath: tlsCaPath },
       {
         requireClientCert: this.options.tlsRequireClientCert,
