@@ -274,7 +274,7 @@ function benchRequestFromFlags(flags: ParsedFlags): BenchRequest {
   const address = flags.positionals[0];
   const parsed = address === undefined ? null : parseAddress(address, port);
   if (parsed !== null && parsed.transport !== 'tcp') {
-    throw new UsageError(`helo bench drives TCP servers; '${address}' is ${parsed.transport}`);
+    throw new UsageError(`only tcp:// addresses can be benchmarked, got '${address}'`);
   }
   const target =
     parsed !== null && 'host' in parsed

@@ -118,6 +118,7 @@ export async function runUdpInteractive(target: UdpTarget): Promise<number> {
       typed(),
       (reply, rttMs) => {
         output.write(`S: ${reply.line}   (${rttMs.toFixed(1)} ms)\n`);
+        if (reply.code === 200) return; // BYE: the session is over, no prompt
         rl.setPrompt('C: ');
         rl.prompt();
       },
