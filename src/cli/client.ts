@@ -203,7 +203,11 @@ async function runInteractive(client: HeloClient): Promise<number> {
   }
   rl.close();
 
-  if (serverClosed !== null) throw serverClosed;
+  if (serverClosed !== null) {
+    // The error goes on its own line, not after a prompt still on screen.
+    if (isPromptShown) output.write('\n');
+    throw serverClosed;
+  }
   if (client.state === 'payload') {
     output.write('\n(DATA abandoned: no payload was sent, nothing stored)\n');
     return 0;
