@@ -322,9 +322,10 @@ export class HeloServer implements RunningServer {
         requireClientCert: this.options.tlsRequireClientCert,
         handshakeTimeoutMs: this.options.tlsHandshakeTimeoutMs,
       },
-      (socket, clientCert) => {
-        const ip = this.#handshaking.get(socket) ?? socket.remoteAddress ?? '';
-        this.#handshaking.delete(socket);
+      (socket, raw, clientCert) => {
+        // Keyed by the raw socket: it is what #serveTls admitted.
+        const ip = this.#handshaking.get(raw) ?? raw.remoteAddress ?? '';
+        this.#handshaking.delete(raw);
         if (this.#isShuttingDown) {
           this.#admission.release(ip);
           this.#refuse(socket, 'shutdown');

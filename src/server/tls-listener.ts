@@ -64,11 +64,13 @@ function subjectOf(socket: TLSSocket): string | null {
 export class TlsHandshaker {
   readonly #server: TlsServer;
   readonly #files: TlsFiles;
+  /** Raw sockets in their handshake, by peer: the TLS socket made from one has the same peer. */
+  readonly #raw = new Map<string, Socket>();
 
   constructor(
     files: TlsFiles,
     options: TlsHandshakeOptions,
-    onSecure: (socket: TLSSocket, clientCert: string | null) => void,
+    onSecure: (socket: TLSSocket, raw: Socket, clientCert: string | null) => void,
     onFailure: (raw: Socket, error: Error) => void,
   ) {
     this.#files = files;
@@ -81,8 +83,15 @@ export class TlsHandshaker {
       rejectUnauthorized: options.requireClientCert,
     });
     this.#server.on('secureConnection', (socket: TLSSocket) => {
+      const key = peerKey(socket);
+      const raw = this.#raw.get(key);
+      this.#raw.delete(key);
+      if (raw === undefined) {
+        socket.destroy(); // cannot happen: every handshake starts in handshake()
+        return;
+      }
       socket.setNoDelay(true);
-      onSecure(socket, subjectOf(socket));
+      onSecure(socket, raw, subjectOf(socket));
     });
     this.#server.on('tlsClientError', (error: Error, socket: TLSSocket) => {
       onFailure(socket, error);
@@ -92,6 +101,11 @@ export class TlsHandshaker {
 
   /** Starts the server side of the handshake on an admitted TCP socket. */
   handshake(raw: Socket): void {
+    const key = peerKey(raw);
+    this.#raw.set(key, raw);
+    raw.once('close', () => {
+      if (this.#raw.get(key) === raw) this.#raw.delete(key);
+    });
     this.#server.emit('connection', raw);
   }
 
@@ -102,4 +116,8 @@ export class TlsHandshaker {
   reload(): void {
     this.#server.setSecureContext(readTlsFiles(this.#files));
   }
+}
+
+function peerKey(socket: Socket): string {
+  return `${socket.remoteAddress}|${socket.remotePort}`;
 }

@@ -163,6 +163,47 @@ describe('TLS limits', () => {
     holder.close();
   });
 
+  it('gives a finished TLS session its slot back exactly once', async () => {
+    const { server } = await serve({
+      tlsPort: 0,
+      tlsCertPath: pki.serverCert,
+      tlsKeyPath: pki.serverKey,
+      maxConnections: 1,
+    });
+    const first = await tlsExchange(server.tlsPort!, {}, 'HELO\r\nQUIT\r\n');
+    assert.equal(first.text, '100 OK\r\n200 BYE\r\n');
+    await waitFor(
+      () => server.stats.connectionsCurrent,
+      (n) => n === 0,
+      2_000,
+      'the slot back',
+    );
+    const ca = pki.read(pki.caCert);
+    const clients = await Promise.all(
+      [0, 1, 2].map(() => RawClient.openTls(server.tlsPort!, { ca }).catch(() => null)),
+    );
+    for (const client of clients) client?.write('HELO\r\n');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const served = clients.filter((client) => client?.text === '100 OK\r\n');
+    assert.equal(served.length, 1, 'one live session under --max-connections 1');
+    for (const client of clients) client?.close();
+  });
+
+  it('answers an idle TLS session 503 BUSY on shutdown', async () => {
+    const { server } = await serve({
+      tlsPort: 0,
+      tlsCertPath: pki.serverCert,
+      tlsKeyPath: pki.serverKey,
+    });
+    const client = await RawClient.openTls(server.tlsPort!, { ca: pki.read(pki.caCert) });
+    client.write('HELO\r\n');
+    await client.untilBytes(8);
+    await server.close();
+    servers.splice(servers.indexOf(server), 1);
+    await client.untilEnded();
+    assert.equal(client.text, '100 OK\r\n503 BUSY\r\n');
+  });
+
   it('cuts off a handshake that does not finish in time', async () => {
     const { server } = await serve({ ...MUTUAL_TLS, tlsHandshakeTimeoutMs: 200 });
     const silent = connectTcp({ host: '127.0.0.1', port: server.tlsPort! });
