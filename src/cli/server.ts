@@ -172,6 +172,11 @@ function optionalText(values: ParsedFlags['values'], name: string): string | nul
   return values[name] === undefined ? null : textFlag(values, name, '');
 }
 
+/** An extra listener's port, or null when its flag is absent (the listener is off). */
+function optionalPortFlag(values: ParsedFlags['values'], name: string): number | null {
+  return values[name] === undefined ? null : intFlag(values, name, 0, 0, 65535);
+}
+
 /** File permissions as octal digits, e.g. `660` or `0660`. */
 function octalFlag(values: ParsedFlags['values'], name: string): number | null {
   const raw = values[name];
@@ -219,10 +224,10 @@ export async function run(argv: string[]): Promise<number> {
     logLevel: logLevel as LogLevel,
     unixPath: optionalText(values, 'unix'),
     unixMode: octalFlag(values, 'unix-mode'),
-    tlsPort: values['tls-port'] === undefined ? null : intFlag(values, 'tls-port', 0, 0, 65535),
-    httpPort: values['http-port'] === undefined ? null : intFlag(values, 'http-port', 0, 0, 65535),
+    tlsPort: optionalPortFlag(values, 'tls-port'),
+    httpPort: optionalPortFlag(values, 'http-port'),
     wsOrigins: Array.isArray(values['ws-origin']) ? values['ws-origin'] : [],
-    udpPort: values['udp-port'] === undefined ? null : intFlag(values, 'udp-port', 0, 0, 65535),
+    udpPort: optionalPortFlag(values, 'udp-port'),
     tlsCertPath: optionalText(values, 'tls-cert'),
     tlsKeyPath: optionalText(values, 'tls-key'),
     tlsCaPath: optionalText(values, 'tls-ca'),

@@ -80,7 +80,7 @@ export class WebSocketLineStream extends Duplex {
     _encoding: BufferEncoding,
     callback: (error?: Error | null) => void,
   ): void {
-    let data = this.#partial.length > 0 ? Buffer.concat([this.#partial, chunk]) : chunk;
+    const data = this.#partial.length > 0 ? Buffer.concat([this.#partial, chunk]) : chunk;
     let start = 0;
     let lastSend: Promise<void> | null = null;
     for (let lf = data.indexOf(LF); lf !== -1; lf = data.indexOf(LF, start)) {
@@ -91,7 +91,6 @@ export class WebSocketLineStream extends Duplex {
       start = lf + 1;
     }
     this.#partial = Buffer.from(data.subarray(start));
-    data = Buffer.alloc(0);
     // The callback waits for the last message to reach the socket: that is
     // what makes `writableLength` mean "not yet sent", as on a TCP socket.
     if (lastSend === null) callback();

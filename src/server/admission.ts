@@ -33,10 +33,6 @@ export class ConnectionLimits implements Admission {
     this.#maxPerIp = maxConnectionsPerIp;
   }
 
-  get current(): number {
-    return this.#current;
-  }
-
   admit(ip: string): RejectReason | null {
     if (this.#current >= this.#maxConnections) return 'max-connections';
     if (this.#maxPerIp > 0) {

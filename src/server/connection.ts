@@ -116,9 +116,7 @@ export class Connection {
     this.#socket = socket;
     this.session = session;
     this.#context = context;
-    // A Unix socket's peer has no address: every local client is "unix".
-    this.peer =
-      context.transport === 'unix' ? 'unix' : formatPeer(socket.remoteAddress, socket.remotePort);
+    this.peer = peerOf(socket, context.transport);
     this.#protocol = new StreamProtocol(context.options.maxLineBytes);
     this.#work = SimulatedWork.from(context.options);
 
@@ -450,7 +448,10 @@ export class Connection {
   }
 }
 
-function formatPeer(address: string | undefined, port: number | undefined): string {
+/** `127.0.0.1:53122`, `[::1]:53122`; a Unix socket's peer has no address: every local client is "unix". */
+export function peerOf(socket: StreamSocket, transport: Transport): string {
+  if (transport === 'unix') return 'unix';
+  const { remoteAddress: address, remotePort: port } = socket;
   if (address === undefined) return 'unknown';
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
 }

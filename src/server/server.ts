@@ -21,6 +21,7 @@ import type { Store } from '../store/store.js';
 import { ConnectionLimits, refuseSocket, type Admission, type RejectReason } from './admission.js';
 import {
   Connection,
+  peerOf,
   type ConnectionSummary,
   type StreamSocket,
   type Transport,
@@ -466,7 +467,7 @@ export class HeloServer implements RunningServer {
     socket.once('close', socketOnClose);
     this.#waiting.set(socket, { ip, info, socketOnEnd, socketOnClose });
     this.logger.info(
-      { peer: describePeer(socket), waiting: this.#waiting.size },
+      { peer: peerOf(socket, info.transport ?? 'tcp'), waiting: this.#waiting.size },
       'client waiting for its turn',
     );
   }
@@ -481,7 +482,7 @@ export class HeloServer implements RunningServer {
     socket.off('close', waiting.socketOnClose);
     socket.off('error', ignoreError);
     this.logger.info(
-      { peer: describePeer(socket), waiting: this.#waiting.size },
+      { peer: peerOf(socket, waiting.info.transport ?? 'tcp'), waiting: this.#waiting.size },
       'waiting client served',
     );
     this.#startSession(socket, waiting.ip, waiting.info);
@@ -559,13 +560,6 @@ interface WaitingSession {
 }
 
 function ignoreError(): void {}
-
-/** `127.0.0.1:53122`, as the session logs name it, for the queue's log lines. */
-function describePeer(socket: StreamSocket): string {
-  const { remoteAddress: address, remotePort: port } = socket;
-  if (address === undefined) return 'unix';
-  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
-}
 
 /**
  * Creates an event-loop or sequential server and starts listening. For

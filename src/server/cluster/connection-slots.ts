@@ -48,11 +48,6 @@ export class SlotPool {
     this.#maxPerIp = maxConnectionsPerIp;
   }
 
-  /** Slots not lent to any worker. */
-  get free(): number {
-    return this.#free;
-  }
-
   /** Serves `worker`'s requests; call the returned function when the worker is gone. */
   attach(worker: IpcPeer): () => void {
     const holder: Holder = { held: 0, perIp: new Map(), isReclaiming: false };
