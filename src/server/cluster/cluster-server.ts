@@ -161,15 +161,7 @@ export class ClusterServer implements RunningServer {
 
   /** Resolves once the worker listens; rejects if it cannot. */
   #startWorker(): Promise<WorkerListening> {
-    const worker = cluster.fork({
-      [WORKER_OPTIONS_ENV]: JSON.stringify(this.options),
-      // libuv accepts every queued connection in one go; on a shared socket
-      // the first worker awake then takes a whole burst (10 clients arriving
-      // together all landed on one worker in 1 of 8 clusters measured). With
-      // this, each worker yields after every accept, and the kernel's wake-ups
-      // spread the burst (docs/benchmarks.md, "The kernel spreads connections").
-      UV_TCP_SINGLE_ACCEPT: '1',
-    });
+    const worker = cluster.fork({ [WORKER_OPTIONS_ENV]: JSON.stringify(this.options) });
     const peer = worker.process as IpcPeer;
     const stopHosting = hostStore(peer, this.#store, this.#storeStats);
     const releaseSlots = this.#slots.attach(peer);
