@@ -15,4 +15,24 @@ export default tseslint.config(
     files: ['**/*.js'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
   },
+  {
+    // The web page's modules run in the browser, not in Node.
+    files: ['web/**/*.js'],
+    languageOptions: {
+      globals: {
+        window: 'readonly',
+        document: 'readonly',
+        location: 'readonly',
+        performance: 'readonly',
+        WebSocket: 'readonly',
+        EventSource: 'readonly',
+        HTMLButtonElement: 'readonly',
+        setTimeout: 'readonly',
+        clearTimeout: 'readonly',
+        setInterval: 'readonly',
+        clearInterval: 'readonly',
+        process: 'off',
+      },
+    },
+  },
 );

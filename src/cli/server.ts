@@ -3,6 +3,7 @@
  * cleanly on SIGTERM / SIGINT (cli.md).
  */
 import { DEFAULT_STORE_URL, openStore } from '../store/open-store.js';
+import { ServerCounters } from '../server/observe/server-counters.js';
 import { createLogger, flushLogger } from '../server/logger.js';
 import {
   DEFAULTS,
@@ -12,6 +13,8 @@ import {
   type ServerMode,
 } from '../server/options.js';
 import { runServer } from '../server/run-server.js';
+import { exposureWarnings, httpTokenFor } from '../server/exposure.js';
+import { openFilesWarning, readOpenFilesLimit } from '../server/fd-limit.js';
 import { watchStopSignals } from './stop-signals.js';
 import {
   ADDRESS_FLAGS,
@@ -136,6 +139,13 @@ const HELP: CommandHelp = {
       valueName: 'N',
       description: 'also serve HTTP here: WebSocket on /ws (npm start uses 7778)',
     },
+    'http-token': {
+      type: 'string',
+      valueName: 'TOKEN',
+      description:
+        'access token for the HTTP port (all but /healthz, /readyz); made up and printed\n' +
+        'when --host is not loopback and none is given',
+    },
     'ws-origin': {
       type: 'string',
       valueName: 'ORIGIN',
@@ -227,6 +237,7 @@ export async function run(argv: string[]): Promise<number> {
     tlsPort: optionalPortFlag(values, 'tls-port'),
     httpPort: optionalPortFlag(values, 'http-port'),
     wsOrigins: Array.isArray(values['ws-origin']) ? values['ws-origin'] : [],
+    httpToken: optionalText(values, 'http-token'),
     udpPort: optionalPortFlag(values, 'udp-port'),
     tlsCertPath: optionalText(values, 'tls-cert'),
     tlsKeyPath: optionalText(values, 'tls-key'),
@@ -239,7 +250,15 @@ export async function run(argv: string[]): Promise<number> {
   };
   const storeUrl = textFlag(values, 'store', DEFAULT_STORE_URL);
 
+  const http = httpTokenFor(options.host, options.httpPort, options.httpToken);
   const logger = createLogger(options.logLevel);
+  for (const warning of exposureWarnings(options)) logger.warn(warning);
+  // Node raises its soft limit to the hard one by itself; below that nothing can be done from here.
+  const listeners = [options.unixPath, options.tlsPort, options.httpPort, options.udpPort].filter(
+    (listener) => listener !== null,
+  ).length;
+  const fdWarning = openFilesWarning(readOpenFilesLimit(), options.maxConnections, 1 + listeners);
+  if (fdWarning !== null) logger.warn(fdWarning);
   const stopSignal = watchStopSignals().then((signal) => {
     // cli.md: the process is gone within 10 seconds, whatever happens below.
     setTimeout(() => {
@@ -250,17 +269,32 @@ export async function run(argv: string[]): Promise<number> {
     return signal;
   });
 
-  const store = await openStore(storeUrl);
+  // The store's commits are counted with the server's (`/metrics`).
+  const counters = new ServerCounters();
+  const store = await openStore(storeUrl, { onCommit: counters.onCommit });
   let server;
   try {
-    server = await runServer({ ...options, store, logger });
+    server = await runServer({ ...options, httpToken: http.token, store, logger, counters });
   } catch (error) {
     await store.close();
     throw error;
   }
   const modeNote = mode === 'cluster' ? `cluster of ${options.workers} workers` : `${mode} mode`;
   process.stdout.write(`helo server listening on ${server.url} (store ${storeUrl}, ${modeNote})\n`);
-  for (const url of server.urls.slice(1)) process.stdout.write(`helo server listening on ${url}\n`);
+  for (const url of server.urls.slice(1)) {
+    process.stdout.write(`helo server listening on ${url}\n`);
+    if (url.startsWith('ws://')) {
+      // The page is at the root of the same port (cli.md: `/`).
+      const page = `${url.slice(0, -'ws'.length).replace('ws://', 'http://')}`;
+      const withToken = http.token === null ? page : `${page}?token=${http.token}`;
+      process.stdout.write(`helo server web client and dashboard on ${withToken}\n`);
+      if (http.generated) {
+        process.stdout.write(
+          'helo server: the HTTP port is reachable beyond this machine, so it needs the token above\n',
+        );
+      }
+    }
+  }
   // SIGHUP: read the TLS certificates again (renewed ones, without a restart).
   process.on('SIGHUP', () => server.reloadTls());
 

@@ -59,6 +59,8 @@ export function looksLikeHttp(line: Buffer, start: number, end: number): boolean
   return (
     hasTarget &&
     startsWithWord(line, versionStart, last, HTTP_SLASH) &&
+    // The digit must be inside the line: `line` may be a view of a larger buffer.
+    versionStart + HTTP_SLASH.length < last &&
     isDigit(line[versionStart + HTTP_SLASH.length])
   );
 }

@@ -15,11 +15,13 @@
  * so a client that pipelines without reading cannot grow the server's memory.
  */
 import type { Duplex } from 'node:stream';
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { Replies, type ReplyInfo } from '../core/replies.js';
 import type { SessionAction } from '../core/session.js';
 import { StreamProtocol } from '../core/stream-protocol.js';
 import type { Store } from '../store/store.js';
+import type { ServerCounters } from './observe/server-counters.js';
 import type { ServerOptions } from './options.js';
 import { SimulatedWork } from './simulated-work.js';
 
@@ -32,10 +34,22 @@ export type StreamSocket = Duplex & {
   readonly remotePort?: number | undefined;
 };
 
-/** A reply that waits for a store commit. */
+/**
+ * A reply that waits (for a store commit, for simulated work), or one that
+ * queues behind such a reply; it remembers when its request arrived.
+ */
 class PendingReply {
   bytes: Buffer | null = null;
+  /** `performance.now()` when the request was read; -1 for replies no request asked for (TOUT, BUSY). */
+  readonly requestedAt: number;
+  constructor(requestedAt: number, bytes: Buffer | null = null) {
+    this.requestedAt = requestedAt;
+    this.bytes = bytes;
+  }
 }
+
+/** For replies the server sends on its own (`408 TOUT`, `503 BUSY`): not a request's latency. */
+const UNREQUESTED = -1;
 
 type QueuedReply = Buffer | PendingReply;
 
@@ -73,6 +87,8 @@ export interface ConnectionContext {
   readonly options: ServerOptions;
   readonly store: Store;
   readonly logger: Logger;
+  /** The server's counters (`/metrics`, dashboard). */
+  readonly counters: ServerCounters;
   /** The listener it came through, for logs (and metrics). */
   readonly transport: Transport;
   /** The TLS client certificate's subject, stored with each payload; null otherwise. */
@@ -111,6 +127,8 @@ export class Connection {
   #failedPayloads = 0;
   #bytesIn = 0;
   #bytesOut = 0;
+  /** When the latest chunk was read: replies written in the same turn took this long. */
+  #readAt = 0;
 
   constructor(socket: StreamSocket, session: string, context: ConnectionContext) {
     this.#socket = socket;
@@ -154,7 +172,7 @@ export class Connection {
     this.#isShuttingDown = true;
     if (this.#isClosing) return; // QUIT or EOF: it is already finishing.
     this.#stopReading('shutdown');
-    this.#queue.push(Replies.BUSY.bytes);
+    this.#queueUnrequested(Replies.BUSY);
     this.#flush();
   }
 
@@ -167,6 +185,8 @@ export class Connection {
   readonly #socketOnData = (chunk: Buffer): void => {
     if (this.#isClosing) return;
     this.#bytesIn += chunk.length;
+    this.#context.counters.bytesReceived += chunk.length;
+    this.#readAt = performance.now();
     const linesBefore = this.#protocol.lines;
     this.#protocol.push(chunk, this);
     if (this.#protocol.lines !== linesBefore) this.#idleTimer?.refresh();
@@ -228,12 +248,14 @@ export class Connection {
       return;
     }
     this.#stopReading('idle-timeout');
-    this.#queue.push(Replies.TOUT.bytes);
+    this.#context.counters.idleTimeouts++;
+    this.#queueUnrequested(Replies.TOUT);
     this.#flush();
   };
 
   readonly #slowReaderTimerOnTimeout = (): void => {
     this.#reason = 'slow-reader';
+    this.#context.counters.slowReaderDisconnects++;
     this.#context.logger.warn(
       { session: this.session, peer: this.peer, bufferedBytes: this.bufferedBytes },
       'client does not read its replies; disconnecting',
@@ -255,7 +277,7 @@ export class Connection {
     switch (action.type) {
       case 'reply':
         if (action.reply.closes) this.#stopReading('quit');
-        if (this.#work === null) this.#queue.push(action.reply.bytes);
+        if (this.#work === null) this.#queueReply(action.reply);
         else this.#replyAfterWork(action.reply);
         return;
       case 'store':
@@ -270,6 +292,7 @@ export class Connection {
           { session: this.session, peer: this.peer },
           'HTTP-like line on the protocol port; closing without reply',
         );
+        this.#context.counters.crossProtocolRejects++;
         this.#stopReading('cross-protocol');
         return;
     }
@@ -280,7 +303,7 @@ export class Connection {
     const work = this.#work!;
     work.burnCpu();
     if (work.delayMs === 0) {
-      this.#queue.push(reply.bytes);
+      this.#queueReply(reply);
       return;
     }
     const pending = this.#newPendingReply();
@@ -299,8 +322,20 @@ export class Connection {
     setTimeout(() => this.#appendPayload(pending, payload, name), work.delayMs);
   }
 
+  /** A reply ready now takes its place behind any that still wait. */
+  #queueReply(reply: ReplyInfo): void {
+    this.#context.counters.repliesByCode[reply.code]!++;
+    if (this.#pendingReplies === 0) this.#queue.push(reply.bytes);
+    else this.#queue.push(new PendingReply(this.#readAt, reply.bytes));
+  }
+
+  #queueUnrequested(reply: ReplyInfo): void {
+    this.#context.counters.repliesByCode[reply.code]!++;
+    this.#queue.push(new PendingReply(UNREQUESTED, reply.bytes));
+  }
+
   #newPendingReply(): PendingReply {
-    const pending = new PendingReply();
+    const pending = new PendingReply(this.#readAt);
     this.#queue.push(pending);
     this.#pendingReplies++;
     return pending;
@@ -322,11 +357,13 @@ export class Connection {
     this.#context.store.append(record).then(
       () => {
         this.#payloads++;
+        this.#context.counters.payloadsStored++;
         this.#settle(pending, Replies.DRCV);
       },
       (error: unknown) => {
         // The one place where a store failure becomes 500 FAIL (protocol.md §4).
         this.#failedPayloads++;
+        this.#context.counters.payloadsFailed++;
         this.#context.logger.error(
           { session: this.session, err: error instanceof Error ? error.message : String(error) },
           'payload not stored; answering 500 FAIL',
@@ -337,6 +374,7 @@ export class Connection {
   }
 
   #settle(pending: PendingReply, reply: ReplyInfo): void {
+    this.#context.counters.repliesByCode[reply.code]!++;
     pending.bytes = reply.bytes;
     this.#pendingReplies--;
     // A group commit settles many replies at once: write them together.
@@ -354,14 +392,26 @@ export class Connection {
   /** Writes every reply that is ready, in order, in one write. */
   #flush(): void {
     const queue = this.#queue;
+    const requestSeconds = this.#context.counters.requestSeconds;
+    const now = performance.now();
     let ready = 0;
     let bytes = 0;
+    /** Replies to requests read in this turn: one latency for all of them. */
+    let answeredNow = 0;
     for (; ready < queue.length; ready++) {
       const entry = queue[ready]!;
-      const entryBytes = entry instanceof PendingReply ? entry.bytes : entry;
-      if (entryBytes === null) break;
-      bytes += entryBytes.length;
+      if (entry instanceof PendingReply) {
+        if (entry.bytes === null) break;
+        bytes += entry.bytes.length;
+        if (entry.requestedAt !== UNREQUESTED) {
+          requestSeconds.observe((now - entry.requestedAt) / 1000);
+        }
+      } else {
+        bytes += entry.length;
+        answeredNow++;
+      }
     }
+    if (answeredNow > 0) requestSeconds.observe((now - this.#readAt) / 1000, answeredNow);
     if (ready > 0 && !this.#socket.destroyed) {
       let out: Buffer;
       if (ready === 1) {
@@ -376,6 +426,7 @@ export class Connection {
         }
       }
       this.#bytesOut += bytes;
+      this.#context.counters.bytesSent += bytes;
       this.#socket.write(out);
     }
     if (ready === queue.length) this.#queue = [];
@@ -406,6 +457,7 @@ export class Connection {
     const isBehind = isSlowReader || this.#queue.length > MAX_QUEUED_REPLIES;
     if (isBehind && !this.#isPaused) {
       this.#isPaused = true;
+      if (isSlowReader) this.#context.counters.slowReaderPauses++;
       this.#socket.pause();
     } else if (!isBehind && this.#isPaused) {
       this.#isPaused = false;

@@ -1,6 +1,13 @@
 /**
- * The HTTP port (`--http-port`, cli.md): WebSocket on `/ws` (protocol.md
- * §7), sharing the port with the web pages to come.
+ * The HTTP port (`--http-port`, cli.md):
+ *
+ *   /                 the web client and dashboard (web/, http/web-client.ts)
+ *   /ws               the protocol over WebSocket (protocol.md §7), nothing else
+ *   /events           the dashboard's live feed (http/events-stream.ts)
+ *   /metrics          Prometheus text (observe/prometheus.ts)
+ *   /healthz          200 while the process runs
+ *   /readyz           200 when listening and the store is writable; 503 from
+ *                     the first moment of shutdown
  *
  * Browsers let any web page open a WebSocket to any address, sending the
  * page's origin in the `Origin` header. So an upgrade is accepted only
@@ -9,11 +16,16 @@
  * gets HTTP 403 before the upgrade, and a page on another site cannot use
  * its visitor's browser to talk to helo.
  */
+import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
+import type { Logger } from 'pino';
 import { ListenError } from '../errors.js';
+import { EventsStream } from './http/events-stream.js';
+import { WebClientAssets } from './http/web-client.js';
 import { describeListenError, formatHostPort } from './listener.js';
+import type { Insight } from './observe/observatory.js';
 
 export interface HttpListenerOptions {
   readonly host: string;
@@ -22,6 +34,16 @@ export interface HttpListenerOptions {
   readonly wsOrigins: readonly string[];
   /** Largest WebSocket message accepted, in bytes (a line plus its terminator). */
   readonly maxMessageBytes: number;
+  /** Required on every path but `/healthz` and `/readyz`; null = open (loopback). */
+  readonly token: string | null;
+}
+
+/** What the pages other than `/ws` need from the server. */
+export interface HttpPagesContext {
+  readonly insight: Insight;
+  /** True from the first moment of shutdown: `/readyz` answers 503 from then on. */
+  readonly isShuttingDown: () => boolean;
+  readonly logger: Logger;
 }
 
 export interface WebSocketHandlers {
@@ -56,16 +78,29 @@ export class HttpListener {
   readonly #server: Server;
   readonly #wss: WebSocketServer;
   readonly #options: HttpListenerOptions;
+  readonly #pages: HttpPagesContext;
+  readonly #events: EventsStream;
+  readonly #assets = WebClientAssets.load();
   #allowedOrigins: ReadonlySet<string> = new Set();
 
-  private constructor(options: HttpListenerOptions, handlers: WebSocketHandlers) {
+  private constructor(
+    options: HttpListenerOptions,
+    handlers: WebSocketHandlers,
+    pages: HttpPagesContext,
+  ) {
     this.#options = options;
+    this.#pages = pages;
+    this.#events = new EventsStream(pages.insight, pages.logger);
     this.#server = createServer((request, response) => this.#onRequest(request, response));
     this.#wss = new WebSocketServer({ noServer: true, maxPayload: options.maxMessageBytes });
     this.#server.on('upgrade', (request: IncomingMessage, socket: Socket, head: Buffer) => {
       socket.on('error', () => socket.destroy());
       if (new URL(request.url ?? '/', 'http://x').pathname !== WS_PATH) {
         refuse(socket, '404 Not Found', 'WebSocket is served on /ws only');
+        return;
+      }
+      if (!this.#hasToken(request)) {
+        refuse(socket, '401 Unauthorized', TOKEN_REQUIRED.trim());
         return;
       }
       if (!isOriginAllowed(request.headers.origin, this.#allowedOrigins)) {
@@ -85,8 +120,9 @@ export class HttpListener {
   static async listen(
     options: HttpListenerOptions,
     handlers: WebSocketHandlers,
+    pages: HttpPagesContext,
   ): Promise<HttpListener> {
-    const listener = new HttpListener(options, handlers);
+    const listener = new HttpListener(options, handlers, pages);
     await new Promise<void>((resolve, reject) => {
       const onError = (error: NodeJS.ErrnoException): void =>
         reject(
@@ -122,15 +158,122 @@ export class HttpListener {
   close(): Promise<void> {
     return new Promise((resolve) => {
       this.#server.close(() => resolve());
+      this.#events.closeAll();
       this.#server.closeIdleConnections();
     });
   }
 
-  #onRequest(_request: IncomingMessage, response: ServerResponse): void {
-    // The web client and dashboard come here later; /ws needs an upgrade.
-    response.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
-    response.end('Not found. The protocol is on /ws (WebSocket).\n');
+  #onRequest(request: IncomingMessage, response: ServerResponse): void {
+    const url = new URL(request.url ?? '/', 'http://x');
+    const pathname = url.pathname;
+    if (request.method !== 'GET' && request.method !== 'HEAD') {
+      sendText(response, 405, 'Only GET and HEAD are served here.\n', { allow: 'GET, HEAD' });
+      return;
+    }
+    // Probes say nothing about the data: they stay open to load balancers.
+    switch (pathname) {
+      case '/healthz':
+        sendText(response, 200, 'ok\n');
+        return;
+      case '/readyz':
+        void this.#readiness().then(([status, text]) => sendText(response, status, text));
+        return;
+    }
+    if (!this.#hasToken(request)) {
+      sendText(response, 401, TOKEN_REQUIRED, { 'www-authenticate': 'Bearer realm="helo"' });
+      return;
+    }
+    if (this.#options.token !== null && url.searchParams.get('token') === this.#options.token) {
+      // The page opened with ?token=: its own requests (/ws, /events, files) carry the cookie.
+      response.setHeader(
+        'set-cookie',
+        `${TOKEN_COOKIE}=${this.#options.token}; Path=/; HttpOnly; SameSite=Strict`,
+      );
+    }
+    switch (pathname) {
+      case '/metrics':
+        this.#pages.insight.metrics().then(
+          (text) => sendText(response, 200, text, { 'content-type': PROMETHEUS_CONTENT_TYPE }),
+          (error: unknown) => sendText(response, 500, `metrics unavailable: ${String(error)}\n`),
+        );
+        return;
+      case '/events':
+        this.#events.subscribe(response);
+        return;
+      case WS_PATH:
+        sendText(response, 426, 'The protocol on /ws is a WebSocket: upgrade required.\n', {
+          upgrade: 'websocket',
+        });
+        return;
+    }
+    if (this.#assets.serve(pathname, request, response)) return;
+    sendText(response, 404, 'Not found. Try / (web client), /ws, /metrics, /healthz, /readyz.\n');
   }
+
+  /**
+   * With a token set, a request must carry it: `Authorization: Bearer T`
+   * (programs, Prometheus), `?token=T` (the URL printed at start), or the
+   * cookie set when the page was opened with it (the page's own requests).
+   */
+  #hasToken(request: IncomingMessage): boolean {
+    const expected = this.#options.token;
+    if (expected === null) return true;
+    const given = [
+      /^Bearer (\S+)$/i.exec(request.headers.authorization ?? '')?.[1],
+      new URL(request.url ?? '/', 'http://x').searchParams.get('token'),
+      cookieValue(request.headers.cookie, TOKEN_COOKIE),
+    ];
+    return given.some((token) => token != null && sameSecret(token, expected));
+  }
+
+  async #readiness(): Promise<[number, string]> {
+    if (this.#pages.isShuttingDown()) return [503, 'shutting down\n'];
+    try {
+      if (!(await this.#pages.insight.storeWritable())) return [503, 'store not writable\n'];
+    } catch {
+      return [503, 'store state unknown\n'];
+    }
+    // Asked again: shutdown may have begun while the store was being asked.
+    if (this.#pages.isShuttingDown()) return [503, 'shutting down\n'];
+    return [200, 'ready\n'];
+  }
+}
+
+const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+const TOKEN_COOKIE = 'helo_token';
+const TOKEN_REQUIRED =
+  'This server needs its access token: open the URL it printed at start (/?token=...), ' +
+  'or send "Authorization: Bearer TOKEN".\n';
+
+/** Compares in constant time, so response timing does not reveal the token. */
+function sameSecret(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+function cookieValue(header: string | undefined, name: string): string | undefined {
+  for (const part of (header ?? '').split(';')) {
+    const [key, ...value] = part.trim().split('=');
+    if (key === name) return value.join('=');
+  }
+  return undefined;
+}
+
+function sendText(
+  response: ServerResponse,
+  status: number,
+  text: string,
+  headers: Record<string, string> = {},
+): void {
+  if (response.headersSent) return;
+  response.writeHead(status, {
+    'content-type': 'text/plain; charset=utf-8',
+    'cache-control': 'no-store',
+    'content-length': Buffer.byteLength(text),
+    ...headers,
+  });
+  response.end(response.req.method === 'HEAD' ? undefined : text);
 }
 
 function refuse(socket: Socket, status: string, reason: string): void {

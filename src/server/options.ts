@@ -84,6 +84,12 @@ export interface ServerOptions {
   readonly httpPort: number | null;
   /** `--ws-origin`: browser origins allowed on `/ws` besides the server's own. */
   readonly wsOrigins: readonly string[];
+  /**
+   * `--http-token`: requests to the HTTP port (but `/healthz`, `/readyz`)
+   * must carry it; null = none needed. The CLI makes one up when the port
+   * is reachable beyond loopback (exposure.ts).
+   */
+  readonly httpToken: string | null;
 }
 
 export const DEFAULTS: ServerOptions = Object.freeze({
@@ -113,6 +119,7 @@ export const DEFAULTS: ServerOptions = Object.freeze({
   udpPort: null,
   httpPort: null,
   wsOrigins: [],
+  httpToken: null,
 });
 
 /** Timers beyond this overflow Node's 32-bit timer delay. */
@@ -127,7 +134,10 @@ function checkInt(name: string, value: number, min: number, max: number): void {
 /** Merges `given` over the defaults into a new object and validates it. */
 export function resolveServerOptions(given: Partial<ServerOptions> = {}): ServerOptions {
   const options: ServerOptions = { ...DEFAULTS };
-  for (const [key, value] of Object.entries(given)) {
+  // Only the options themselves: callers pass objects that carry more (a
+  // store, counters), and the options are copied to other processes as JSON.
+  for (const key of Object.keys(DEFAULTS) as (keyof ServerOptions)[]) {
+    const value = given[key];
     if (value !== undefined) (options as unknown as Record<string, unknown>)[key] = value;
   }
   if (typeof options.host !== 'string' || options.host === '') {
@@ -167,6 +177,11 @@ export function resolveServerOptions(given: Partial<ServerOptions> = {}): Server
         `a WebSocket origin is scheme://host[:port] with nothing after it, got '${origin}'`,
       );
     }
+  }
+  if (options.httpToken !== null && !/^[A-Za-z0-9._~-]{16,256}$/.test(options.httpToken)) {
+    throw new InvalidOptionError(
+      'an HTTP token is 16 to 256 characters from A-Z a-z 0-9 . _ ~ - (it travels in URLs)',
+    );
   }
   if (options.unixMode !== null) checkInt('unixMode', options.unixMode, 0, 0o777);
   if (options.unixPath !== null && options.unixPath === '') {

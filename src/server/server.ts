@@ -34,6 +34,9 @@ import type { TlsHandshaker } from './tls-listener.js';
 import type { UdpEndpoint } from './udp-endpoint.js';
 import type { HttpListener } from './http-listener.js';
 import { createLogger } from './logger.js';
+import type { Insight, Observatory } from './observe/observatory.js';
+import { RecentRecords, storeNotingRecent } from './observe/recent-records.js';
+import { ServerCounters, type CountersData } from './observe/server-counters.js';
 import { resolveServerOptions, type ServerOptions } from './options.js';
 
 export type { RejectReason } from './admission.js';
@@ -48,6 +51,16 @@ export interface StartServerOptions extends Partial<ServerOptions> {
    * limits counted in this process; a cluster worker asks its primary.
    */
   readonly admission?: Admission;
+  /**
+   * Where the server counts what it does (`/metrics`, the dashboard). Give
+   * the same object's `onCommit` to the store to count its commits too.
+   */
+  readonly counters?: ServerCounters;
+  /**
+   * Where the HTTP port gets metrics and the dashboard: by default this
+   * server's own; a cluster worker's comes from its primary.
+   */
+  readonly insight?: Insight;
 }
 
 export type { Transport } from './connection.js';
@@ -97,6 +110,11 @@ export class HeloServer implements RunningServer {
   readonly logger: Logger;
   readonly #store: Store;
   readonly #admission: Admission;
+  readonly counters: ServerCounters;
+  readonly #insight: Insight | null;
+  /** This server's own metrics and dashboard feed, when it has an HTTP port and no other insight. */
+  #observatory: Observatory | null = null;
+  readonly #recent: RecentRecords | null;
   #server: Server | null = null;
   #tlsServer: Server | null = null;
   #tls: TlsHandshaker | null = null;
@@ -121,17 +139,21 @@ export class HeloServer implements RunningServer {
   #closed: Promise<void> | null = null;
   #connectionsTotal = 0;
   #payloadsStored = 0;
-  readonly #rejected = emptyRejectCounts();
   #onAllClosed: (() => void) | null = null;
 
   constructor(options: StartServerOptions) {
-    const { store, logger, admission, ...rest } = options;
+    const { store, logger, admission, counters, insight, ...rest } = options;
     this.options = resolveServerOptions(rest);
     if (this.options.mode === 'fork' || this.options.mode === 'cluster') {
       throw new Error(`HeloServer runs the event-loop and sequential modes; use startServer()`);
     }
     this.logger = logger ?? createLogger(this.options.logLevel);
-    this.#store = store;
+    this.counters = counters ?? new ServerCounters();
+    this.#insight = insight ?? null;
+    // The server that answers for itself on the HTTP port notes its latest records for the dashboard.
+    this.#recent =
+      this.options.httpPort !== null && insight === undefined ? new RecentRecords() : null;
+    this.#store = this.#recent === null ? store : storeNotingRecent(store, this.#recent);
     this.#admission =
       admission ??
       new ConnectionLimits(this.options.maxConnections, this.options.maxConnectionsPerIp);
@@ -155,9 +177,42 @@ export class HeloServer implements RunningServer {
       connectionsTotal: this.#connectionsTotal,
       connectionsCurrent: this.#connections.size + this.#waiting.size,
       waiting: this.#waiting.size,
-      rejected: { ...this.#rejected },
+      rejected: { ...this.counters.rejected },
       payloadsStored: this.#payloadsStored,
     };
+  }
+
+  /** Everything this server has counted, UDP datagrams included. */
+  countersData(): CountersData {
+    const data = this.counters.toData();
+    if (this.#udp === null) return data;
+    const udp = this.#udp.stats;
+    const replies = { ...data.replies };
+    for (const [code, count] of Object.entries(udp.repliesByCode)) {
+      replies[code] = (replies[code] ?? 0) + count;
+    }
+    return {
+      ...data,
+      connectionsTotal: { ...data.connectionsTotal, udp: udp.datagramsIn },
+      connectionsCurrent: { ...data.connectionsCurrent, udp: udp.pendingAppends },
+      replies,
+      payloadsStored: data.payloadsStored + udp.payloadsStored,
+      payloadsFailed: data.payloadsFailed + udp.payloadsFailed,
+      bytesReceived: data.bytesReceived + udp.bytesIn,
+      bytesSent: data.bytesSent + udp.bytesOut,
+      crossProtocolRejects: data.crossProtocolRejects + udp.rejected,
+    };
+  }
+
+  async #openObservatory(): Promise<Observatory> {
+    const { Observatory } = await import('./observe/observatory.js');
+    this.#observatory = new Observatory({
+      mode: this.options.mode,
+      workers: () => 1,
+      collect: () => Promise.resolve(this.countersData()),
+      recent: this.#recent ?? new RecentRecords(),
+    });
+    return this.#observatory;
   }
 
   /** The live connections (for tests and, later, the dashboard). */
@@ -205,6 +260,7 @@ export class HeloServer implements RunningServer {
             host,
             port: httpPort,
             wsOrigins: this.options.wsOrigins,
+            token: this.options.httpToken,
             maxMessageBytes: Math.max(this.options.maxLineBytes + 2, 1 << 20),
           },
           {
@@ -220,11 +276,16 @@ export class HeloServer implements RunningServer {
                   go(null);
                 },
                 (reason) => {
-                  this.#rejected[reason]++;
+                  this.counters.rejected[reason]++;
                   go('503 Service Unavailable');
                 },
               ),
             onWebSocket: (ws, request) => this.#serveWebSocket(ws, request),
+          },
+          {
+            insight: this.#insight ?? (await this.#openObservatory()),
+            isShuttingDown: () => this.#isShuttingDown,
+            logger: this.logger,
           },
         );
       }
@@ -359,7 +420,7 @@ export class HeloServer implements RunningServer {
         this.#tls!.handshake(raw);
       },
       (reason) => {
-        this.#rejected[reason]++;
+        this.counters.rejected[reason]++;
         raw.destroy();
       },
     );
@@ -414,7 +475,7 @@ export class HeloServer implements RunningServer {
   }
 
   #refuse(socket: StreamSocket, reason: RejectReason): void {
-    this.#rejected[reason]++;
+    this.counters.rejected[reason]++;
     if (socket.destroyed) return;
     this.logger.debug({ peer: socket.remoteAddress, reason }, 'connection refused: 503 BUSY');
     this.#refused.add(socket);
@@ -423,6 +484,9 @@ export class HeloServer implements RunningServer {
 
   #admit(socket: StreamSocket, ip: string, info: SessionInfo): void {
     this.#connectionsTotal++;
+    const transport = info.transport ?? 'tcp';
+    this.counters.connectionsTotal[transport]++;
+    this.counters.connectionsCurrent[transport]++;
     if (
       this.options.mode === 'sequential' &&
       (this.#connections.size > 0 || this.#waiting.size > 0)
@@ -443,6 +507,7 @@ export class HeloServer implements RunningServer {
       options: this.options,
       store: this.#store,
       logger: this.logger,
+      counters: this.counters,
       transport: info.transport ?? 'tcp',
       clientCert: info.clientCert ?? null,
       onClose: (closed, summary) => this.#connectionOnClose(closed, summary, ip),
@@ -457,6 +522,7 @@ export class HeloServer implements RunningServer {
     // that sent requests and then half-closed keeps its place (and replies).
     const socketOnClose = (): void => {
       if (this.#waiting.delete(socket)) {
+        this.counters.connectionsCurrent[info.transport ?? 'tcp']--;
         this.#admission.release(ip);
         this.#checkAllClosed();
       }
@@ -515,6 +581,7 @@ export class HeloServer implements RunningServer {
     for (const [socket, waiting] of this.#waiting) {
       this.#waiting.delete(socket);
       socket.off('close', waiting.socketOnClose);
+      this.counters.connectionsCurrent[waiting.info.transport ?? 'tcp']--;
       this.#admission.release(waiting.ip);
       this.#refuse(socket, 'shutdown');
     }
@@ -528,10 +595,11 @@ export class HeloServer implements RunningServer {
     }, this.options.shutdownGraceMs);
     // Datagrams get 503 BUSY from now on; appends in flight finish first.
     const udpClosed = this.#udp?.close();
-    const httpClosed = this.#http?.close();
     await allClosed;
     await udpClosed;
-    await httpClosed;
+    // The HTTP port closes last: until now `/readyz` has been answering 503.
+    await this.#http?.close();
+    this.#observatory?.close();
     clearTimeout(grace);
     for (const socket of this.#refused) socket.destroy();
     await listenersClosed;
@@ -544,6 +612,7 @@ export class HeloServer implements RunningServer {
 
   #connectionOnClose(connection: Connection, summary: ConnectionSummary, ip: string): void {
     this.#connections.delete(connection);
+    this.counters.connectionsCurrent[summary.transport]--;
     this.#payloadsStored += summary.payloads;
     this.#admission.release(ip);
     if (!this.#isShuttingDown) this.#serveNextWaiting();

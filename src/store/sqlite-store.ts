@@ -48,6 +48,13 @@ export interface SqliteStoreOptions {
    * as an uncaught exception, like an EventEmitter listener's.
    */
   readonly onCommit?: (info: CommitInfo) => void;
+  /**
+   * For tests only: `PRAGMA max_page_count`, the most pages (4 KiB each)
+   * this connection lets the file grow to. Past it SQLite fails a write
+   * with SQLITE_FULL, exactly as on a full disk, which is how the fault
+   * tests stand in for a full disk where they cannot fill a real one.
+   */
+  readonly maxPageCount?: number;
 }
 
 /** Counters since the store was opened. */
@@ -77,14 +84,34 @@ type InsertParams = [
   clientCert: string | null,
 ];
 
+/**
+ * Failures after which this connection stays broken even once the fault is
+ * gone. SQLite opens a file it may not write (mode 0444, `chattr +i`) read
+ * only, silently, and keeps it read only for the life of the connection: a
+ * server started on such a file would answer `500 FAIL` until restarted
+ * even after the file is made writable again. So after these, the next
+ * batch opens a fresh connection first. (SQLite creates the -wal and -shm
+ * files with the database file's mode: made while it was 0444, they must be
+ * made writable too, `chmod u+w helo.db*`; docs/FAULTS.md.)
+ */
+const REOPEN_AFTER = /^SQLITE_(READONLY|CANTOPEN)/;
+
+/** The prepared statements of one connection; replaced together when the store reopens. */
+interface Connected {
+  readonly db: Database.Database;
+  readonly readAfter: Database.Statement<[afterId: number, limit: number], StoredRecord>;
+  readonly insertBatch: Database.Transaction<(batch: readonly NewRecord[]) => number[]>;
+}
+
 export class SqliteStore implements Store {
-  readonly #db: Database.Database;
+  readonly #path: string;
   /** `sqlite:PATH` as given, for messages. */
   readonly #label: string;
+  readonly #options: SqliteStoreOptions;
   readonly #onCommit: ((info: CommitInfo) => void) | undefined;
-  readonly #insert: Database.Statement<InsertParams>;
-  readonly #readAfter: Database.Statement<[afterId: number, limit: number], StoredRecord>;
-  readonly #insertBatch: Database.Transaction<(batch: readonly NewRecord[]) => number[]>;
+  #connected: Connected;
+  /** Set by a failure in REOPEN_AFTER: the next batch starts on a new connection. */
+  #mustReopen = false;
   #queue: PendingAppend[] = [];
   #flushImmediate: NodeJS.Immediate | undefined;
   #isOpen = true;
@@ -121,16 +148,22 @@ export class SqliteStore implements Store {
         `busyTimeoutMs must be a whole number of ms >= 0, got ${busyTimeoutMs}`,
       );
     }
+    const maxPageCount = options.maxPageCount;
+    if (maxPageCount !== undefined && (!Number.isSafeInteger(maxPageCount) || maxPageCount < 1)) {
+      throw new InvalidArgumentError(
+        `maxPageCount must be a whole number of pages >= 1, got ${maxPageCount}`,
+      );
+    }
     let db: Database.Database | undefined;
     try {
       const createdDirectory = create ? createParentDirectory(path) : undefined;
       const existed = existsSync(path);
       // fileMustExist closes the gap between openExisting's check and here.
       db = new Database(path, { fileMustExist: !create });
-      configure(db, busyTimeoutMs, create);
+      configure(db, busyTimeoutMs, create, options.maxPageCount);
       ensureSchema(db, create);
       if (!existed) syncNewEntries(path, createdDirectory);
-      return new SqliteStore(db, label, options);
+      return new SqliteStore(db, path, options);
     } catch (error) {
       try {
         db?.close();
@@ -141,31 +174,12 @@ export class SqliteStore implements Store {
     }
   }
 
-  private constructor(db: Database.Database, label: string, options: SqliteStoreOptions) {
-    this.#db = db;
-    this.#label = label;
+  private constructor(db: Database.Database, path: string, options: SqliteStoreOptions) {
+    this.#path = path;
+    this.#label = `sqlite:${path}`;
+    this.#options = options;
     this.#onCommit = options.onCommit;
-    this.#insert = db.prepare<InsertParams>(
-      `INSERT INTO records (received_at, session, peer, name, payload, client_cert)
-       VALUES (?, ?, ?, ?, ?, ?)`,
-    );
-    this.#readAfter = db.prepare<[number, number], StoredRecord>(
-      `SELECT id, received_at AS receivedAt, session, peer, name, payload, client_cert AS clientCert
-         FROM records WHERE id > ? ORDER BY id LIMIT ?`,
-    );
-    this.#insertBatch = db.transaction((batch: readonly NewRecord[]) =>
-      batch.map(
-        (record) =>
-          this.#insert.run(
-            record.receivedAt,
-            record.session,
-            record.peer,
-            record.name,
-            record.payload,
-            record.clientCert ?? null,
-          ).lastInsertRowid as number,
-      ),
-    );
+    this.#connected = prepare(db);
   }
 
   get isOpen(): boolean {
@@ -204,7 +218,7 @@ export class SqliteStore implements Store {
       // Ids are assigned inside write transactions, which SQLite serialises:
       // once id N is visible, no record with an id below N can appear later,
       // so paging by "id > last seen" never skips a record.
-      return this.#readAfter.all(afterId, limit);
+      return this.#connected.readAfter.all(afterId, limit);
     } catch (error) {
       throw new StoreError(`cannot read store ${this.#label}: ${oneLine(error)}`, {
         cause: error,
@@ -220,7 +234,7 @@ export class SqliteStore implements Store {
       // Appends already queued were promised an answer: commit them first.
       this.#flush();
     } finally {
-      this.#db.close();
+      this.#connected.db.close();
     }
   }
 
@@ -232,13 +246,16 @@ export class SqliteStore implements Store {
     const started = performance.now();
     let ids: number[];
     try {
+      if (this.#mustReopen) this.#reopen();
       // IMMEDIATE takes the write lock up front, so waiting for another
       // process happens at BEGIN (bounded by busy_timeout), never halfway.
-      ids = this.#insertBatch.immediate(batch.map((pending) => pending.record));
+      ids = this.#connected.insertBatch.immediate(batch.map((pending) => pending.record));
     } catch (error) {
-      // better-sqlite3 has rolled back; nothing of this batch is stored and
-      // the connection is fine for the next one.
+      // better-sqlite3 has rolled back; nothing of this batch is stored.
+      // After a full disk, a lock held too long or an I/O error the
+      // connection is fine for the next batch; after REOPEN_AFTER it is not.
       const durationMs = performance.now() - started;
+      if (REOPEN_AFTER.test(errorCode(error))) this.#mustReopen = true;
       this.#failedCommits += 1;
       const failure = new StoreError(
         `cannot store ${batch.length} record(s) in ${this.#label}: ${oneLine(error)}`,
@@ -254,9 +271,69 @@ export class SqliteStore implements Store {
     batch.forEach((pending, index) => pending.resolve(ids[index] as number));
     this.#onCommit?.({ records: batch.length, durationMs, ok: true });
   }
+
+  /**
+   * Replaces the connection with a new one on the same file. The file must
+   * still exist: one deleted under a running server is not silently
+   * recreated empty. Throws, leaving #mustReopen set, when it cannot.
+   */
+  #reopen(): void {
+    // The new connection first: if it cannot open, the old one still reads.
+    const db = new Database(this.#path, { fileMustExist: true });
+    try {
+      configure(
+        db,
+        this.#options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS,
+        false,
+        this.#options.maxPageCount,
+      );
+      ensureSchema(db, false);
+      const connected = prepare(db);
+      try {
+        this.#connected.db.close();
+      } catch {
+        // It is being dropped because it failed already.
+      }
+      this.#connected = connected;
+      this.#mustReopen = false;
+    } catch (error) {
+      db.close();
+      throw error;
+    }
+  }
 }
 
-function configure(db: Database.Database, busyTimeoutMs: number, create: boolean): void {
+function prepare(db: Database.Database): Connected {
+  const insert = db.prepare<InsertParams>(
+    `INSERT INTO records (received_at, session, peer, name, payload, client_cert)
+     VALUES (?, ?, ?, ?, ?, ?)`,
+  );
+  const readAfter = db.prepare<[number, number], StoredRecord>(
+    `SELECT id, received_at AS receivedAt, session, peer, name, payload, client_cert AS clientCert
+       FROM records WHERE id > ? ORDER BY id LIMIT ?`,
+  );
+  const insertBatch = db.transaction((batch: readonly NewRecord[]) =>
+    batch.map(
+      (record) =>
+        insert.run(
+          record.receivedAt,
+          record.session,
+          record.peer,
+          record.name,
+          record.payload,
+          record.clientCert ?? null,
+        ).lastInsertRowid as number,
+    ),
+  );
+  return { db, readAfter, insertBatch };
+}
+
+function configure(
+  db: Database.Database,
+  busyTimeoutMs: number,
+  create: boolean,
+  maxPageCount: number | undefined,
+): void {
   // First, so that every later step (switching to WAL included) waits for
   // other processes' locks instead of failing at once.
   db.pragma(`busy_timeout = ${busyTimeoutMs}`);
@@ -276,6 +353,7 @@ function configure(db: Database.Database, busyTimeoutMs: number, create: boolean
   // a power loss, keeps every payload answered with 300 DRCV (protocol.md §5).
   // NORMAL would be faster and would lose the last commits on power loss.
   db.pragma('synchronous = FULL');
+  if (maxPageCount !== undefined) db.pragma(`max_page_count = ${maxPageCount}`);
 }
 
 /** Brings the file to SCHEMA_VERSION, or checks that it is there already. */
@@ -397,6 +475,12 @@ function recordProblem(record: NewRecord): string | undefined {
     return 'clientCert must be a string or null';
   }
   return undefined;
+}
+
+/** better-sqlite3's error code (`SQLITE_FULL`, `SQLITE_READONLY`, …), or ''. */
+function errorCode(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : '';
 }
 
 /** Error messages go on one line of stderr (cli.md). */

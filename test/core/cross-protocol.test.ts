@@ -40,6 +40,12 @@ describe('looksLikeHttp (protocol.md §8)', () => {
     it(`lets ${JSON.stringify(line)} through`, () => assert.equal(check(line), false));
   }
 
+  it('reads only inside the line it is given, not the bytes after it', () => {
+    // `GET / HTTP/` has no version digit; the '1' after the line's end is not part of it.
+    assert.equal(looksLikeHttp(Buffer.from('GET / HTTP/1'), 0, 11), false);
+    assert.equal(looksLikeHttp(Buffer.from('GET / HTTP/1'), 0, 12), true);
+  });
+
   it('recognises every method with any target and version (property)', () => {
     fc.assert(
       fc.property(

@@ -1,5 +1,6 @@
 /** Messages between a cluster's primary and its workers (besides the store's, in ipc/). */
 import type { RejectReason } from '../admission.js';
+import type { CountersData } from '../observe/server-counters.js';
 import type { ServerStats } from '../server.js';
 
 /** The worker reads its options from this environment variable (JSON). */
@@ -23,6 +24,8 @@ export interface WorkerListenFailed {
 export interface WorkerStats {
   readonly type: 'helo:stats';
   readonly stats: ServerStats;
+  /** The metrics' counters, so that a worker's totals outlive it. */
+  readonly counters: CountersData;
 }
 
 /** Worker -> primary: may I serve `want` more connections (or this one, from `ip`)? */
@@ -54,4 +57,35 @@ export interface SlotsReturn {
 /** Primary -> worker: the pool is empty; give back every slot you are not using. */
 export interface SlotsReclaim {
   readonly type: 'helo:slots-reclaim';
+}
+
+/** Primary -> worker: send me your counters now (a scrape or a dashboard tick). */
+export interface CountersRequest {
+  readonly type: 'helo:counters-request';
+  readonly request: number;
+}
+
+/** Worker -> primary: its counters, answering `request` (0 when sent unasked, every second). */
+export interface CountersReport {
+  readonly type: 'helo:counters';
+  readonly request: number;
+  readonly counters: CountersData;
+}
+
+/** What a worker's HTTP port asks the primary, which sees the whole cluster. */
+export type InsightQuestion = 'metrics' | 'snapshot' | 'store-writable';
+
+/** Worker -> primary. */
+export interface InsightRequest {
+  readonly type: 'helo:insight-request';
+  readonly request: number;
+  readonly question: InsightQuestion;
+}
+
+/** Primary -> worker: the answer (Prometheus text, a DashboardSnapshot, a boolean) or why not. */
+export interface InsightAnswer {
+  readonly type: 'helo:insight-answer';
+  readonly request: number;
+  readonly answer?: unknown;
+  readonly error?: string;
 }

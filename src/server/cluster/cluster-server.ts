@@ -21,7 +21,15 @@ import type { Logger } from 'pino';
 import { ListenError } from '../../errors.js';
 import type { Store } from '../../store/store.js';
 import { hostStore, type StoreHostStats } from '../ipc/store-host.js';
-import { isMessage, type IpcPeer } from '../ipc/messages.js';
+import { isMessage, sendIfConnected, type IpcPeer } from '../ipc/messages.js';
+import type { Observatory } from '../observe/observatory.js';
+import { RecentRecords, storeNotingRecent } from '../observe/recent-records.js';
+import {
+  addCounters,
+  ServerCounters,
+  withoutCurrent,
+  type CountersData,
+} from '../observe/server-counters.js';
 import { tcpUrl } from '../listener.js';
 import { removeStaleUnixSocket } from '../unix-listener.js';
 import { createLogger } from '../logger.js';
@@ -35,6 +43,10 @@ import {
 } from '../server.js';
 import {
   WORKER_OPTIONS_ENV,
+  type CountersReport,
+  type CountersRequest,
+  type InsightAnswer,
+  type InsightRequest,
   type WorkerListenFailed,
   type WorkerListening,
   type WorkerStats,
@@ -48,12 +60,16 @@ const KILL_AFTER_GRACE_MS = 1_000;
 /** A worker dying sooner than this after its start is "crash looping": wait before the next. */
 const CRASH_LOOP_MS = 2_000;
 const RESPAWN_BACKOFF_MS = 1_000;
+/** A worker that does not send its counters this fast is counted as of its last report. */
+const COUNTERS_TIMEOUT_MS = 1_000;
 
 interface WorkerState {
   readonly worker: Worker;
   readonly startedAt: number;
   readonly detach: () => void;
   stats: ServerStats | null;
+  /** Its latest metrics counters (answers to requests, or the per-second report). */
+  counters: CountersData | null;
 }
 
 export class ClusterServer implements RunningServer {
@@ -70,12 +86,23 @@ export class ClusterServer implements RunningServer {
   #isShuttingDown = false;
   #closed: Promise<void> | null = null;
   #workersReplaced = 0;
+  /** The primary's own counters: the store's commits (workers count the rest). */
+  readonly #counters: ServerCounters;
+  /** What workers that have exited had counted. */
+  #exitedCounters: CountersData | null = null;
+  readonly #recent: RecentRecords | null;
+  #observatory: Observatory | null = null;
+  #countersRequest = 0;
+  readonly #countersWaiting = new Map<number, (worker: Worker, data: CountersData) => void>();
 
   constructor(options: StartServerOptions) {
-    const { store, logger, ...rest } = options;
+    const { store, logger, counters, ...rest } = options;
     this.options = resolveServerOptions({ ...rest, mode: 'cluster' });
     this.logger = logger ?? createLogger(this.options.logLevel);
-    this.#store = store;
+    this.#counters = counters ?? new ServerCounters();
+    // The primary owns the store, so it sees every worker's payloads: the dashboard's recent records.
+    this.#recent = this.options.httpPort === null ? null : new RecentRecords();
+    this.#store = this.#recent === null ? store : storeNotingRecent(store, this.#recent);
     this.#slots = new SlotPool(this.options.maxConnections, this.options.maxConnectionsPerIp);
   }
 
@@ -153,6 +180,15 @@ export class ClusterServer implements RunningServer {
       throw error;
     }
     cluster.on('exit', this.#clusterOnExit);
+    if (this.#recent !== null) {
+      const { Observatory } = await import('../observe/observatory.js');
+      this.#observatory = new Observatory({
+        mode: 'cluster',
+        workers: () => this.#workers.size,
+        collect: () => this.#collectCounters(),
+        recent: this.#recent,
+      });
+    }
     this.logger.info(
       { urls: this.urls, mode: 'cluster', workers: this.options.workers },
       'listening',
@@ -169,6 +205,7 @@ export class ClusterServer implements RunningServer {
       worker,
       startedAt: Date.now(),
       stats: null,
+      counters: null,
       detach: () => {
         stopHosting();
         releaseSlots();
@@ -179,7 +216,15 @@ export class ClusterServer implements RunningServer {
       this.logger.error({ workerPid: worker.process.pid, err: error.message }, 'worker error'),
     );
     worker.on('message', (message: unknown) => {
-      if (isMessage<WorkerStats>(message, 'helo:stats')) state.stats = message.stats;
+      if (isMessage<WorkerStats>(message, 'helo:stats')) {
+        state.stats = message.stats;
+        state.counters = message.counters;
+      } else if (isMessage<CountersReport>(message, 'helo:counters')) {
+        state.counters = message.counters;
+        this.#countersWaiting.get(message.request)?.(worker, message.counters);
+      } else if (isMessage<InsightRequest>(message, 'helo:insight-request')) {
+        this.#answerInsight(peer, message);
+      }
     });
     return new Promise<WorkerListening>((resolve, reject) => {
       worker.on('message', (message: unknown) => {
@@ -218,12 +263,79 @@ export class ClusterServer implements RunningServer {
   #forget(state: WorkerState): void {
     if (!this.#workers.delete(state.worker)) return;
     state.detach();
+    if (state.counters !== null) {
+      const totals = withoutCurrent(state.counters);
+      this.#exitedCounters =
+        this.#exitedCounters === null ? totals : addCounters(this.#exitedCounters, totals);
+    }
     if (state.stats !== null) {
       this.#exitedTotals.connectionsTotal += state.stats.connectionsTotal;
       for (const reason of Object.keys(state.stats.rejected) as RejectReason[]) {
         this.#exitedTotals.rejected[reason] += state.stats.rejected[reason];
       }
     }
+  }
+
+  /**
+   * The whole cluster's counters: each live worker is asked now (its last
+   * report stands in if it does not answer in time), plus the primary's
+   * own (commits) and those of workers that have exited.
+   */
+  async #collectCounters(): Promise<CountersData> {
+    const request = ++this.#countersRequest;
+    const answered = new Set<Worker>();
+    const live = [...this.#workers.values()];
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, COUNTERS_TIMEOUT_MS);
+      this.#countersWaiting.set(request, (worker) => {
+        answered.add(worker);
+        if (live.every((state) => answered.has(state.worker))) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      let asked = 0;
+      for (const state of live) {
+        const message: CountersRequest = { type: 'helo:counters-request', request };
+        if (sendIfConnected(state.worker.process as IpcPeer, message)) asked++;
+      }
+      if (asked === 0) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    this.#countersWaiting.delete(request);
+    let total = this.#counters.toData();
+    if (this.#exitedCounters !== null) total = addCounters(total, this.#exitedCounters);
+    for (const state of this.#workers.values()) {
+      if (state.counters !== null) total = addCounters(total, state.counters);
+    }
+    return total;
+  }
+
+  /** A worker's HTTP port asks for the cluster's metrics, dashboard or readiness. */
+  #answerInsight(peer: IpcPeer, message: InsightRequest): void {
+    const observatory = this.#observatory;
+    const reply = (answer: Omit<InsightAnswer, 'type' | 'request'>): void =>
+      void sendIfConnected(peer, {
+        type: 'helo:insight-answer',
+        request: message.request,
+        ...answer,
+      } satisfies InsightAnswer);
+    if (observatory === null) {
+      reply({ error: 'the cluster is still starting' });
+      return;
+    }
+    const answer =
+      message.question === 'metrics'
+        ? observatory.metrics()
+        : message.question === 'snapshot'
+          ? observatory.snapshot()
+          : observatory.storeWritable();
+    answer.then(
+      (value) => reply({ answer: value }),
+      (error: unknown) => reply({ error: String(error) }),
+    );
   }
 
   close(): Promise<void> {
@@ -241,6 +353,7 @@ export class ClusterServer implements RunningServer {
     this.#isShuttingDown = true;
     this.logger.info({ workers: this.#workers.size }, 'shutting down');
     await this.#stopWorkers();
+    this.#observatory?.close();
     this.logger.info('server closed');
   }
 

@@ -5,17 +5,20 @@
  */
 import { ListenError } from '../../errors.js';
 import { RemoteStore } from '../ipc/remote-store.js';
-import { parentChannel } from '../ipc/messages.js';
+import { isMessage, parentChannel } from '../ipc/messages.js';
 import { createLogger, flushLogger } from '../logger.js';
 import type { ServerOptions } from '../options.js';
 import { HeloServer } from '../server.js';
 import {
   WORKER_OPTIONS_ENV,
+  type CountersReport,
+  type CountersRequest,
   type WorkerListenFailed,
   type WorkerListening,
   type WorkerStats,
 } from './cluster-messages.js';
 import { SlotAdmission } from './connection-slots.js';
+import { RemoteInsight } from './remote-insight.js';
 
 /** How often the worker tells the primary its counters. */
 const STATS_EVERY_MS = 1_000;
@@ -30,11 +33,26 @@ const server = new HeloServer({
   store,
   logger,
   admission: new SlotAdmission(primary, options.maxConnectionsPerIp),
+  // /metrics and the dashboard cover the whole cluster: the primary answers them.
+  ...(options.httpPort === null ? {} : { insight: new RemoteInsight(primary) }),
 });
 
 function reportStats(): void {
-  primary.send({ type: 'helo:stats', stats: server.stats } satisfies WorkerStats);
+  primary.send({
+    type: 'helo:stats',
+    stats: server.stats,
+    counters: server.countersData(),
+  } satisfies WorkerStats);
 }
+
+primary.on('message', (message: unknown) => {
+  if (!isMessage<CountersRequest>(message, 'helo:counters-request')) return;
+  primary.send({
+    type: 'helo:counters',
+    request: message.request,
+    counters: server.countersData(),
+  } satisfies CountersReport);
+});
 
 let isExiting = false;
 async function exit(): Promise<void> {

@@ -1,0 +1,333 @@
+/**
+ * SIGKILL cycles (protocol.md §5): a server killed at any moment keeps every
+ * payload it acknowledged, and a restart on the same file neither loses nor
+ * repeats one. Each cycle starts the real `bin/helo server` on the same
+ * SQLite file (which grows from cycle to cycle), has several connections
+ * pipeline DATA with unique payloads as fast as they can, kills the whole
+ * process group with SIGKILL after a random 300–1500 ms, then reads the file
+ * and compares it with what the clients saw acknowledged.
+ *
+ * Shared by `npm run kill-cycles` (bench/kill-cycles.ts, 20 cycles) and by
+ * test/server/kill-cycles.test.ts (a few cycles, in `npm test`).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { statSync } from 'node:fs';
+import { connect } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+
+const HELO_BIN = fileURLToPath(new URL('../../bin/helo', import.meta.url));
+const LISTENING = /listening on tcp:\/\/[^\s]*:(\d+)/;
+const DRCV = '300 DRCV';
+const FAIL = '500 FAIL';
+
+export type KillMode = 'event-loop' | 'cluster';
+
+export interface KillCyclesOptions {
+  /** The SQLite file every cycle writes to; created by the first server. */
+  readonly file: string;
+  readonly cycles: number;
+  readonly mode: KillMode;
+  /** Client connections per cycle. */
+  readonly connections: number;
+  /** DATA requests each connection keeps in flight. */
+  readonly pipeline: number;
+  /** The kill comes a random time in [minKillMs, maxKillMs] after the load starts. */
+  readonly minKillMs: number;
+  readonly maxKillMs: number;
+  /** Seeds the kill times, so that a run can be repeated. */
+  readonly seed: number;
+  /** Told about each cycle as soon as it is checked. */
+  readonly onCycle?: (result: CycleResult) => void;
+}
+
+export const KILL_CYCLE_DEFAULTS = Object.freeze({
+  cycles: 20,
+  mode: 'event-loop' as KillMode,
+  connections: 4,
+  pipeline: 16,
+  minKillMs: 300,
+  maxKillMs: 1500,
+});
+
+export interface CycleResult {
+  readonly cycle: number;
+  readonly killAfterMs: number;
+  /** DATA requests written to the socket. */
+  readonly sent: number;
+  /** Payloads answered 300 DRCV. */
+  readonly acknowledged: number;
+  /** Payloads answered 500 FAIL (expected 0: nothing is wrong with the disk). */
+  readonly failed: number;
+  /** Replies other than 300 DRCV and 500 FAIL, or replies to nothing: must be 0. */
+  readonly unexpected: number;
+  /** Payloads of this cycle found in the file. */
+  readonly stored: number;
+  /** Sent, never answered, and stored anyway: allowed (committed, then killed before the reply). */
+  readonly storedUnacknowledged: number;
+  /** Acknowledged and not in the file, in this cycle or any earlier one: must be 0. */
+  readonly lost: number;
+  /** Extra copies of payloads in the file: must be 0. */
+  readonly duplicated: number;
+  /** Size of the database and its -wal after the cycle. */
+  readonly dbBytes: number;
+}
+
+export interface KillCyclesReport {
+  readonly cycles: readonly CycleResult[];
+  readonly acknowledged: number;
+  readonly stored: number;
+  readonly lost: number;
+  readonly duplicated: number;
+  readonly failed: number;
+  readonly unexpected: number;
+  readonly dbBytes: number;
+  /** No loss, no duplicate, no 500 FAIL or other reply, and every cycle acknowledged something. */
+  readonly ok: boolean;
+}
+
+export async function runKillCycles(options: KillCyclesOptions): Promise<KillCyclesReport> {
+  const random = seededRandom(options.seed);
+  // Payloads are unique across runs too, so that a file kept with --file can
+  // be used again and still be checked for duplicates.
+  const run = `run-${options.seed.toString(36)}-${Date.now().toString(36)}`;
+  const acknowledgedSoFar = new Set<string>();
+  const results: CycleResult[] = [];
+  for (let cycle = 1; cycle <= options.cycles; cycle++) {
+    const killAfterMs = Math.round(
+      options.minKillMs + random() * (options.maxKillMs - options.minKillMs),
+    );
+    const outcome = await loadAndKill(options, `${run}-cycle-${cycle}`, killAfterMs);
+    for (const payload of outcome.acknowledged) acknowledgedSoFar.add(payload);
+    const result = checkFile(options.file, run, cycle, killAfterMs, outcome, acknowledgedSoFar);
+    results.push(result);
+    options.onCycle?.(result);
+  }
+  const sum = (pick: (result: CycleResult) => number): number =>
+    results.reduce((total, result) => total + pick(result), 0);
+  const last = results.at(-1);
+  const report = {
+    cycles: results,
+    acknowledged: sum((result) => result.acknowledged),
+    stored: sum((result) => result.stored),
+    // A loss found in one cycle is found again in every later one.
+    lost: last?.lost ?? 0,
+    duplicated: last?.duplicated ?? 0,
+    failed: sum((result) => result.failed),
+    unexpected: sum((result) => result.unexpected),
+    dbBytes: last?.dbBytes ?? 0,
+  };
+  const everyCycleAcknowledged = results.every((result) => result.acknowledged > 0);
+  return {
+    ...report,
+    ok:
+      report.lost === 0 &&
+      report.duplicated === 0 &&
+      report.failed === 0 &&
+      report.unexpected === 0 &&
+      everyCycleAcknowledged,
+  };
+}
+
+interface LoadOutcome {
+  readonly sent: number;
+  readonly acknowledged: readonly string[];
+  readonly failed: number;
+  readonly unexpected: number;
+}
+
+/** One cycle: start the server, load it, kill it; what the clients saw. */
+async function loadAndKill(
+  options: KillCyclesOptions,
+  prefix: string,
+  killAfterMs: number,
+): Promise<LoadOutcome> {
+  const server = await startServer(options.file, options.mode);
+  const senders: Sender[] = [];
+  try {
+    for (let conn = 0; conn < options.connections; conn++) {
+      senders.push(new Sender(server.port, `${prefix}-conn-${conn}`, options.pipeline));
+    }
+    await new Promise((resolve) => setTimeout(resolve, killAfterMs));
+  } finally {
+    await server.killGroup();
+  }
+  await Promise.all(senders.map((sender) => sender.closed));
+  return {
+    sent: senders.reduce((total, sender) => total + sender.sent, 0),
+    acknowledged: senders.flatMap((sender) => sender.acknowledged),
+    failed: senders.reduce((total, sender) => total + sender.failed, 0),
+    unexpected: senders.reduce((total, sender) => total + sender.unexpected, 0),
+  };
+}
+
+interface KillableServer {
+  readonly port: number;
+  /** SIGKILL to the whole process group (primary and workers), then waits for the leader. */
+  killGroup(): Promise<void>;
+}
+
+async function startServer(file: string, mode: KillMode): Promise<KillableServer> {
+  const args = [HELO_BIN, 'server', '--port', '0', '--store', `sqlite:${file}`];
+  args.push('--mode', mode, '--log-level', 'warn');
+  // detached: the server leads its own process group, so one kill(-pgid)
+  // reaches every worker at the same instant, as a machine crash would.
+  const child = spawn(process.execPath, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  const exited = once(child, 'exit');
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (text: string) => {
+    if (stderr.length < 4096) stderr += text;
+  });
+  const killGroup = async (): Promise<void> => {
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      // The group is gone already.
+    }
+    if (child.exitCode === null && child.signalCode === null) await exited;
+  };
+  try {
+    const port = await listeningPort(child, exited);
+    return { port, killGroup };
+  } catch (error) {
+    await killGroup();
+    throw new Error(`${(error as Error).message}; stderr: ${stderr.trim()}`, { cause: error });
+  }
+}
+
+function listeningPort(child: ChildProcess, exited: Promise<unknown>): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    let stdout = '';
+    const timer = setTimeout(() => reject(new Error('the server did not start in 15 s')), 15_000);
+    child.stdout!.setEncoding('utf8').on('data', (text: string) => {
+      stdout += text;
+      const match = LISTENING.exec(stdout);
+      if (match) {
+        clearTimeout(timer);
+        resolve(Number(match[1]));
+      }
+    });
+    void exited.then(() => {
+      clearTimeout(timer);
+      reject(new Error('the server exited before listening'));
+    });
+  });
+}
+
+/**
+ * One connection sending `DATA <prefix>-seq-<n>` with `pipeline` requests in
+ * flight, until the server dies. Replies come back in request order
+ * (protocol.md §2), so the oldest payload in flight is the one answered.
+ */
+class Sender {
+  readonly acknowledged: string[] = [];
+  failed = 0;
+  unexpected = 0;
+  sent = 0;
+  readonly closed: Promise<void>;
+  readonly #inFlight: string[] = [];
+  #unread = '';
+
+  constructor(port: number, prefix: string, pipeline: number) {
+    const socket = connect({ port, host: '127.0.0.1', noDelay: true });
+    // The server is killed under this socket: a reset is the expected end.
+    socket.on('error', () => {});
+    socket.setEncoding('latin1');
+    const sendOne = (): void => {
+      if (!socket.writable) return;
+      const payload = `${prefix}-seq-${this.sent++}`;
+      this.#inFlight.push(payload);
+      socket.write(`DATA ${payload}\r\n`);
+    };
+    socket.once('connect', () => {
+      for (let i = 0; i < pipeline; i++) sendOne();
+    });
+    socket.on('data', (text: string) => {
+      this.#unread += text;
+      let end: number;
+      while ((end = this.#unread.indexOf('\r\n')) !== -1) {
+        const reply = this.#unread.slice(0, end);
+        this.#unread = this.#unread.slice(end + 2);
+        const payload = this.#inFlight.shift();
+        if (payload !== undefined && reply === DRCV) this.acknowledged.push(payload);
+        else if (payload !== undefined && reply === FAIL) this.failed++;
+        else {
+          // Counted, and the connection given up: past a reply out of step,
+          // which payload a later reply belongs to is no longer known.
+          this.unexpected++;
+          socket.destroy();
+          return;
+        }
+        sendOne();
+      }
+    });
+    this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
+  }
+}
+
+/** Compares the file with everything acknowledged so far, after cycle `cycle`. */
+function checkFile(
+  file: string,
+  run: string,
+  cycle: number,
+  killAfterMs: number,
+  outcome: LoadOutcome,
+  acknowledgedSoFar: ReadonlySet<string>,
+): CycleResult {
+  // Opened read-write, as the next server would: a WAL left by the kill is
+  // recovered exactly as it will be then.
+  const db = new Database(file, { fileMustExist: true });
+  const copies = new Map<string, number>();
+  try {
+    const rows = db.prepare<[], { payload: Buffer }>('SELECT payload FROM records').iterate();
+    for (const { payload } of rows) {
+      const text = payload.toString('latin1');
+      if (!text.startsWith(run)) continue;
+      copies.set(text, (copies.get(text) ?? 0) + 1);
+    }
+  } finally {
+    db.close();
+  }
+  const cyclePrefix = `${run}-cycle-${cycle}-`;
+  let stored = 0;
+  let duplicated = 0;
+  for (const [payload, count] of copies) {
+    duplicated += count - 1;
+    if (payload.startsWith(cyclePrefix)) stored++;
+  }
+  let lost = 0;
+  for (const payload of acknowledgedSoFar) if (!copies.has(payload)) lost++;
+  return {
+    cycle,
+    killAfterMs,
+    sent: outcome.sent,
+    acknowledged: outcome.acknowledged.length,
+    failed: outcome.failed,
+    unexpected: outcome.unexpected,
+    stored,
+    storedUnacknowledged: stored - outcome.acknowledged.filter((p) => copies.has(p)).length,
+    lost,
+    duplicated,
+    dbBytes: fileBytes(file) + fileBytes(`${file}-wal`),
+  };
+}
+
+function fileBytes(path: string): number {
+  return statSync(path, { throwIfNoEntry: false })?.size ?? 0;
+}
+
+/** mulberry32: a small seeded generator, so that `--seed` repeats the kill times. */
+function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

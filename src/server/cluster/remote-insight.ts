@@ -1,0 +1,61 @@
+/**
+ * A cluster worker's HTTP port answers `/metrics`, `/readyz` and the
+ * dashboard for the whole cluster: it asks the primary, which gathers every
+ * worker's counters (cluster-server.ts).
+ */
+import { isMessage, sendIfConnected, type IpcPeer } from '../ipc/messages.js';
+import type { DashboardSnapshot } from '../observe/dashboard-snapshot.js';
+import type { Insight } from '../observe/observatory.js';
+import type { InsightAnswer, InsightQuestion, InsightRequest } from './cluster-messages.js';
+
+/** The primary answers within a worker round trip; past this the HTTP request fails. */
+const ANSWER_TIMEOUT_MS = 5_000;
+
+export class RemoteInsight implements Insight {
+  readonly #primary: IpcPeer;
+  readonly #waiting = new Map<number, (answer: InsightAnswer) => void>();
+  #nextRequest = 1;
+
+  constructor(primary: IpcPeer) {
+    this.#primary = primary;
+    primary.on('message', (message: unknown) => {
+      if (!isMessage<InsightAnswer>(message, 'helo:insight-answer')) return;
+      this.#waiting.get(message.request)?.(message);
+    });
+  }
+
+  metrics(): Promise<string> {
+    return this.#ask('metrics') as Promise<string>;
+  }
+
+  snapshot(): Promise<DashboardSnapshot> {
+    return this.#ask('snapshot') as Promise<DashboardSnapshot>;
+  }
+
+  storeWritable(): Promise<boolean> {
+    return this.#ask('store-writable') as Promise<boolean>;
+  }
+
+  #ask(question: InsightQuestion): Promise<unknown> {
+    const request = this.#nextRequest++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#waiting.delete(request);
+        reject(new Error('the cluster primary did not answer'));
+      }, ANSWER_TIMEOUT_MS);
+      this.#waiting.set(request, (answer) => {
+        clearTimeout(timer);
+        this.#waiting.delete(request);
+        if (answer.error === undefined) resolve(answer.answer);
+        else reject(new Error(answer.error));
+      });
+      const sent = sendIfConnected(this.#primary, {
+        type: 'helo:insight-request',
+        request,
+        question,
+      } satisfies InsightRequest);
+      if (!sent)
+        this.#waiting.get(request)?.({ type: 'helo:insight-answer', request, error: 'no primary' });
+    });
+  }
+}

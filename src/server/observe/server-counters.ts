@@ -1,0 +1,156 @@
+/**
+ * What a server counts, as plain numbers: connections, replies, bytes,
+ * latencies, commits. `/metrics` (prometheus.ts) and the dashboard
+ * (observatory.ts) are both views of these counters.
+ *
+ * Plain fields rather than library metric objects, because some are
+ * updated for every request on the hot path, and because a cluster's
+ * workers send theirs to the primary, where they are added up
+ * (`addCounters`).
+ */
+import { ALL_REPLIES } from '../../core/replies.js';
+import type { RejectReason } from '../admission.js';
+import { addHistograms, BucketHistogram, type HistogramData } from './bucket-histogram.js';
+import type { TransportName } from './dashboard-snapshot.js';
+
+export const TRANSPORTS: readonly TransportName[] = ['tcp', 'unix', 'tls', 'ws', 'udp'];
+export const REJECT_REASONS: readonly RejectReason[] = [
+  'max-connections',
+  'max-connections-per-ip',
+  'shutdown',
+];
+
+/** Seconds from a request's arrival to its reply's write: 100 µs to 10 s. */
+export const REQUEST_SECONDS_BOUNDS = [
+  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+];
+/** Seconds one group commit takes (BEGIN to synced COMMIT). */
+export const COMMIT_SECONDS_BOUNDS = [
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+];
+/** Records per group commit. */
+export const BATCH_SIZE_BOUNDS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
+
+/** The counters as data: what crosses process boundaries and is summed. */
+export interface CountersData {
+  readonly connectionsTotal: Readonly<Record<TransportName, number>>;
+  readonly connectionsCurrent: Readonly<Record<TransportName, number>>;
+  readonly rejected: Readonly<Record<RejectReason, number>>;
+  /** Replies by code, every code of the reply table present. */
+  readonly replies: Readonly<Record<string, number>>;
+  readonly payloadsStored: number;
+  readonly payloadsFailed: number;
+  readonly bytesReceived: number;
+  readonly bytesSent: number;
+  /** Connections closed by `--idle-timeout` (`408 TOUT`). */
+  readonly idleTimeouts: number;
+  /** Times reading from a client paused because it did not read its replies. */
+  readonly slowReaderPauses: number;
+  /** Clients disconnected by `--slow-reader-timeout`. */
+  readonly slowReaderDisconnects: number;
+  /** Connections closed without a reply because they spoke HTTP (§8). */
+  readonly crossProtocolRejects: number;
+  readonly requestSeconds: HistogramData;
+  readonly commitSeconds: HistogramData;
+  readonly commitBatchSize: HistogramData;
+  /** False from a failed commit until the next one succeeds. */
+  readonly lastCommitOk: boolean;
+}
+
+function byTransport(): Record<TransportName, number> {
+  return { tcp: 0, unix: 0, tls: 0, ws: 0, udp: 0 };
+}
+
+export class ServerCounters {
+  readonly connectionsTotal = byTransport();
+  readonly connectionsCurrent = byTransport();
+  readonly rejected: Record<RejectReason, number> = {
+    'max-connections': 0,
+    'max-connections-per-ip': 0,
+    shutdown: 0,
+  };
+  /** Indexed by reply code: an array index is the cheapest counter on the hot path. */
+  readonly repliesByCode = new Float64Array(600);
+  payloadsStored = 0;
+  payloadsFailed = 0;
+  bytesReceived = 0;
+  bytesSent = 0;
+  idleTimeouts = 0;
+  slowReaderPauses = 0;
+  slowReaderDisconnects = 0;
+  crossProtocolRejects = 0;
+  readonly requestSeconds = new BucketHistogram(REQUEST_SECONDS_BOUNDS);
+  readonly commitSeconds = new BucketHistogram(COMMIT_SECONDS_BOUNDS);
+  readonly commitBatchSize = new BucketHistogram(BATCH_SIZE_BOUNDS);
+  lastCommitOk = true;
+
+  /** For the store's `onCommit`: one group commit finished. */
+  readonly onCommit = (info: {
+    readonly records: number;
+    readonly durationMs: number;
+    readonly ok: boolean;
+  }): void => {
+    this.commitSeconds.observe(info.durationMs / 1000);
+    this.commitBatchSize.observe(info.records);
+    this.lastCommitOk = info.ok;
+  };
+
+  toData(): CountersData {
+    const replies: Record<string, number> = {};
+    for (const { code } of ALL_REPLIES) replies[code] = this.repliesByCode[code]!;
+    return {
+      connectionsTotal: { ...this.connectionsTotal },
+      connectionsCurrent: { ...this.connectionsCurrent },
+      rejected: { ...this.rejected },
+      replies,
+      payloadsStored: this.payloadsStored,
+      payloadsFailed: this.payloadsFailed,
+      bytesReceived: this.bytesReceived,
+      bytesSent: this.bytesSent,
+      idleTimeouts: this.idleTimeouts,
+      slowReaderPauses: this.slowReaderPauses,
+      slowReaderDisconnects: this.slowReaderDisconnects,
+      crossProtocolRejects: this.crossProtocolRejects,
+      requestSeconds: this.requestSeconds.toData(),
+      commitSeconds: this.commitSeconds.toData(),
+      commitBatchSize: this.commitBatchSize.toData(),
+      lastCommitOk: this.lastCommitOk,
+    };
+  }
+}
+
+function addRecords<K extends string>(
+  a: Readonly<Record<K, number>>,
+  b: Readonly<Record<K, number>>,
+): Record<K, number> {
+  const sum = { ...a } as Record<K, number>;
+  for (const key of Object.keys(b) as K[]) sum[key] = (sum[key] ?? 0) + b[key];
+  return sum;
+}
+
+/** The counters of several processes as one (a cluster: workers + primary). */
+export function addCounters(a: CountersData, b: CountersData): CountersData {
+  return {
+    connectionsTotal: addRecords(a.connectionsTotal, b.connectionsTotal),
+    connectionsCurrent: addRecords(a.connectionsCurrent, b.connectionsCurrent),
+    rejected: addRecords(a.rejected, b.rejected),
+    replies: addRecords(a.replies, b.replies),
+    payloadsStored: a.payloadsStored + b.payloadsStored,
+    payloadsFailed: a.payloadsFailed + b.payloadsFailed,
+    bytesReceived: a.bytesReceived + b.bytesReceived,
+    bytesSent: a.bytesSent + b.bytesSent,
+    idleTimeouts: a.idleTimeouts + b.idleTimeouts,
+    slowReaderPauses: a.slowReaderPauses + b.slowReaderPauses,
+    slowReaderDisconnects: a.slowReaderDisconnects + b.slowReaderDisconnects,
+    crossProtocolRejects: a.crossProtocolRejects + b.crossProtocolRejects,
+    requestSeconds: addHistograms(a.requestSeconds, b.requestSeconds),
+    commitSeconds: addHistograms(a.commitSeconds, b.commitSeconds),
+    commitBatchSize: addHistograms(a.commitBatchSize, b.commitBatchSize),
+    lastCommitOk: a.lastCommitOk && b.lastCommitOk,
+  };
+}
+
+/** A process's counters once it has exited: its totals stay, nothing of it is "current". */
+export function withoutCurrent(data: CountersData): CountersData {
+  return { ...data, connectionsCurrent: byTransport(), lastCommitOk: true };
+}
