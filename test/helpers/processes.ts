@@ -4,7 +4,7 @@
  * check that fork and cluster modes start the processes they say they do
  * and leave none behind.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 interface ProcessStat {
   readonly pid: number;
@@ -60,4 +60,38 @@ export async function waitFor<T>(
     }
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/**
+ * The remote ports of the TCP connections process `pid` holds open (Linux,
+ * from /proc): which of a cluster's workers serves which client.
+ */
+export function remotePortsOf(pid: number): Set<number> {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1];
+      if (inode !== undefined) inodes.add(inode);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  const ports = new Set<number>();
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text = '';
+    try {
+      text = readFileSync(table, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      // fields: sl local_address rem_address st ... uid timeout inode
+      if (fields.length > 9 && inodes.has(fields[9]!)) {
+        ports.add(parseInt(fields[2]!.split(':')[1]!, 16));
+      }
+    }
+  }
+  return ports;
 }

@@ -23,7 +23,7 @@ import {
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
 import type { Store } from '../../src/store/store.js';
-import { childPids, processGroupMembers, waitFor } from '../helpers/processes.js';
+import { childPids, processGroupMembers, remotePortsOf, waitFor } from '../helpers/processes.js';
 import { delay, RawClient } from '../helpers/raw-client.js';
 import { spawnServer } from '../helpers/server-process.js';
 
@@ -231,6 +231,32 @@ describe('cluster mode', () => {
     assert.ok(pids.includes(survivor!));
     assert.equal(server.workersReplaced, 1);
     for (let i = 0; i < 4; i++) assert.equal((await waitForServed(server.port)).text, OK);
+  });
+
+  it('a dying worker takes only its own clients: those of the other worker go on', async () => {
+    const server = await serve<ClusterServer>({ mode: 'cluster' });
+    const [victim, survivor] = server.workerPids as [number, number];
+    // The kernel picks the worker of each connection: connect until both have clients.
+    const clients: RawClient[] = [];
+    let onVictim: RawClient[] = [];
+    let onSurvivor: RawClient[] = [];
+    while (clients.length < 200 && (onVictim.length === 0 || onSurvivor.length === 0)) {
+      clients.push(await greeted(server.port));
+      const victimPorts = remotePortsOf(victim);
+      const survivorPorts = remotePortsOf(survivor);
+      onVictim = clients.filter((c) => victimPorts.has(c.socket.localPort!));
+      onSurvivor = clients.filter((c) => survivorPorts.has(c.socket.localPort!));
+    }
+    assert.ok(onVictim.length > 0 && onSurvivor.length > 0, 'both workers hold clients');
+    process.kill(victim, 'SIGKILL');
+    for (const gone of onVictim) await gone.untilEnded();
+    for (const alive of onSurvivor) {
+      const before = alive.text.length;
+      alive.write('DATA still here\r\n');
+      await alive.until(() => alive.text.length > before);
+      assert.equal(alive.text.slice(before), '300 DRCV\r\n');
+      assert.equal(alive.isEnded, false);
+    }
   });
 
   it('stores every worker payload in one SQLite file without a 500 FAIL', async () => {
