@@ -10,15 +10,14 @@
  * Shared by `npm run kill-cycles` (bench/kill-cycles.ts, 20 cycles) and by
  * test/server/kill-cycles.test.ts (a few cycles, in `npm test`).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
+import { seededRandom } from '../test/helpers/seeded-random.js';
+import { startChildServer, type ChildServer } from '../src/loadgen/child-server.js';
 
 const HELO_BIN = fileURLToPath(new URL('../../bin/helo', import.meta.url));
-const LISTENING = /listening on tcp:\/\/[^\s]*:(\d+)/;
 const DRCV = '300 DRCV';
 const FAIL = '500 FAIL';
 
@@ -151,7 +150,7 @@ async function loadAndKill(
     }
     await new Promise((resolve) => setTimeout(resolve, killAfterMs));
   } finally {
-    await server.killGroup();
+    await server.kill();
   }
   await Promise.all(senders.map((sender) => sender.closed));
   return {
@@ -162,59 +161,24 @@ async function loadAndKill(
   };
 }
 
-interface KillableServer {
-  readonly port: number;
-  /** SIGKILL to the whole process group (primary and workers), then waits for the leader. */
-  killGroup(): Promise<void>;
-}
-
-async function startServer(file: string, mode: KillMode): Promise<KillableServer> {
-  const args = [HELO_BIN, 'server', '--port', '0', '--store', `sqlite:${file}`];
-  args.push('--mode', mode, '--log-level', 'warn');
+async function startServer(file: string, mode: KillMode): Promise<ChildServer> {
   // detached: the server leads its own process group, so one kill(-pgid)
   // reaches every worker at the same instant, as a machine crash would.
-  const child = spawn(process.execPath, args, {
-    stdio: ['ignore', 'pipe', 'pipe'],
+  return startChildServer({
+    name: `helo server (${mode})`,
+    args: [
+      HELO_BIN,
+      'server',
+      '--port',
+      '0',
+      '--store',
+      `sqlite:${file}`,
+      '--mode',
+      mode,
+      '--log-level',
+      'warn',
+    ],
     detached: true,
-  });
-  const exited = once(child, 'exit');
-  let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (text: string) => {
-    if (stderr.length < 4096) stderr += text;
-  });
-  const killGroup = async (): Promise<void> => {
-    try {
-      process.kill(-child.pid!, 'SIGKILL');
-    } catch {
-      // The group is gone already.
-    }
-    if (child.exitCode === null && child.signalCode === null) await exited;
-  };
-  try {
-    const port = await listeningPort(child, exited);
-    return { port, killGroup };
-  } catch (error) {
-    await killGroup();
-    throw new Error(`${(error as Error).message}; stderr: ${stderr.trim()}`, { cause: error });
-  }
-}
-
-function listeningPort(child: ChildProcess, exited: Promise<unknown>): Promise<number> {
-  return new Promise<number>((resolve, reject) => {
-    let stdout = '';
-    const timer = setTimeout(() => reject(new Error('the server did not start in 15 s')), 15_000);
-    child.stdout!.setEncoding('utf8').on('data', (text: string) => {
-      stdout += text;
-      const match = LISTENING.exec(stdout);
-      if (match) {
-        clearTimeout(timer);
-        resolve(Number(match[1]));
-      }
-    });
-    void exited.then(() => {
-      clearTimeout(timer);
-      reject(new Error('the server exited before listening'));
-    });
   });
 }
 
@@ -318,16 +282,4 @@ function checkFile(
 
 function fileBytes(path: string): number {
   return statSync(path, { throwIfNoEntry: false })?.size ?? 0;
-}
-
-/** mulberry32: a small seeded generator, so that `--seed` repeats the kill times. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }

@@ -12,6 +12,11 @@ export interface ChildServer {
   readonly pid: number;
   /** SIGTERM, then SIGKILL if it is still there after a few seconds. */
   stop(): Promise<void>;
+  /**
+   * SIGKILL at once, to the whole process group when the server leads one
+   * (`detached`): workers die at the same instant, as in a machine crash.
+   */
+  kill(): Promise<void>;
 }
 
 export interface ChildServerOptions {
@@ -23,6 +28,8 @@ export interface ChildServerOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** How long to wait for the listening line. */
   readonly startTimeoutMs?: number;
+  /** Start it as the leader of its own process group (see `kill()`). */
+  readonly detached?: boolean;
 }
 
 /** `listening on tcp://127.0.0.1:41263` (helo) or `listening on :41263` (baseline). */
@@ -48,6 +55,7 @@ export async function startChildServer(options: ChildServerOptions): Promise<Chi
   const child = spawn(process.execPath, [...options.args], {
     stdio: ['pipe', 'pipe', 'pipe'],
     env: options.env ?? process.env,
+    detached: options.detached ?? false,
   });
   running.add(child);
   const exited = once(child, 'exit');
@@ -88,6 +96,15 @@ export async function startChildServer(options: ChildServerOptions): Promise<Chi
   return {
     port,
     pid: child.pid!,
+    async kill() {
+      try {
+        if (options.detached === true) process.kill(-child.pid!, 'SIGKILL');
+        else child.kill('SIGKILL');
+      } catch {
+        // Gone already.
+      }
+      if (child.exitCode === null && child.signalCode === null) await exited;
+    },
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill('SIGTERM');

@@ -15,6 +15,7 @@ import fc from 'fast-check';
 import { LineFramer, type LineSink } from '../../src/core/framer.js';
 import type { SessionAction } from '../../src/core/session.js';
 import { StreamProtocol, type ActionSink } from '../../src/core/stream-protocol.js';
+import { seededRandom } from '../helpers/seeded-random.js';
 import { splitAt } from '../helpers/vectors.js';
 
 // ---------------------------------------------------------------------------
@@ -500,17 +501,6 @@ const endsForGood = fc.property(
   },
 );
 
-/** Deterministic bytes from a seed: a megabyte stream needs no megabyte counterexample. */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 interface BigStream {
   readonly maxLineBytes: number;
@@ -533,7 +523,7 @@ const bigStream: fc.Arbitrary<BigStream> = fc.record({
 
 /** The chunks of a big stream, made one at a time (only one is alive at once). */
 function* chunksOf(stream: BigStream): Generator<Buffer> {
-  const random = mulberry32(stream.seed);
+  const random = seededRandom(stream.seed);
   for (let sent = 0; sent < stream.totalBytes;) {
     const size = Math.min(stream.totalBytes - sent, 1 + Math.floor(random() * stream.largestChunk));
     const chunk = Buffer.alloc(size, 0x78);

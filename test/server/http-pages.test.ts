@@ -14,8 +14,9 @@ import { ServerCounters } from '../../src/server/observe/server-counters.js';
 import type { DashboardSnapshot } from '../../src/server/observe/dashboard-snapshot.js';
 import { startServer, type HeloServer } from '../../src/server/server.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
+import { httpRequest } from '../helpers/http-client.js';
 import { RawClient, delay } from '../helpers/raw-client.js';
-import { spawnServer } from '../helpers/server-process.js';
+import { spawnWebServer } from '../helpers/web-server.js';
 
 /** `name{a="b"}` -> value, for every sample line of a Prometheus text page. */
 function parseMetrics(text: string): Map<string, number> {
@@ -27,26 +28,6 @@ function parseMetrics(text: string): Map<string, number> {
     samples.set(match[1]!, Number(match[2]));
   }
   return samples;
-}
-
-interface Answer {
-  readonly status: number;
-  readonly headers: http.IncomingHttpHeaders;
-  readonly body: string;
-}
-
-function request(port: number, path: string, method = 'GET'): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path, method }, (response) => {
-      let body = '';
-      response.setEncoding('utf8').on('data', (text: string) => (body += text));
-      response.on('end', () =>
-        resolve({ status: response.statusCode ?? 0, headers: response.headers, body }),
-      );
-    });
-    req.on('error', reject);
-    req.end();
-  });
 }
 
 /** Polls /metrics until `isDone` holds. */
@@ -64,7 +45,7 @@ async function metricsUntil(
 }
 
 async function metricsOf(port: number): Promise<Map<string, number>> {
-  const answer = await request(port, '/metrics');
+  const answer = await httpRequest(port, '/metrics');
   assert.equal(answer.status, 200);
   assert.match(String(answer.headers['content-type']), /^text\/plain; version=0\.0\.4/);
   return parseMetrics(answer.body);
@@ -246,25 +227,25 @@ describe('/metrics, /healthz, /readyz and /events (in-process server)', () => {
   });
 
   it('answers /healthz, other paths and methods plainly', async () => {
-    assert.equal((await request(httpPort, '/healthz')).status, 200);
-    assert.equal((await request(httpPort, '/nope')).status, 404);
-    assert.equal((await request(httpPort, '/ws')).status, 426);
-    const post = await request(httpPort, '/metrics', 'POST');
+    assert.equal((await httpRequest(httpPort, '/healthz')).status, 200);
+    assert.equal((await httpRequest(httpPort, '/nope')).status, 404);
+    assert.equal((await httpRequest(httpPort, '/ws')).status, 426);
+    const post = await httpRequest(httpPort, '/metrics', { method: 'POST' });
     assert.equal(post.status, 405);
     assert.equal(post.headers.allow, 'GET, HEAD');
-    const head = await request(httpPort, '/healthz', 'HEAD');
+    const head = await httpRequest(httpPort, '/healthz', { method: 'HEAD' });
     assert.equal(head.status, 200);
     assert.equal(head.body, '');
   });
 
   it('is not ready while the store cannot commit, and ready again once it can', async () => {
-    assert.equal((await request(httpPort, '/readyz')).status, 200);
+    assert.equal((await httpRequest(httpPort, '/readyz')).status, 200);
     counters.onCommit({ records: 1, durationMs: 1, ok: false });
-    const failed = await request(httpPort, '/readyz');
+    const failed = await httpRequest(httpPort, '/readyz');
     assert.equal(failed.status, 503);
     assert.match(failed.body, /store/);
     counters.onCommit({ records: 1, durationMs: 1, ok: true });
-    assert.equal((await request(httpPort, '/readyz')).status, 200);
+    assert.equal((await httpRequest(httpPort, '/readyz')).status, 200);
   });
 });
 
@@ -278,16 +259,16 @@ describe('/readyz during shutdown', () => {
       store: new MemoryStore(),
     });
     const httpPort = server.httpPort!;
-    assert.equal((await request(httpPort, '/readyz')).status, 200);
+    assert.equal((await httpRequest(httpPort, '/readyz')).status, 200);
     // A request in progress keeps the session (and the shutdown) busy for 600 ms.
     const busy = await RawClient.open(server.port);
     busy.write('HELO\r\n');
     await delay(50);
     const closed = server.close();
-    const during = await request(httpPort, '/readyz');
+    const during = await httpRequest(httpPort, '/readyz');
     assert.equal(during.status, 503);
     assert.equal(during.body, 'shutting down\n');
-    assert.equal((await request(httpPort, '/healthz')).status, 200, 'still alive meanwhile');
+    assert.equal((await httpRequest(httpPort, '/healthz')).status, 200, 'still alive meanwhile');
     await busy.untilEnded();
     assert.equal(busy.text, '100 OK\r\n503 BUSY\r\n');
     await closed;
@@ -296,23 +277,15 @@ describe('/readyz during shutdown', () => {
 
 describe('/metrics in cluster mode', () => {
   it('covers every worker', async () => {
-    const server = await spawnServer([
+    const { server, httpPort } = await spawnWebServer([
       '--store',
       'memory:',
       '--mode',
       'cluster',
       '--workers',
       '2',
-      '--http-port',
-      '0',
     ]);
     try {
-      // The ws:// line follows the tcp:// one that spawnServer waited for.
-      let wsLine: RegExpExecArray | null;
-      while ((wsLine = /ws:\/\/127\.0\.0\.1:(\d+)\/ws/.exec(server.stdout())) === null) {
-        await delay(10);
-      }
-      const httpPort = Number(wsLine[1]);
       const sessions = 12;
       await Promise.all(
         Array.from({ length: sessions }, async () => {

@@ -5,54 +5,14 @@
  * no payload bytes in the logs, even at the most verbose level.
  */
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { describe, it } from 'node:test';
-import { WebSocket } from 'ws';
 import { exposureWarnings, httpTokenFor, isLoopbackHost } from '../../src/server/exposure.js';
 import { RawClient, delay } from '../helpers/raw-client.js';
-import { spawnServer, type ServerProcess } from '../helpers/server-process.js';
+import { httpRequest, upgradeStatus } from '../helpers/http-client.js';
+import { spawnServer } from '../helpers/server-process.js';
+import { spawnWebServer } from '../helpers/web-server.js';
 
 const TOKEN = 'lab-token-0123456789abcdef';
-
-interface Answer {
-  readonly status: number;
-  readonly headers: http.IncomingHttpHeaders;
-}
-
-function get(port: number, path: string, headers: http.OutgoingHttpHeaders = {}): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port, path, headers }, (response) => {
-        response.resume();
-        response.on('end', () =>
-          resolve({ status: response.statusCode ?? 0, headers: response.headers }),
-        );
-      })
-      .on('error', reject);
-  });
-}
-
-/** The status of a WebSocket upgrade on /ws, or 'open'. */
-function upgrade(url: string): Promise<number | 'open'> {
-  return new Promise((resolve) => {
-    const ws = new WebSocket(url);
-    ws.once('open', () => {
-      ws.close();
-      resolve('open');
-    });
-    ws.once('unexpected-response', (_request, response) => {
-      resolve(response.statusCode ?? 0);
-      ws.terminate();
-    });
-    ws.on('error', () => undefined);
-  });
-}
-
-async function httpPortOf(server: ServerProcess): Promise<number> {
-  let line: RegExpExecArray | null;
-  while ((line = /ws:\/\/127\.0\.0\.1:(\d+)\/ws/.exec(server.stdout())) === null) await delay(10);
-  return Number(line[1]);
-}
 
 describe('exposure rules', () => {
   it('knows loopback addresses', () => {
@@ -98,44 +58,49 @@ describe('exposure rules', () => {
 
 describe('the HTTP access token (real server)', () => {
   it('is required everywhere but /healthz and /readyz, by header, query or cookie', async () => {
-    const server = await spawnServer([
+    const { server, httpPort: port } = await spawnWebServer([
       '--store',
       'memory:',
-      '--http-port',
-      '0',
       '--http-token',
       TOKEN,
     ]);
     try {
-      const port = await httpPortOf(server);
       await delay(50); // the web client line follows the ws:// one
       assert.match(
         server.stdout(),
         new RegExp(`dashboard on http://127\\.0\\.0\\.1:${port}/\\?token=${TOKEN}\\n`),
       );
-      assert.equal((await get(port, '/healthz')).status, 200);
-      assert.equal((await get(port, '/readyz')).status, 200);
+      assert.equal((await httpRequest(port, '/healthz')).status, 200);
+      assert.equal((await httpRequest(port, '/readyz')).status, 200);
       for (const path of ['/', '/metrics', '/events', '/app.js']) {
-        const refused = await get(port, path);
+        const refused = await httpRequest(port, path);
         assert.equal(refused.status, 401, path);
         assert.equal(refused.headers['www-authenticate'], 'Bearer realm="helo"');
       }
       assert.equal(
-        (await get(port, '/metrics', { authorization: 'Bearer wrong-token-0123456789' })).status,
+        (
+          await httpRequest(port, '/metrics', {
+            headers: { authorization: 'Bearer wrong-token-0123456789' },
+          })
+        ).status,
         401,
       );
-      assert.equal((await get(port, '/metrics', { authorization: `Bearer ${TOKEN}` })).status, 200);
-      const page = await get(port, `/?token=${TOKEN}`);
+      assert.equal(
+        (await httpRequest(port, '/metrics', { headers: { authorization: `Bearer ${TOKEN}` } }))
+          .status,
+        200,
+      );
+      const page = await httpRequest(port, `/?token=${TOKEN}`);
       assert.equal(page.status, 200);
       const cookie = page.headers['set-cookie']![0]!;
       assert.match(cookie, /^helo_token=[^;]+; Path=\/; HttpOnly; SameSite=Strict$/);
       // What the page's own requests carry from then on.
       const asPage = { cookie: cookie.split(';')[0]! };
-      assert.equal((await get(port, '/app.js', asPage)).status, 200);
-      assert.equal((await get(port, '/metrics', asPage)).status, 200);
+      assert.equal((await httpRequest(port, '/app.js', { headers: asPage })).status, 200);
+      assert.equal((await httpRequest(port, '/metrics', { headers: asPage })).status, 200);
 
-      assert.equal(await upgrade(`ws://127.0.0.1:${port}/ws`), 401);
-      assert.equal(await upgrade(`ws://127.0.0.1:${port}/ws?token=${TOKEN}`), 'open');
+      assert.equal(await upgradeStatus(`ws://127.0.0.1:${port}/ws`), 401);
+      assert.equal(await upgradeStatus(`ws://127.0.0.1:${port}/ws?token=${TOKEN}`), 'open');
     } finally {
       assert.equal(await server.stop(), 0);
     }

@@ -10,6 +10,7 @@ import { WebSocket } from 'ws';
 import { connect } from '../../src/client/client.js';
 import { startServer, type HeloServer } from '../../src/server/server.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
+import { upgradeStatus } from '../helpers/http-client.js';
 import { bytes, loadVectors, segmentsOf, type Vector } from '../helpers/vectors.js';
 
 interface WsSession {
@@ -27,22 +28,6 @@ async function openWs(url: string, origin?: string): Promise<WsSession> {
   );
   await once(ws, 'open');
   return { ws, messages, closed };
-}
-
-/** The status of a refused upgrade, or 'open'. */
-async function upgradeStatus(url: string, origin?: string): Promise<number | 'open'> {
-  const ws = new WebSocket(url, origin === undefined ? {} : { origin });
-  return new Promise((resolve) => {
-    ws.once('open', () => {
-      ws.close();
-      resolve('open');
-    });
-    ws.once('unexpected-response', (_request, response) => {
-      resolve(response.statusCode ?? 0);
-      ws.terminate();
-    });
-    ws.on('error', () => undefined);
-  });
 }
 
 async function until(predicate: () => boolean, what: string): Promise<void> {

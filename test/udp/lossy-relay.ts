@@ -9,6 +9,7 @@
  */
 import dgram, { type RemoteInfo, type Socket } from 'node:dgram';
 import { once } from 'node:events';
+import { seededRandom } from '../helpers/seeded-random.js';
 
 export type Direction = 'to-server' | 'to-client';
 
@@ -120,17 +121,6 @@ export class LossyRelay {
   }
 }
 
-/** A seeded PRNG (mulberry32): the same seed, the same drops, on every run. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Drops each datagram, both directions, with probability `rate`, from a seeded PRNG. */
 export function seededDrops(seed: number, rate: number): Decide {
