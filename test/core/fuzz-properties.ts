@@ -501,7 +501,6 @@ const endsForGood = fc.property(
   },
 );
 
-
 interface BigStream {
   readonly maxLineBytes: number;
   readonly totalBytes: number;

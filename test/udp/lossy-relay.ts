@@ -121,7 +121,6 @@ export class LossyRelay {
   }
 }
 
-
 /** Drops each datagram, both directions, with probability `rate`, from a seeded PRNG. */
 export function seededDrops(seed: number, rate: number): Decide {
   const random = seededRandom(seed);
