@@ -137,14 +137,16 @@ const HELP: CommandHelp = {
     'http-port': {
       type: 'string',
       valueName: 'N',
-      description: 'also serve HTTP here: WebSocket on /ws (npm start uses 7778)',
+      description:
+        'also serve HTTP here (npm start uses 7778): the web client and dashboard on /,\n' +
+        '/ws, /events, /metrics, /healthz, /readyz',
     },
     'http-token': {
       type: 'string',
       valueName: 'TOKEN',
       description:
-        'access token for the HTTP port (all but /healthz, /readyz); made up and printed\n' +
-        'when --host is not loopback and none is given',
+        'access token for the HTTP port (all but /healthz, /readyz); made up and\n' +
+        'printed when --host is not loopback and none is given',
     },
     'ws-origin': {
       type: 'string',

@@ -198,7 +198,10 @@ export class HttpListener {
         );
         return;
       case '/events':
-        this.#events.subscribe(response);
+        // HEAD asks only whether the feed is there: no stream to hold open.
+        if (request.method === 'HEAD')
+          sendText(response, 200, '', { 'content-type': EVENT_STREAM });
+        else this.#events.subscribe(response);
         return;
       case WS_PATH:
         sendText(response, 426, 'The protocol on /ws is a WebSocket: upgrade required.\n', {
@@ -240,6 +243,7 @@ export class HttpListener {
 }
 
 const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+const EVENT_STREAM = 'text/event-stream; charset=utf-8';
 const TOKEN_COOKIE = 'helo_token';
 const TOKEN_REQUIRED =
   'This server needs its access token: open the URL it printed at start (/?token=...), ' +

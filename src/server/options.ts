@@ -188,7 +188,10 @@ export function resolveServerOptions(given: Partial<ServerOptions> = {}): Server
     throw new InvalidOptionError('the Unix socket path must not be empty');
   }
   const extraListeners =
-    options.unixPath !== null || options.tlsPort !== null || options.udpPort !== null;
+    options.unixPath !== null ||
+    options.tlsPort !== null ||
+    options.udpPort !== null ||
+    options.httpPort !== null;
   if (options.mode === 'fork' && extraListeners) {
     throw new InvalidOptionError(
       'fork mode serves TCP only; --unix, --tls-port, --udp-port and --http-port need another --mode',

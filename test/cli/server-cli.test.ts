@@ -105,6 +105,8 @@ describe('helo server (process)', () => {
     [['--mode', 'threads'], /--mode must be one of event-loop, sequential, fork, cluster/],
     [['--workers', '0'], /--workers must be between 1 and/],
     [['--work-ms', 'lots'], /--work-ms must be a whole number/],
+    [['--mode', 'fork', '--http-port', '0'], /fork mode serves TCP only/],
+    [['--http-token', 'short'], /an HTTP token is 16 to 256 characters/],
   ] as const) {
     it(`refuses ${flags.join(' ')} with one line and exit 2`, async () => {
       const result = await runHelo(['server', ...flags]);

@@ -10,6 +10,8 @@ import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { WebSocket } from 'ws';
 import { connectUdp } from '../../src/client/udp-client.js';
+import { Observatory } from '../../src/server/observe/observatory.js';
+import { RecentRecords } from '../../src/server/observe/recent-records.js';
 import { ServerCounters } from '../../src/server/observe/server-counters.js';
 import type { DashboardSnapshot } from '../../src/server/observe/dashboard-snapshot.js';
 import { startServer, type HeloServer } from '../../src/server/server.js';
@@ -236,6 +238,10 @@ describe('/metrics, /healthz, /readyz and /events (in-process server)', () => {
     const head = await httpRequest(httpPort, '/healthz', { method: 'HEAD' });
     assert.equal(head.status, 200);
     assert.equal(head.body, '');
+    // HEAD on the live feed answers at once instead of holding a stream open.
+    const events = await httpRequest(httpPort, '/events', { method: 'HEAD' });
+    assert.equal(events.status, 200);
+    assert.match(String(events.headers['content-type']), /^text\/event-stream/);
   });
 
   it('is not ready while the store cannot commit, and ready again once it can', async () => {
@@ -246,6 +252,32 @@ describe('/metrics, /healthz, /readyz and /events (in-process server)', () => {
     assert.match(failed.body, /store/);
     counters.onCommit({ records: 1, durationMs: 1, ok: true });
     assert.equal((await httpRequest(httpPort, '/readyz')).status, 200);
+  });
+});
+
+describe('readiness after a failed commit', () => {
+  it('comes back after the retry time even without a commit, so traffic can try the store again', async () => {
+    const counters = new ServerCounters();
+    const observatory = new Observatory({
+      mode: 'event-loop',
+      workers: () => 1,
+      collect: () => Promise.resolve(counters.toData()),
+      recent: new RecentRecords(),
+      retryReadyAfterMs: 200,
+    });
+    try {
+      assert.equal(await observatory.storeWritable(), true);
+      counters.onCommit({ records: 3, durationMs: 5, ok: false });
+      assert.equal(await observatory.storeWritable(), false);
+      await delay(250);
+      assert.equal(await observatory.storeWritable(), true, 'half-open: try again');
+      counters.onCommit({ records: 1, durationMs: 5, ok: false });
+      assert.equal(await observatory.storeWritable(), false, 'a new failure closes it again');
+      counters.onCommit({ records: 1, durationMs: 5, ok: true });
+      assert.equal(await observatory.storeWritable(), true);
+    } finally {
+      observatory.close();
+    }
   });
 });
 

@@ -17,7 +17,10 @@ export interface Insight {
   metrics(): Promise<string>;
   /** The dashboard's picture, as of the last second. */
   snapshot(): Promise<DashboardSnapshot>;
-  /** False from a failed commit until a commit succeeds again. */
+  /**
+   * False after a failed commit, until a commit succeeds again or, without
+   * one, until `retryReadyAfterMs` have passed (see below).
+   */
   storeWritable(): Promise<boolean>;
 }
 
@@ -30,6 +33,13 @@ export interface ObservatoryOptions {
   readonly recent: RecentRecords;
   /** Sampling period; 1 s unless a test wants faster. */
   readonly sampleEveryMs?: number;
+  /**
+   * A load balancer sends no traffic to a server that is not ready, so no
+   * commit could ever show that the store works again. Like a circuit
+   * breaker's half-open state, readiness comes back this long after the
+   * last failure and lets traffic try the store again. Default 10 s.
+   */
+  readonly retryReadyAfterMs?: number;
 }
 
 const HISTORY_POINTS = 300;
@@ -56,7 +66,9 @@ export class Observatory implements Insight {
   }
 
   async storeWritable(): Promise<boolean> {
-    return (await this.#options.collect()).lastCommitOk;
+    const data = await this.#options.collect();
+    const retryAfterMs = this.#options.retryReadyAfterMs ?? 10_000;
+    return data.lastCommitOk || Date.now() - data.lastCommitFailedAt >= retryAfterMs;
   }
 
   async snapshot(): Promise<DashboardSnapshot> {

@@ -86,7 +86,7 @@ export const HELO_METRICS: readonly MetricDefinition[] = [
   },
   {
     name: 'helo_replies_total',
-    help: 'Replies sent, by code (one per request).',
+    help: 'Replies sent, by code: one per request, plus 408 TOUT and shutdown 503 BUSY.',
     type: 'counter',
     samples: byLabel('code', REPLY_CODES, (d, code) => d.replies[code] ?? 0),
   },

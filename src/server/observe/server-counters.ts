@@ -55,6 +55,8 @@ export interface CountersData {
   readonly commitBatchSize: HistogramData;
   /** False from a failed commit until the next one succeeds. */
   readonly lastCommitOk: boolean;
+  /** When the latest commit failure happened (ms since the epoch), 0 if none. */
+  readonly lastCommitFailedAt: number;
 }
 
 function byTransport(): Record<TransportName, number> {
@@ -83,6 +85,7 @@ export class ServerCounters {
   readonly commitSeconds = new BucketHistogram(COMMIT_SECONDS_BOUNDS);
   readonly commitBatchSize = new BucketHistogram(BATCH_SIZE_BOUNDS);
   lastCommitOk = true;
+  lastCommitFailedAt = 0;
 
   /** For the store's `onCommit`: one group commit finished. */
   readonly onCommit = (info: {
@@ -93,6 +96,7 @@ export class ServerCounters {
     this.commitSeconds.observe(info.durationMs / 1000);
     this.commitBatchSize.observe(info.records);
     this.lastCommitOk = info.ok;
+    if (!info.ok) this.lastCommitFailedAt = Date.now();
   };
 
   toData(): CountersData {
@@ -115,6 +119,7 @@ export class ServerCounters {
       commitSeconds: this.commitSeconds.toData(),
       commitBatchSize: this.commitBatchSize.toData(),
       lastCommitOk: this.lastCommitOk,
+      lastCommitFailedAt: this.lastCommitFailedAt,
     };
   }
 }
@@ -147,6 +152,7 @@ export function addCounters(a: CountersData, b: CountersData): CountersData {
     commitSeconds: addHistograms(a.commitSeconds, b.commitSeconds),
     commitBatchSize: addHistograms(a.commitBatchSize, b.commitBatchSize),
     lastCommitOk: a.lastCommitOk && b.lastCommitOk,
+    lastCommitFailedAt: Math.max(a.lastCommitFailedAt, b.lastCommitFailedAt),
   };
 }
 
