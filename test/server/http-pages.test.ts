@@ -157,6 +157,8 @@ describe('/metrics, /healthz, /readyz and /events (in-process server)', () => {
     // UDP replies are counted, but their latency is the endpoint's own affair.
     assert.equal(moved('helo_request_duration_seconds_count'), 5);
     assert.ok(moved('helo_store_commit_seconds_count') >= 1);
+    assert.ok(during.get('helo_server_resident_memory_bytes')! > 10 * 2 ** 20);
+    assert.ok(during.get('helo_server_cpu_seconds_total')! > 0);
     assert.equal(moved('helo_commit_batch_size_sum'), 3);
     const buckets = [...during].filter(([name]) =>
       name.startsWith('helo_request_duration_seconds_bucket'),
@@ -333,6 +335,12 @@ describe('/metrics in cluster mode', () => {
       assert.equal(metrics.get('helo_payloads_stored_total'), sessions);
       // Commits happen in the primary, which owns the store.
       assert.equal(metrics.get('helo_commit_batch_size_sum'), sessions);
+      // process_* are the primary's own; helo_server_* add the workers' to it.
+      assert.ok(
+        metrics.get('helo_server_resident_memory_bytes')! >
+          1.5 * metrics.get('process_resident_memory_bytes')!,
+        'the memory of three processes, not one',
+      );
       const snapshot = await watchEvents(httpPort, (s) => s.payloadsStored === sessions);
       assert.equal(snapshot.mode, 'cluster');
       assert.equal(snapshot.workers, 2);

@@ -156,6 +156,18 @@ export const HELO_METRICS: readonly MetricDefinition[] = [
     samples: single((d) => d.crossProtocolRejects),
   },
   {
+    name: 'helo_server_resident_memory_bytes',
+    help: 'Resident memory of every process of the server (a cluster: primary and workers).',
+    type: 'gauge',
+    samples: single((d) => d.residentMemoryBytes),
+  },
+  {
+    name: 'helo_server_cpu_seconds_total',
+    help: 'CPU time used by every process of the server (a cluster: workers that exited included).',
+    type: 'counter',
+    samples: single((d) => d.cpuSeconds),
+  },
+  {
     name: 'helo_store_writable',
     help: '1 unless the last group commit failed.',
     type: 'gauge',

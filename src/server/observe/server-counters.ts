@@ -57,6 +57,15 @@ export interface CountersData {
   readonly lastCommitOk: boolean;
   /** When the latest commit failure happened (ms since the epoch), 0 if none. */
   readonly lastCommitFailedAt: number;
+  /** Resident memory of the process(es) counted, in bytes (a cluster: primary and workers). */
+  readonly residentMemoryBytes: number;
+  /** CPU time (user + system) the process(es) have used, in seconds. */
+  readonly cpuSeconds: number;
+}
+
+function cpuSecondsUsed(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1e6;
 }
 
 function byTransport(): Record<TransportName, number> {
@@ -120,6 +129,8 @@ export class ServerCounters {
       commitBatchSize: this.commitBatchSize.toData(),
       lastCommitOk: this.lastCommitOk,
       lastCommitFailedAt: this.lastCommitFailedAt,
+      residentMemoryBytes: process.memoryUsage.rss(),
+      cpuSeconds: cpuSecondsUsed(),
     };
   }
 }
@@ -153,10 +164,12 @@ export function addCounters(a: CountersData, b: CountersData): CountersData {
     commitBatchSize: addHistograms(a.commitBatchSize, b.commitBatchSize),
     lastCommitOk: a.lastCommitOk && b.lastCommitOk,
     lastCommitFailedAt: Math.max(a.lastCommitFailedAt, b.lastCommitFailedAt),
+    residentMemoryBytes: a.residentMemoryBytes + b.residentMemoryBytes,
+    cpuSeconds: a.cpuSeconds + b.cpuSeconds,
   };
 }
 
 /** A process's counters once it has exited: its totals stay, nothing of it is "current". */
 export function withoutCurrent(data: CountersData): CountersData {
-  return { ...data, connectionsCurrent: byTransport(), lastCommitOk: true };
+  return { ...data, connectionsCurrent: byTransport(), lastCommitOk: true, residentMemoryBytes: 0 };
 }
