@@ -95,11 +95,12 @@ export class HttpListener {
     this.#wss = new WebSocketServer({ noServer: true, maxPayload: options.maxMessageBytes });
     this.#server.on('upgrade', (request: IncomingMessage, socket: Socket, head: Buffer) => {
       socket.on('error', () => socket.destroy());
-      if (new URL(request.url ?? '/', 'http://x').pathname !== WS_PATH) {
+      const url = requestUrl(request);
+      if (url.pathname !== WS_PATH) {
         refuse(socket, '404 Not Found', 'WebSocket is served on /ws only');
         return;
       }
-      if (!this.#hasToken(request)) {
+      if (!this.#hasToken(request, url)) {
         refuse(socket, '401 Unauthorized', TOKEN_REQUIRED.trim());
         return;
       }
@@ -164,7 +165,7 @@ export class HttpListener {
   }
 
   #onRequest(request: IncomingMessage, response: ServerResponse): void {
-    const url = new URL(request.url ?? '/', 'http://x');
+    const url = requestUrl(request);
     const pathname = url.pathname;
     if (request.method !== 'GET' && request.method !== 'HEAD') {
       sendText(response, 405, 'Only GET and HEAD are served here.\n', { allow: 'GET, HEAD' });
@@ -179,7 +180,7 @@ export class HttpListener {
         void this.#readiness().then(([status, text]) => sendText(response, status, text));
         return;
     }
-    if (!this.#hasToken(request)) {
+    if (!this.#hasToken(request, url)) {
       sendText(response, 401, TOKEN_REQUIRED, { 'www-authenticate': 'Bearer realm="helo"' });
       return;
     }
@@ -218,12 +219,12 @@ export class HttpListener {
    * (programs, Prometheus), `?token=T` (the URL printed at start), or the
    * cookie set when the page was opened with it (the page's own requests).
    */
-  #hasToken(request: IncomingMessage): boolean {
+  #hasToken(request: IncomingMessage, url: URL): boolean {
     const expected = this.#options.token;
     if (expected === null) return true;
     const given = [
       /^Bearer (\S+)$/i.exec(request.headers.authorization ?? '')?.[1],
-      new URL(request.url ?? '/', 'http://x').searchParams.get('token'),
+      url.searchParams.get('token'),
       cookieValue(request.headers.cookie, TOKEN_COOKIE),
     ];
     return given.some((token) => token != null && sameSecret(token, expected));
@@ -278,6 +279,11 @@ function sendText(
     ...headers,
   });
   response.end(response.req.method === 'HEAD' ? undefined : text);
+}
+
+/** The request's path and query (the host part is a placeholder: only those two are read). */
+function requestUrl(request: IncomingMessage): URL {
+  return new URL(request.url ?? '/', 'http://x');
 }
 
 function refuse(socket: Socket, status: string, reason: string): void {

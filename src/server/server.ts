@@ -36,7 +36,7 @@ import type { HttpListener } from './http-listener.js';
 import { createLogger } from './logger.js';
 import type { Insight, Observatory } from './observe/observatory.js';
 import { RecentRecords, storeNotingRecent } from './observe/recent-records.js';
-import { ServerCounters, type CountersData } from './observe/server-counters.js';
+import { ServerCounters, streamConnections, type CountersData } from './observe/server-counters.js';
 import { resolveServerOptions, type ServerOptions } from './options.js';
 
 export type { RejectReason } from './admission.js';
@@ -137,7 +137,6 @@ export class HeloServer implements RunningServer {
   #sessionCounter = 0;
   #isShuttingDown = false;
   #closed: Promise<void> | null = null;
-  #connectionsTotal = 0;
   #payloadsStored = 0;
   #onAllClosed: (() => void) | null = null;
 
@@ -174,7 +173,7 @@ export class HeloServer implements RunningServer {
 
   get stats(): ServerStats {
     return {
-      connectionsTotal: this.#connectionsTotal,
+      connectionsTotal: streamConnections(this.counters.connectionsTotal),
       connectionsCurrent: this.#connections.size + this.#waiting.size,
       waiting: this.#waiting.size,
       rejected: { ...this.counters.rejected },
@@ -483,7 +482,6 @@ export class HeloServer implements RunningServer {
   }
 
   #admit(socket: StreamSocket, ip: string, info: SessionInfo): void {
-    this.#connectionsTotal++;
     const transport = info.transport ?? 'tcp';
     this.counters.connectionsTotal[transport]++;
     this.counters.connectionsCurrent[transport]++;

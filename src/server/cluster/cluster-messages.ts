@@ -1,7 +1,6 @@
 /** Messages between a cluster's primary and its workers (besides the store's, in ipc/). */
 import type { RejectReason } from '../admission.js';
 import type { CountersData } from '../observe/server-counters.js';
-import type { ServerStats } from '../server.js';
 
 /** The worker reads its options from this environment variable (JSON). */
 export const WORKER_OPTIONS_ENV = 'HELO_CLUSTER_WORKER_OPTIONS';
@@ -20,11 +19,13 @@ export interface WorkerListenFailed {
   readonly message: string;
 }
 
-/** Worker -> primary, every second and at the end: its own counters. */
+/**
+ * Worker -> primary, every second and at the end: its own counters, from
+ * which the primary's `stats` and, once the worker has gone, its share of
+ * the totals are made.
+ */
 export interface WorkerStats {
   readonly type: 'helo:stats';
-  readonly stats: ServerStats;
-  /** The metrics' counters, so that a worker's totals outlive it. */
   readonly counters: CountersData;
 }
 

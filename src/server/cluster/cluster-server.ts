@@ -27,6 +27,7 @@ import { RecentRecords, storeNotingRecent } from '../observe/recent-records.js';
 import {
   addCounters,
   ServerCounters,
+  streamConnections,
   withoutCurrent,
   type CountersData,
 } from '../observe/server-counters.js';
@@ -34,13 +35,7 @@ import { tcpUrl } from '../listener.js';
 import { removeStaleUnixSocket } from '../unix-listener.js';
 import { createLogger } from '../logger.js';
 import { resolveServerOptions, type ServerOptions } from '../options.js';
-import {
-  emptyRejectCounts,
-  type RejectReason,
-  type RunningServer,
-  type ServerStats,
-  type StartServerOptions,
-} from '../server.js';
+import { type RunningServer, type ServerStats, type StartServerOptions } from '../server.js';
 import {
   WORKER_OPTIONS_ENV,
   type CountersReport,
@@ -67,7 +62,6 @@ interface WorkerState {
   readonly worker: Worker;
   readonly startedAt: number;
   readonly detach: () => void;
-  stats: ServerStats | null;
   /** Its latest metrics counters (answers to requests, or the per-second report). */
   counters: CountersData | null;
 }
@@ -80,7 +74,6 @@ export class ClusterServer implements RunningServer {
   readonly #workers = new Map<Worker, WorkerState>();
   readonly #storeStats: StoreHostStats = { stored: 0, failed: 0 };
   /** Counters of workers that have exited, so the totals survive them. */
-  readonly #exitedTotals = { connectionsTotal: 0, rejected: emptyRejectCounts() };
   #port = 0;
   #urls: readonly string[] = [];
   #isShuttingDown = false;
@@ -118,7 +111,7 @@ export class ClusterServer implements RunningServer {
     return tcpUrl(this.host, this.port);
   }
 
-  /** Sums of the workers' counters (reported every second) and the exact stored count. */
+  /** Every address the workers listen on. */
   get urls(): readonly string[] {
     return this.#urls;
   }
@@ -128,23 +121,14 @@ export class ClusterServer implements RunningServer {
     for (const { worker } of this.#workers.values()) worker.process.kill('SIGHUP');
   }
 
+  /** From the workers' latest reports (at most a second old) and the exact stored count. */
   get stats(): ServerStats {
-    const rejected = { ...this.#exitedTotals.rejected };
-    let connectionsTotal = this.#exitedTotals.connectionsTotal;
-    let connectionsCurrent = 0;
-    for (const { stats } of this.#workers.values()) {
-      if (stats === null) continue;
-      connectionsTotal += stats.connectionsTotal;
-      connectionsCurrent += stats.connectionsCurrent;
-      for (const reason of Object.keys(rejected) as RejectReason[]) {
-        rejected[reason] += stats.rejected[reason];
-      }
-    }
+    const counters = this.#latestCounters();
     return {
-      connectionsTotal,
-      connectionsCurrent,
+      connectionsTotal: streamConnections(counters.connectionsTotal),
+      connectionsCurrent: streamConnections(counters.connectionsCurrent),
       waiting: 0,
-      rejected,
+      rejected: { ...counters.rejected },
       payloadsStored: this.#storeStats.stored,
     };
   }
@@ -204,7 +188,6 @@ export class ClusterServer implements RunningServer {
     const state: WorkerState = {
       worker,
       startedAt: Date.now(),
-      stats: null,
       counters: null,
       detach: () => {
         stopHosting();
@@ -217,7 +200,6 @@ export class ClusterServer implements RunningServer {
     );
     worker.on('message', (message: unknown) => {
       if (isMessage<WorkerStats>(message, 'helo:stats')) {
-        state.stats = message.stats;
         state.counters = message.counters;
       } else if (isMessage<CountersReport>(message, 'helo:counters')) {
         state.counters = message.counters;
@@ -268,12 +250,6 @@ export class ClusterServer implements RunningServer {
       this.#exitedCounters =
         this.#exitedCounters === null ? totals : addCounters(this.#exitedCounters, totals);
     }
-    if (state.stats !== null) {
-      this.#exitedTotals.connectionsTotal += state.stats.connectionsTotal;
-      for (const reason of Object.keys(state.stats.rejected) as RejectReason[]) {
-        this.#exitedTotals.rejected[reason] += state.stats.rejected[reason];
-      }
-    }
   }
 
   /**
@@ -305,6 +281,11 @@ export class ClusterServer implements RunningServer {
       }
     });
     this.#countersWaiting.delete(request);
+    return this.#latestCounters();
+  }
+
+  /** The primary's own counters, those of exited workers, and each live worker's latest. */
+  #latestCounters(): CountersData {
     let total = this.#counters.toData();
     if (this.#exitedCounters !== null) total = addCounters(total, this.#exitedCounters);
     for (const state of this.#workers.values()) {

@@ -40,7 +40,6 @@ const server = new HeloServer({
 function reportStats(): void {
   primary.send({
     type: 'helo:stats',
-    stats: server.stats,
     counters: server.countersData(),
   } satisfies WorkerStats);
 }

@@ -169,6 +169,11 @@ export function addCounters(a: CountersData, b: CountersData): CountersData {
   };
 }
 
+/** Connections over the stream transports (UDP datagrams are not connections). */
+export function streamConnections(byTransport: Readonly<Record<TransportName, number>>): number {
+  return byTransport.tcp + byTransport.unix + byTransport.tls + byTransport.ws;
+}
+
 /** A process's counters once it has exited: its totals stay, nothing of it is "current". */
 export function withoutCurrent(data: CountersData): CountersData {
   return { ...data, connectionsCurrent: byTransport(), lastCommitOk: true, residentMemoryBytes: 0 };
