@@ -16,10 +16,12 @@ function findTests(dir) {
   return found;
 }
 
+// Arguments name test files or folders (`dist/test/core`); none means all.
 const only = process.argv.slice(2);
-const files = only.length > 0 ? only : findTests('dist/test').sort();
+const files = (only.length > 0 ? only : ['dist/test'])
+  .flatMap((path) => (path.endsWith('.test.js') ? [path] : findTests(path).sort()));
 if (files.length === 0) {
-  console.error('no test files found under dist/test (did the build run?)');
+  console.error('no test files found (did the build run?)');
   process.exit(1);
 }
 const result = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...files], {
