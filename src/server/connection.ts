@@ -24,6 +24,7 @@ import type { Store } from '../store/store.js';
 import type { ServerCounters } from './observe/server-counters.js';
 import type { ServerOptions } from './options.js';
 import { SimulatedWork } from './simulated-work.js';
+import { contained, faultFields } from './fault-boundary.js';
 
 /**
  * What a connection is driven over: a TCP, Unix or TLS socket, or a
@@ -65,7 +66,9 @@ export type CloseReason =
   | 'idle-timeout'
   | 'slow-reader'
   | 'cross-protocol'
-  | 'shutdown';
+  | 'shutdown'
+  /** helo's own code threw while serving this client (fault-boundary.ts). */
+  | 'fault';
 
 /** Which listener a connection came through. */
 export type Transport = 'tcp' | 'unix' | 'tls' | 'ws';
@@ -138,14 +141,17 @@ export class Connection {
     this.#protocol = new StreamProtocol(context.options.maxLineBytes);
     this.#work = SimulatedWork.from(context.options);
 
-    socket.on('data', this.#socketOnData);
-    socket.on('end', this.#socketOnEnd);
-    socket.on('drain', this.#socketOnDrain);
+    socket.on('data', this.#contain(this.#socketOnData));
+    socket.on('end', this.#contain(this.#socketOnEnd));
+    socket.on('drain', this.#contain(this.#socketOnDrain));
     socket.on('error', this.#socketOnError);
     socket.on('close', this.#socketOnClose);
 
     if (context.options.idleTimeoutMs > 0) {
-      this.#idleTimer = setTimeout(this.#idleTimerOnTimeout, context.options.idleTimeoutMs);
+      this.#idleTimer = setTimeout(
+        this.#contain(this.#idleTimerOnTimeout),
+        context.options.idleTimeoutMs,
+      );
     }
     context.logger.debug(
       { session, peer: this.peer, transport: context.transport },
@@ -181,6 +187,23 @@ export class Connection {
     if (!this.#isClosing) this.#reason = 'shutdown';
     this.#socket.destroy();
   }
+
+  /** Every callback of this connection runs through here: see fault-boundary.ts. */
+  #contain<T = void>(handler: (arg: T) => void): (arg: T) => void {
+    return contained(handler, this.#onFault);
+  }
+
+  readonly #onFault = (error: unknown): void => {
+    if (this.#reason === 'fault') return;
+    this.#reason = 'fault';
+    this.#isClosing = true;
+    this.#context.counters.connectionFaults++;
+    this.#context.logger.error(
+      { session: this.session, peer: this.peer, ...faultFields(error) },
+      'unexpected error while serving this client; its connection is closed, the server goes on',
+    );
+    this.#socket.destroy();
+  };
 
   readonly #socketOnData = (chunk: Buffer): void => {
     if (this.#isClosing) return;
@@ -307,7 +330,10 @@ export class Connection {
       return;
     }
     const pending = this.#newPendingReply();
-    setTimeout(() => this.#settle(pending, reply), work.delayMs);
+    setTimeout(
+      this.#contain(() => this.#settle(pending, reply)),
+      work.delayMs,
+    );
   }
 
   #storeAfterWork(payload: Buffer): void {
@@ -319,7 +345,10 @@ export class Connection {
     }
     const pending = this.#newPendingReply();
     const name = this.#protocol.session.name;
-    setTimeout(() => this.#appendPayload(pending, payload, name), work.delayMs);
+    setTimeout(
+      this.#contain(() => this.#appendPayload(pending, payload, name)),
+      work.delayMs,
+    );
   }
 
   /** A reply ready now takes its place behind any that still wait. */
@@ -354,13 +383,20 @@ export class Connection {
       payload,
       clientCert: this.#context.clientCert,
     };
-    this.#context.store.append(record).then(
-      () => {
+    let appended: Promise<number>;
+    try {
+      appended = this.#context.store.append(record);
+    } catch (error) {
+      // A store must reject, not throw; one that throws still costs only this payload.
+      appended = Promise.reject(error as Error);
+    }
+    appended.then(
+      this.#contain(() => {
         this.#payloads++;
         this.#context.counters.payloadsStored++;
         this.#settle(pending, Replies.DRCV);
-      },
-      (error: unknown) => {
+      }),
+      this.#contain((error: unknown) => {
         // The one place where a store failure becomes 500 FAIL (protocol.md §4).
         this.#failedPayloads++;
         this.#context.counters.payloadsFailed++;
@@ -369,7 +405,7 @@ export class Connection {
           'payload not stored; answering 500 FAIL',
         );
         this.#settle(pending, Replies.FAIL);
-      },
+      }),
     );
   }
 
@@ -384,10 +420,10 @@ export class Connection {
     }
   }
 
-  readonly #scheduledFlush = (): void => {
+  readonly #scheduledFlush = this.#contain((): void => {
     this.#isFlushScheduled = false;
     this.#flush();
-  };
+  });
 
   /** Writes every reply that is ready, in order, in one write. */
   #flush(): void {
@@ -466,7 +502,10 @@ export class Connection {
     }
     const slowReaderMs = this.#context.options.slowReaderTimeoutMs;
     if (isSlowReader && slowReaderMs > 0) {
-      this.#slowReaderTimer ??= setTimeout(this.#slowReaderTimerOnTimeout, slowReaderMs);
+      this.#slowReaderTimer ??= setTimeout(
+        this.#contain(this.#slowReaderTimerOnTimeout),
+        slowReaderMs,
+      );
     } else if (this.#slowReaderTimer) {
       clearTimeout(this.#slowReaderTimer);
       this.#slowReaderTimer = null;
@@ -478,7 +517,12 @@ export class Connection {
     if (afterMs === 0) return;
     if (this.#protocol.hasPartialLine && !this.#isClosing) {
       if (this.#unterminatedTimer) this.#unterminatedTimer.refresh();
-      else this.#unterminatedTimer = setTimeout(this.#unterminatedTimerOnTimeout, afterMs);
+      else {
+        this.#unterminatedTimer = setTimeout(
+          this.#contain(this.#unterminatedTimerOnTimeout),
+          afterMs,
+        );
+      }
     } else if (this.#unterminatedTimer) {
       clearTimeout(this.#unterminatedTimer);
       this.#unterminatedTimer = null;

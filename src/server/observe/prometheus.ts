@@ -156,6 +156,12 @@ export const HELO_METRICS: readonly MetricDefinition[] = [
     samples: single((d) => d.crossProtocolRejects),
   },
   {
+    name: 'helo_connection_faults_total',
+    help: 'Connections closed because helo itself failed while serving them (a bug; see the error log).',
+    type: 'counter',
+    samples: single((d) => d.connectionFaults),
+  },
+  {
     name: 'helo_server_resident_memory_bytes',
     help: 'Resident memory of every process of the server (a cluster: primary and workers).',
     type: 'gauge',

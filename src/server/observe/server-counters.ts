@@ -50,6 +50,8 @@ export interface CountersData {
   readonly slowReaderDisconnects: number;
   /** Connections closed without a reply because they spoke HTTP (§8). */
   readonly crossProtocolRejects: number;
+  /** Connections closed because helo's own code threw while serving them (fault-boundary.ts). */
+  readonly connectionFaults: number;
   readonly requestSeconds: HistogramData;
   readonly commitSeconds: HistogramData;
   readonly commitBatchSize: HistogramData;
@@ -90,6 +92,7 @@ export class ServerCounters {
   slowReaderPauses = 0;
   slowReaderDisconnects = 0;
   crossProtocolRejects = 0;
+  connectionFaults = 0;
   readonly requestSeconds = new BucketHistogram(REQUEST_SECONDS_BOUNDS);
   readonly commitSeconds = new BucketHistogram(COMMIT_SECONDS_BOUNDS);
   readonly commitBatchSize = new BucketHistogram(BATCH_SIZE_BOUNDS);
@@ -124,6 +127,7 @@ export class ServerCounters {
       slowReaderPauses: this.slowReaderPauses,
       slowReaderDisconnects: this.slowReaderDisconnects,
       crossProtocolRejects: this.crossProtocolRejects,
+      connectionFaults: this.connectionFaults,
       requestSeconds: this.requestSeconds.toData(),
       commitSeconds: this.commitSeconds.toData(),
       commitBatchSize: this.commitBatchSize.toData(),
@@ -159,6 +163,7 @@ export function addCounters(a: CountersData, b: CountersData): CountersData {
     slowReaderPauses: a.slowReaderPauses + b.slowReaderPauses,
     slowReaderDisconnects: a.slowReaderDisconnects + b.slowReaderDisconnects,
     crossProtocolRejects: a.crossProtocolRejects + b.crossProtocolRejects,
+    connectionFaults: a.connectionFaults + b.connectionFaults,
     requestSeconds: addHistograms(a.requestSeconds, b.requestSeconds),
     commitSeconds: addHistograms(a.commitSeconds, b.commitSeconds),
     commitBatchSize: addHistograms(a.commitBatchSize, b.commitBatchSize),
