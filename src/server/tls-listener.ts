@@ -76,8 +76,6 @@ export class TlsHandshaker {
     this.#files = files;
     this.#server = createTlsServer({
       ...readTlsFiles(files),
-      // allowHalfOpen: a client's FIN must not stop the replies it is owed (§2).
-      allowHalfOpen: true,
       handshakeTimeout: options.handshakeTimeoutMs,
       requestCert: options.requireClientCert,
       rejectUnauthorized: options.requireClientCert,
@@ -90,6 +88,9 @@ export class TlsHandshaker {
         socket.destroy(); // cannot happen: every handshake starts in handshake()
         return;
       }
+      // From here on a client's FIN must not stop the replies it is owed (§2);
+      // 'end' has not been emitted yet, so the session sees it half-open.
+      socket.allowHalfOpen = true;
       socket.setNoDelay(true);
       onSecure(socket, raw, subjectOf(socket));
     });
@@ -103,6 +104,10 @@ export class TlsHandshaker {
   handshake(raw: Socket): void {
     const key = peerKey(raw);
     this.#raw.set(key, raw);
+    // The TLS socket copies this from the raw one. A client's FIN before the
+    // handshake is done must close the socket at once: half-open, it would
+    // hold its connection slot and descriptor until the handshake timeout.
+    raw.allowHalfOpen = false;
     raw.once('close', () => {
       if (this.#raw.get(key) === raw) this.#raw.delete(key);
     });
