@@ -20,7 +20,15 @@ import {
   type Server as TlsServer,
   type TLSSocket,
 } from 'node:tls';
+import { truncateUtf8 } from '../core/truncate-utf8.js';
 import { InvalidOptionError } from '../errors.js';
+
+/**
+ * The most of a client certificate's subject stored with each payload, in
+ * UTF-8 bytes, `…` included: a certificate can carry a subject of tens of KiB
+ * (docs/SECURITY.md), and it is stored again with every payload.
+ */
+export const MAX_CLIENT_CERT_SUBJECT_BYTES = 1024;
 
 export interface TlsFiles {
   readonly certPath: string;
@@ -49,11 +57,12 @@ export function readTlsFiles(files: TlsFiles): { cert: Buffer; key: Buffer; ca?:
   return { ...material, ca: read('CA', files.caPath) };
 }
 
-/** The certificate's subject on one line, e.g. `CN=alice, O=lab`. */
+/** The certificate's subject on one line, e.g. `CN=alice, O=lab`, cut to 1 KiB. */
 function subjectOf(socket: TLSSocket): string | null {
   if (!socket.authorized) return null;
   const subject = socket.getPeerX509Certificate()?.subject;
-  return subject === undefined ? null : subject.split('\n').join(', ');
+  if (subject === undefined) return null;
+  return truncateUtf8(subject.split('\n').join(', '), MAX_CLIENT_CERT_SUBJECT_BYTES);
 }
 
 /**

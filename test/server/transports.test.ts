@@ -5,6 +5,7 @@
  * certificate stored with each payload, and safe handling of the socket file.
  */
 import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import { copyFileSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect as connectTcp, createServer } from 'node:net';
@@ -107,6 +108,23 @@ describe('mutual TLS', () => {
     const [record] = store.read(0, 10);
     assert.equal(record?.payload.toString(), 'signed');
     assert.equal(record?.clientCert, 'O=lab, CN=alice');
+  });
+
+  it('stores a 40 KB certificate subject cut to 1 KiB of UTF-8, ending with …', async () => {
+    // Many OU fields, each with a 2-byte character, so that the cut can fall inside one.
+    const units = Array.from({ length: 1_000 }, (_, i) => `/OU=unité-${i}-${'x'.repeat(26)}`);
+    const huge = pki.issueClient('huge', `/CN=huge${units.join('')}`);
+    const fullSubject = new X509Certificate(pki.read(huge.cert)).subject.split('\n').join(', ');
+    assert.ok(Buffer.byteLength(fullSubject) > 40_000);
+    const { server, store } = await serve(MUTUAL_TLS);
+    const result = await tlsExchange(server.tlsPort!, huge, 'HELO\r\nDATA big\r\nQUIT\r\n');
+    assert.equal(result.text, '100 OK\r\n300 DRCV\r\n200 BYE\r\n');
+    const stored = store.read(0, 10)[0]?.clientCert ?? '';
+    assert.ok(Buffer.byteLength(stored) <= 1024, `${Buffer.byteLength(stored)} bytes stored`);
+    assert.ok(Buffer.byteLength(stored) > 1000, 'the budget is used, not wasted');
+    assert.ok(stored.endsWith('…'));
+    assert.ok(fullSubject.startsWith(stored.slice(0, -1)), 'a prefix of the subject');
+    assert.equal(Buffer.from(stored).toString(), stored, 'valid UTF-8');
   });
 
   for (const [who, options] of [
