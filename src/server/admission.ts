@@ -8,6 +8,7 @@
  * see only their own connections, so they ask through `Admission` too, with
  * an answer that may arrive later (see cluster/connection-slots.ts).
  */
+import { isIPv4, isIPv6 } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Replies } from '../core/replies.js';
 
@@ -19,6 +20,48 @@ export interface Admission {
   admit(ip: string): RejectReason | null | Promise<RejectReason | null>;
   /** An admitted connection has closed. */
   release(ip: string): void;
+}
+
+/**
+ * What `--max-connections-per-ip` counts a client address as
+ * (docs/SECURITY.md): an IPv4-mapped IPv6 address (`::ffff:127.0.0.1`, what
+ * a dual-stack listener reports for an IPv4 client) as its IPv4 address, and
+ * any other IPv6 address by its /64 prefix, since one host is usually handed
+ * a whole /64 and can pick a new address in it for every connection. A zone
+ * id (`fe80::1%eth0`) is ignored. IPv4 addresses, and anything that is not
+ * an address at all, are their own key. Only the count uses this; logs and
+ * records keep the address as the socket reported it.
+ */
+export function admissionKey(ip: string): string {
+  const zone = ip.indexOf('%');
+  const address = zone === -1 ? ip : ip.slice(0, zone);
+  if (!isIPv6(address)) return ip;
+  const groups = ipv6Groups(address);
+  if (groups.slice(0, 5).every((group) => group === 0) && groups[5] === 0xffff) {
+    const [high = 0, low = 0] = groups.slice(6);
+    return `${high >> 8}.${high & 0xff}.${low >> 8}.${low & 0xff}`;
+  }
+  return `${groups
+    .slice(0, 4)
+    .map((group) => group.toString(16))
+    .join(':')}::/64`;
+}
+
+/** The eight 16-bit groups of an address that `isIPv6()` accepted. */
+function ipv6Groups(address: string): number[] {
+  const parse = (part: string): number[] =>
+    part === ''
+      ? []
+      : part.split(':').flatMap((group) => {
+          if (!isIPv4(group)) return [parseInt(group, 16)];
+          const [a = 0, b = 0, c = 0, d = 0] = group.split('.').map(Number);
+          return [(a << 8) | b, (c << 8) | d];
+        });
+  const gap = address.indexOf('::');
+  if (gap === -1) return parse(address);
+  const head = parse(address.slice(0, gap));
+  const tail = parse(address.slice(gap + 2));
+  return [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail];
 }
 
 /** Exact limits for connections counted in one process. */
@@ -36,9 +79,10 @@ export class ConnectionLimits implements Admission {
   admit(ip: string): RejectReason | null {
     if (this.#current >= this.#maxConnections) return 'max-connections';
     if (this.#maxPerIp > 0) {
-      const fromIp = this.#perIp.get(ip) ?? 0;
+      const key = admissionKey(ip);
+      const fromIp = this.#perIp.get(key) ?? 0;
       if (fromIp >= this.#maxPerIp) return 'max-connections-per-ip';
-      this.#perIp.set(ip, fromIp + 1);
+      this.#perIp.set(key, fromIp + 1);
     }
     this.#current++;
     return null;
@@ -47,9 +91,10 @@ export class ConnectionLimits implements Admission {
   release(ip: string): void {
     this.#current--;
     if (this.#maxPerIp > 0) {
-      const left = (this.#perIp.get(ip) ?? 1) - 1;
-      if (left <= 0) this.#perIp.delete(ip);
-      else this.#perIp.set(ip, left);
+      const key = admissionKey(ip);
+      const left = (this.#perIp.get(key) ?? 1) - 1;
+      if (left <= 0) this.#perIp.delete(key);
+      else this.#perIp.set(key, left);
     }
   }
 }

@@ -20,7 +20,15 @@ import {
   type Server as TlsServer,
   type TLSSocket,
 } from 'node:tls';
+import { truncateUtf8 } from '../core/truncate-utf8.js';
 import { InvalidOptionError } from '../errors.js';
+
+/**
+ * The most of a client certificate's subject stored with each payload, in
+ * UTF-8 bytes, `…` included: a certificate can carry a subject of tens of KiB
+ * (docs/SECURITY.md), and it is stored again with every payload.
+ */
+export const MAX_CLIENT_CERT_SUBJECT_BYTES = 1024;
 
 export interface TlsFiles {
   readonly certPath: string;
@@ -49,11 +57,12 @@ export function readTlsFiles(files: TlsFiles): { cert: Buffer; key: Buffer; ca?:
   return { ...material, ca: read('CA', files.caPath) };
 }
 
-/** The certificate's subject on one line, e.g. `CN=alice, O=lab`. */
+/** The certificate's subject on one line, e.g. `CN=alice, O=lab`, cut to 1 KiB. */
 function subjectOf(socket: TLSSocket): string | null {
   if (!socket.authorized) return null;
   const subject = socket.getPeerX509Certificate()?.subject;
-  return subject === undefined ? null : subject.split('\n').join(', ');
+  if (subject === undefined) return null;
+  return truncateUtf8(subject.split('\n').join(', '), MAX_CLIENT_CERT_SUBJECT_BYTES);
 }
 
 /**
@@ -76,8 +85,6 @@ export class TlsHandshaker {
     this.#files = files;
     this.#server = createTlsServer({
       ...readTlsFiles(files),
-      // allowHalfOpen: a client's FIN must not stop the replies it is owed (§2).
-      allowHalfOpen: true,
       handshakeTimeout: options.handshakeTimeoutMs,
       requestCert: options.requireClientCert,
       rejectUnauthorized: options.requireClientCert,
@@ -90,6 +97,9 @@ export class TlsHandshaker {
         socket.destroy(); // cannot happen: every handshake starts in handshake()
         return;
       }
+      // From here on a client's FIN must not stop the replies it is owed (§2);
+      // 'end' has not been emitted yet, so the session sees it half-open.
+      socket.allowHalfOpen = true;
       socket.setNoDelay(true);
       onSecure(socket, raw, subjectOf(socket));
     });
@@ -103,6 +113,10 @@ export class TlsHandshaker {
   handshake(raw: Socket): void {
     const key = peerKey(raw);
     this.#raw.set(key, raw);
+    // The TLS socket copies this from the raw one. A client's FIN before the
+    // handshake is done must close the socket at once: half-open, it would
+    // hold its connection slot and descriptor until the handshake timeout.
+    raw.allowHalfOpen = false;
     raw.once('close', () => {
       if (this.#raw.get(key) === raw) this.#raw.delete(key);
     });

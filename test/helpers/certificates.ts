@@ -24,6 +24,8 @@ export interface TestPki {
   read(path: string): Buffer;
   /** A new server certificate with another CN, for reload tests; returns its cert/key paths. */
   issueServer(cn: string): { cert: string; key: string };
+  /** A new client certificate signed by the CA, with `subject` as `-subj` takes it (UTF-8). */
+  issueClient(name: string, subject: string): { cert: string; key: string };
   remove(): void;
 }
 
@@ -43,7 +45,7 @@ export function makeTestPki(): TestPki {
   writeFileSync(path('client.ext'), 'extendedKeyUsage=clientAuth\n');
   const issue = (name: string, subject: string, ext: string, signer: 'ca' | 'self'): void => {
     openssl(
-      ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'].concat([
+      ['req', '-utf8', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'].concat([
         '-keyout',
         `${name}.key`,
         '-out',
@@ -89,6 +91,10 @@ export function makeTestPki(): TestPki {
     issueServer(cn) {
       const name = `server-${cn.replace(/\W/g, '')}`;
       issue(name, `/CN=${cn}`, 'server.ext', 'ca');
+      return { cert: path(`${name}.pem`), key: path(`${name}.key`) };
+    },
+    issueClient(name, subject) {
+      issue(name, subject, 'client.ext', 'ca');
       return { cert: path(`${name}.pem`), key: path(`${name}.key`) };
     },
     remove: () => rmSync(dir, { recursive: true, force: true }),

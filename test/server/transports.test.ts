@@ -5,6 +5,7 @@
  * certificate stored with each payload, and safe handling of the socket file.
  */
 import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import { copyFileSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect as connectTcp, createServer } from 'node:net';
@@ -17,7 +18,7 @@ import { startServer, type HeloServer, type StartServerOptions } from '../../src
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { makeTestPki } from '../helpers/certificates.js';
 import { waitFor } from '../helpers/processes.js';
-import { RawClient } from '../helpers/raw-client.js';
+import { delay, RawClient } from '../helpers/raw-client.js';
 import { assertFailed, runHelo } from '../helpers/run-cli.js';
 import { spawnServer } from '../helpers/server-process.js';
 
@@ -73,6 +74,28 @@ async function tlsExchange(
   return { text, error };
 }
 
+/** The first bytes a TLS client sends (its ClientHello), caught by a plain TCP listener. */
+async function captureClientHello(ca: Buffer): Promise<Buffer> {
+  const catcher = createServer();
+  catcher.listen(0, '127.0.0.1');
+  await once(catcher, 'listening');
+  const caught = new Promise<Buffer>((resolve) =>
+    catcher.once('connection', (socket) =>
+      socket.once('data', (chunk: Buffer) => {
+        resolve(chunk);
+        socket.destroy();
+      }),
+    ),
+  );
+  const { port } = catcher.address() as { port: number };
+  const client = connectTls({ host: '127.0.0.1', port, ca });
+  client.on('error', () => undefined);
+  const hello = await caught;
+  client.destroy();
+  catcher.close();
+  return hello;
+}
+
 describe('mutual TLS', () => {
   it('serves a client whose certificate the CA signed, and stores its subject with each payload', async () => {
     const { server, store } = await serve(MUTUAL_TLS);
@@ -85,6 +108,23 @@ describe('mutual TLS', () => {
     const [record] = store.read(0, 10);
     assert.equal(record?.payload.toString(), 'signed');
     assert.equal(record?.clientCert, 'O=lab, CN=alice');
+  });
+
+  it('stores a 40 KB certificate subject cut to 1 KiB of UTF-8, ending with …', async () => {
+    // Many OU fields, each with a 2-byte character, so that the cut can fall inside one.
+    const units = Array.from({ length: 1_000 }, (_, i) => `/OU=unité-${i}-${'x'.repeat(26)}`);
+    const huge = pki.issueClient('huge', `/CN=huge${units.join('')}`);
+    const fullSubject = new X509Certificate(pki.read(huge.cert)).subject.split('\n').join(', ');
+    assert.ok(Buffer.byteLength(fullSubject) > 40_000);
+    const { server, store } = await serve(MUTUAL_TLS);
+    const result = await tlsExchange(server.tlsPort!, huge, 'HELO\r\nDATA big\r\nQUIT\r\n');
+    assert.equal(result.text, '100 OK\r\n300 DRCV\r\n200 BYE\r\n');
+    const stored = store.read(0, 10)[0]?.clientCert ?? '';
+    assert.ok(Buffer.byteLength(stored) <= 1024, `${Buffer.byteLength(stored)} bytes stored`);
+    assert.ok(Buffer.byteLength(stored) > 1000, 'the budget is used, not wasted');
+    assert.ok(stored.endsWith('…'));
+    assert.ok(fullSubject.startsWith(stored.slice(0, -1)), 'a prefix of the subject');
+    assert.equal(Buffer.from(stored).toString(), stored, 'valid UTF-8');
   });
 
   for (const [who, options] of [
@@ -202,6 +242,46 @@ describe('TLS limits', () => {
     servers.splice(servers.indexOf(server), 1);
     await client.untilEnded();
     assert.equal(client.text, '100 OK\r\n503 BUSY\r\n');
+  });
+
+  it('gives the slot back as soon as a client closes during or right after its handshake', async () => {
+    const { server } = await serve({
+      tlsPort: 0,
+      tlsCertPath: pki.serverCert,
+      tlsKeyPath: pki.serverKey,
+      tlsHandshakeTimeoutMs: 10_000,
+      maxConnections: 5,
+    });
+    const ca = pki.read(pki.caCert);
+    const hello = await captureClientHello(ca);
+    // Done on the client's side: it closes before its last handshake bytes leave.
+    const closeAfterHandshake = async (): Promise<void> => {
+      const socket = connectTls({ host: '127.0.0.1', port: server.tlsPort!, ca });
+      socket.on('error', () => undefined);
+      await once(socket, 'secureConnect');
+      socket.destroy();
+    };
+    // Half done: a ClientHello, the server's answer, then a FIN.
+    const closeMidHandshake = async (): Promise<void> => {
+      const socket = connectTcp({ host: '127.0.0.1', port: server.tlsPort! });
+      socket.on('error', () => undefined);
+      await once(socket, 'connect');
+      socket.write(hello);
+      await once(socket, 'data');
+      socket.end();
+    };
+    await Promise.all([...[0, 1, 2].map(closeAfterHandshake), ...[0, 1].map(closeMidHandshake)]);
+    await delay(100);
+    const later = await Promise.all([0, 1].map(() => RawClient.open(server.port)));
+    for (const client of later) client.write('HELO\r\n');
+    await Promise.all(later.map((client) => client.untilBytes(8, 2_000)));
+    assert.deepEqual(
+      later.map((client) => client.text),
+      ['100 OK\r\n', '100 OK\r\n'],
+      'served, not 503 BUSY',
+    );
+    assert.equal(server.stats.rejected['max-connections'], 0);
+    for (const client of later) client.close();
   });
 
   it('cuts off a handshake that does not finish in time', async () => {

@@ -15,7 +15,7 @@
  * `--max-connections-per-ip` is on, each connection asks the primary (one
  * IPC round trip per connection: the price of that option in this mode).
  */
-import type { Admission, RejectReason } from '../admission.js';
+import { admissionKey, type Admission, type RejectReason } from '../admission.js';
 import { isMessage, sendIfConnected, type IpcPeer } from '../ipc/messages.js';
 import type { SlotsGranted, SlotsReclaim, SlotsRequest, SlotsReturn } from './cluster-messages.js';
 
@@ -75,16 +75,17 @@ export class SlotPool {
   #onRequest(worker: IpcPeer, holder: Holder, message: SlotsRequest): void {
     if (message.ip !== undefined) {
       // Per-IP mode: one connection, decided exactly, now.
+      const key = admissionKey(message.ip);
       let reason: RejectReason | null = null;
       if (this.#free === 0) reason = 'max-connections';
-      else if ((this.#perIp.get(message.ip) ?? 0) >= this.#maxPerIp) {
+      else if ((this.#perIp.get(key) ?? 0) >= this.#maxPerIp) {
         reason = 'max-connections-per-ip';
       }
       if (reason === null) {
         this.#free--;
         holder.held++;
-        this.#countIp(message.ip, 1);
-        holder.perIp.set(message.ip, (holder.perIp.get(message.ip) ?? 0) + 1);
+        this.#countIp(key, 1);
+        holder.perIp.set(key, (holder.perIp.get(key) ?? 0) + 1);
       }
       this.#grant(worker, message.request, reason === null ? 1 : 0, reason);
       return;
@@ -98,10 +99,11 @@ export class SlotPool {
     this.#free += message.count;
     holder.held -= message.count;
     if (message.ip !== undefined) {
-      this.#countIp(message.ip, -message.count);
-      const left = (holder.perIp.get(message.ip) ?? 0) - message.count;
-      if (left <= 0) holder.perIp.delete(message.ip);
-      else holder.perIp.set(message.ip, left);
+      const key = admissionKey(message.ip);
+      this.#countIp(key, -message.count);
+      const left = (holder.perIp.get(key) ?? 0) - message.count;
+      if (left <= 0) holder.perIp.delete(key);
+      else holder.perIp.set(key, left);
     }
     if (message.reclaimAnswer && holder.isReclaiming) {
       holder.isReclaiming = false;
