@@ -426,13 +426,15 @@ function createParentDirectory(path: string): string | undefined {
  * corrupted it (docs/SECURITY.md). A writer on such a file is refused.
  */
 function refuseHardLinks(path: string): void {
-  let links = 1;
+  let stats;
   try {
-    links = statSync(path).nlink;
+    stats = statSync(path);
   } catch {
     return; // Missing or unreadable: opening it says what is wrong.
   }
-  if (links > 1) {
+  // A directory always has several links; opening it says it is not a file.
+  const links = stats.nlink;
+  if (stats.isFile() && links > 1) {
     throw new StoreError(
       `store ${path} has ${links} hard links: SQLite cannot lock a file across hard links; use one path`,
     );

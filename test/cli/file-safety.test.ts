@@ -11,6 +11,7 @@ import {
   linkSync,
   lstatSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   renameSync,
   rmSync,
@@ -226,6 +227,23 @@ describe('Unix socket file at exit', () => {
       await server.stop();
       rmSync(path, { force: true });
     }
+  });
+});
+
+describe('Unix socket of a cluster', () => {
+  it('is put in place by the primary with --unix-mode, and removed with its private directory at exit', async () => {
+    const sub = mkdtempSync(join(dir, 'cluster-'));
+    const path = join(sub, 'cluster.sock');
+    const args = ['--port', '0', '--store', 'memory:', '--mode', 'cluster', '--workers', '2'];
+    const server = startHelo([...args, '--unix', path, '--unix-mode', '600'], '000');
+    try {
+      await server.listening;
+      assert.equal(lstatSync(path).mode & 0o777, 0o600);
+      await storePayloads(`unix:${path}`, ['to a cluster']);
+    } finally {
+      assert.equal(await server.stop(), 0);
+    }
+    assert.deepEqual(readdirSync(sub), []);
   });
 });
 
