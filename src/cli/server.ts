@@ -2,7 +2,7 @@
  * `helo server`: flags -> options, open the store, listen, and shut down
  * cleanly on SIGTERM / SIGINT (cli.md).
  */
-import { DEFAULT_STORE_URL, openStore } from '../store/open-store.js';
+import { DEFAULT_STORE_URL, openStore, storeModeWarning } from '../store/open-store.js';
 import { ServerCounters } from '../server/observe/server-counters.js';
 import { createLogger, flushLogger } from '../server/logger.js';
 import {
@@ -274,6 +274,8 @@ export async function run(argv: string[]): Promise<number> {
   // The store's commits are counted with the server's (`/metrics`).
   const counters = new ServerCounters();
   const store = await openStore(storeUrl, { onCommit: counters.onCommit });
+  const modeWarning = storeModeWarning(storeUrl);
+  if (modeWarning !== null) logger.warn(modeWarning);
   let server;
   try {
     server = await runServer({ ...options, httpToken: http.token, store, logger, counters });

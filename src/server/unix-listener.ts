@@ -6,11 +6,33 @@
  * on a stale file must work, but two things must never happen: deleting
  * the socket of a server that is still running, and deleting something that
  * is not a socket at all (a typo in `--unix` must not cost a user a file).
- * So on "address in use" the path is examined: a socket nobody answers on
- * is stale and is replaced; anything else is reported.
+ * So when the path is taken it is examined: a socket nobody answers on is
+ * stale and is replaced; anything else is reported.
+ *
+ * Two more rules (docs/SECURITY.md):
+ * - The socket is never reachable with looser permissions than
+ *   `--unix-mode`. bind() creates the file with the umask's mode and
+ *   chmod() can only follow, so the socket is bound inside a private
+ *   directory (0700) next to PATH, given its mode there, and only then
+ *   linked to PATH: it appears there with its final mode.
+ * - At exit only this server's own socket is removed. libuv unlinks the
+ *   path it bound when the listener closes, whatever is there by then; here
+ *   that is the private name, gone or harmless, and PATH itself is removed
+ *   only if it is still the socket (same device and inode) placed there.
  */
-import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
+import cluster from 'node:cluster';
+import {
+  chmodSync,
+  linkSync,
+  lstatSync,
+  mkdtempSync,
+  readdirSync,
+  renameSync,
+  rmdirSync,
+  unlinkSync,
+} from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import { basename, dirname, join } from 'node:path';
 import { ListenError } from '../errors.js';
 
 export interface UnixListenerOptions {
@@ -19,41 +41,144 @@ export interface UnixListenerOptions {
   readonly mode: number | null;
 }
 
+/**
+ * Set by a cluster primary for its workers: the private path they listen
+ * on (they share one socket, which the primary then puts in place).
+ */
+export const UNIX_BIND_PATH_ENV = 'HELO_UNIX_BIND_PATH';
+
 export async function listenUnix(
   options: UnixListenerOptions,
   onConnection: (socket: Socket) => void,
 ): Promise<Server> {
-  const { path } = options;
   // allowHalfOpen: a client's FIN must not stop the replies it is owed (§2).
   const server = createServer({ allowHalfOpen: true }, onConnection);
-  try {
-    await listenOn(server, path);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code !== 'EADDRINUSE') throw new ListenError(describe(error, path), { cause: error });
-    await removeStaleUnixSocket(path);
+  const sharedBindPath = cluster.isWorker ? process.env[UNIX_BIND_PATH_ENV] : undefined;
+  if (sharedBindPath !== undefined) {
+    // A cluster worker: the primary owns the public path (cluster-server.ts).
     try {
-      await listenOn(server, path);
-    } catch (again) {
-      throw new ListenError(describe(again, path), { cause: again });
+      await listenOn(server, sharedBindPath);
+    } catch (error) {
+      throw new ListenError(describe(error, options.path), { cause: error });
+    }
+    return server;
+  }
+  const socket = PrivateUnixSocket.create(options.path);
+  try {
+    await listenOn(server, socket.bindPath);
+  } catch (error) {
+    socket.release();
+    throw new ListenError(describe(error, options.path), { cause: error });
+  }
+  try {
+    await socket.place(options.mode);
+  } catch (error) {
+    server.close();
+    socket.release();
+    throw error;
+  }
+  server.once('close', () => socket.release());
+  return server;
+}
+
+/**
+ * A socket bound in a private directory next to its public path, then put
+ * in place with its final mode. One per listening socket.
+ */
+export class PrivateUnixSocket {
+  /** Identity of the socket placed at `path`, once placed. */
+  #placed: { dev: number; ino: number } | null = null;
+
+  private constructor(
+    readonly path: string,
+    readonly directory: string,
+  ) {}
+
+  /** Where to bind: inside a directory only this user can enter. */
+  get bindPath(): string {
+    return join(this.directory, 's');
+  }
+
+  /** Makes the private directory (mkdtemp: mode 0700, a fresh name). */
+  static create(path: string): PrivateUnixSocket {
+    try {
+      return new PrivateUnixSocket(
+        path,
+        mkdtempSync(join(dirname(path), `.${basename(path)}.helo-`)),
+      );
+    } catch (error) {
+      throw new ListenError(describe(error, path), { cause: error });
     }
   }
-  // The file stays behind when the listener closes: remove it then, but
-  // only if it is still this listener's (same inode), not a successor's.
-  const inode = lstatSync(path, { throwIfNoEntry: false })?.ino;
-  server.once('close', () => {
-    const now = lstatSync(path, { throwIfNoEntry: false });
-    if (now !== undefined && now.isSocket() && now.ino === inode) unlinkSync(path);
-  });
-  if (options.mode !== null) {
+
+  /**
+   * Gives the bound socket `mode` and links it to the public path, which
+   * must be free, a stale socket, or this object's own earlier socket (a
+   * cluster whose workers all died binds again). link() never replaces an
+   * existing file, so a file that appears meanwhile is not lost either.
+   */
+  async place(mode: number | null): Promise<void> {
+    const { path, bindPath } = this;
     try {
-      chmodSync(path, options.mode);
+      if (mode !== null) chmodSync(bindPath, mode);
     } catch (error) {
-      server.close();
       throw new ListenError(`cannot set the permissions of ${path}: ${describe(error, path)}`);
     }
+    for (let attempt = 0; ; attempt++) {
+      try {
+        linkSync(bindPath, path);
+        break;
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code !== 'EEXIST' || attempt > 0) {
+          throw new ListenError(describe(error, path), { cause: error });
+        }
+      }
+      if (this.#isOurs()) {
+        // Our own socket, dead now: replace it in one step.
+        renameSync(bindPath, path);
+        break;
+      }
+      await removeStaleUnixSocket(path);
+    }
+    unlinkIfPresent(bindPath);
+    const stat = lstatSync(path);
+    this.#placed = { dev: stat.dev, ino: stat.ino };
   }
-  return server;
+
+  /** `place`, if a socket is bound at the private path and not placed yet. */
+  async placeIfBound(mode: number | null): Promise<void> {
+    if (lstatSync(this.bindPath, { throwIfNoEntry: false })?.isSocket() === true) {
+      await this.place(mode);
+    }
+  }
+
+  /** Removes the public path if it is still our socket, and the private directory. */
+  release(): void {
+    if (this.#isOurs()) unlinkIfPresent(this.path);
+    this.#placed = null;
+    unlinkIfPresent(this.bindPath);
+    try {
+      rmdirSync(this.directory);
+    } catch {
+      // Not empty or gone: not ours to force.
+    }
+  }
+
+  #isOurs(): boolean {
+    const placed = this.#placed;
+    if (placed === null) return false;
+    const now = lstatSync(this.path, { throwIfNoEntry: false });
+    return now !== undefined && now.isSocket() && now.dev === placed.dev && now.ino === placed.ino;
+  }
+}
+
+function unlinkIfPresent(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
 }
 
 function listenOn(server: Server, path: string): Promise<void> {
@@ -80,6 +205,29 @@ export async function removeStaleUnixSocket(path: string): Promise<void> {
     throw new ListenError(`cannot listen on unix:${path}: another server is using it`);
   }
   unlinkSync(path);
+  removeLeftoverDirectories(path);
+}
+
+/**
+ * A server killed with SIGKILL leaves, next to its stale socket, the empty
+ * private directory it bound in; rmdir() removes only empty ones.
+ */
+function removeLeftoverDirectories(path: string): void {
+  const prefix = `.${basename(path)}.helo-`;
+  let names: string[];
+  try {
+    names = readdirSync(dirname(path));
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    try {
+      rmdirSync(join(dirname(path), name));
+    } catch {
+      // Not empty (a server binding right now), not ours, or gone.
+    }
+  }
 }
 
 function isAnswered(path: string): Promise<boolean> {
@@ -102,6 +250,7 @@ function describe(error: unknown, path: string): string {
     case 'ENOENT':
       return `cannot listen on unix:${path}: the directory does not exist`;
     case 'EADDRINUSE':
+    case 'EEXIST':
       return `cannot listen on unix:${path}: it is in use`;
     default:
       return `cannot listen on unix:${path}: ${error instanceof Error ? error.message : String(error)}`;

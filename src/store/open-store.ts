@@ -3,6 +3,7 @@
  * store` commands read from. `sqlite:PATH` (the default, durable) or
  * `memory:` (nothing durable); `postgres://…` may follow.
  */
+import { statSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { InvalidOptionError, StoreError } from '../errors.js';
 import { MemoryStore } from './memory-store.js';
@@ -72,4 +73,19 @@ export function describeStoreUrl(url: string): string {
     return 'memory: (not durable: records are lost when the process exits)';
   const where = isAbsolute(location.path) ? location.path : resolve(location.path);
   return `sqlite:${where}`;
+}
+
+/**
+ * For start-up logs: a warning when the SQLite file lets other users read
+ * or write it. New files are made private (sqlite-store.ts); an existing
+ * file keeps the mode its owner gave it, which may be on purpose (a backup
+ * user's group), so it is reported, not changed.
+ */
+export function storeModeWarning(url: string): string | null {
+  const location = parseStoreUrl(url);
+  if (location.kind === 'memory') return null;
+  const mode = statSync(location.path, { throwIfNoEntry: false })?.mode;
+  if (mode === undefined || (mode & 0o077) === 0) return null;
+  const octal = (mode & 0o777).toString(8).padStart(3, '0');
+  return `store ${location.path} has mode ${octal}: other users can read the records; chmod 600 ${location.path}*`;
 }

@@ -154,10 +154,13 @@ export class SqliteStore implements Store {
         `maxPageCount must be a whole number of pages >= 1, got ${maxPageCount}`,
       );
     }
+    // Before the try: this refusal is the whole message, not a cause.
+    if (create) refuseHardLinks(path);
     let db: Database.Database | undefined;
     try {
       const createdDirectory = create ? createParentDirectory(path) : undefined;
       const existed = existsSync(path);
+      if (create && !existed) createPrivateFile(path);
       // fileMustExist closes the gap between openExisting's check and here.
       db = new Database(path, { fileMustExist: !create });
       configure(db, busyTimeoutMs, create, options.maxPageCount);
@@ -402,7 +405,8 @@ function ensureSchema(db: Database.Database, create: boolean): void {
 /** Returns the first directory created, as `mkdirSync` does, or undefined. */
 function createParentDirectory(path: string): string | undefined {
   try {
-    return mkdirSync(dirname(path), { recursive: true });
+    // 0700: the records are nobody else's business (docs/SECURITY.md).
+    return mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     // A recursive mkdir that meets a regular file says EEXIST or ENOTDIR
@@ -412,6 +416,42 @@ function createParentDirectory(path: string): string | undefined {
       throw new StoreError(`${blocking} is not a directory`, { cause: error });
     }
     throw error;
+  }
+}
+
+/**
+ * SQLite locks a database through its path's inode, but keeps one lock
+ * table per process keyed by inode and trusts it for every path: two
+ * servers on two hard links of one file wrote over each other's pages and
+ * corrupted it (docs/SECURITY.md). A writer on such a file is refused.
+ */
+function refuseHardLinks(path: string): void {
+  let stats;
+  try {
+    stats = statSync(path);
+  } catch {
+    return; // Missing or unreadable: opening it says what is wrong.
+  }
+  // A directory always has several links; opening it says it is not a file.
+  const links = stats.nlink;
+  if (stats.isFile() && links > 1) {
+    throw new StoreError(
+      `store ${path} has ${links} hard links: SQLite cannot lock a file across hard links; use one path`,
+    );
+  }
+}
+
+/**
+ * Creates the database file readable and writable by its owner only,
+ * whatever the umask; SQLite then gives its -wal and -shm files the same
+ * mode. An existing file keeps the mode its owner chose.
+ */
+function createPrivateFile(path: string): void {
+  try {
+    closeSync(openSync(path, 'wx', 0o600));
+  } catch (error) {
+    // Created meanwhile by another server starting on it: it made it private.
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
   }
 }
 

@@ -32,7 +32,7 @@ import {
   type CountersData,
 } from '../observe/server-counters.js';
 import { tcpUrl } from '../listener.js';
-import { removeStaleUnixSocket } from '../unix-listener.js';
+import { PrivateUnixSocket, removeStaleUnixSocket, UNIX_BIND_PATH_ENV } from '../unix-listener.js';
 import { createLogger } from '../logger.js';
 import { resolveServerOptions, type ServerOptions } from '../options.js';
 import { type RunningServer, type ServerStats, type StartServerOptions } from '../server.js';
@@ -78,6 +78,8 @@ export class ClusterServer implements RunningServer {
   #urls: readonly string[] = [];
   #isShuttingDown = false;
   #closed: Promise<void> | null = null;
+  /** `--unix`: the workers' shared socket, bound privately and put in place here. */
+  #unixSocket: PrivateUnixSocket | null = null;
   #workersReplaced = 0;
   /** The primary's own counters: the store's commits (workers count the rest). */
   readonly #counters: ServerCounters;
@@ -150,10 +152,14 @@ export class ClusterServer implements RunningServer {
     cluster.setupPrimary({ exec: WORKER_PROGRAM, args: [], serialization: 'advanced' });
     // Done here, once: workers racing to replace a stale socket file would
     // find each other's new one and give up.
-    if (this.options.unixPath !== null) await removeStaleUnixSocket(this.options.unixPath);
+    if (this.options.unixPath !== null) {
+      await removeStaleUnixSocket(this.options.unixPath);
+      this.#unixSocket = PrivateUnixSocket.create(this.options.unixPath);
+    }
     const started = Array.from({ length: this.options.workers }, () => this.#startWorker());
     try {
       const listening = await Promise.all(started);
+      await this.#unixSocket?.place(this.options.unixMode);
       this.#port = listening[0]!.port;
       this.#urls = listening[0]!.urls;
     } catch (error) {
@@ -161,6 +167,7 @@ export class ClusterServer implements RunningServer {
       this.#isShuttingDown = true;
       this.#closed = this.#stopWorkers();
       await this.#closed;
+      this.#unixSocket?.release();
       throw error;
     }
     cluster.on('exit', this.#clusterOnExit);
@@ -181,7 +188,10 @@ export class ClusterServer implements RunningServer {
 
   /** Resolves once the worker listens; rejects if it cannot. */
   #startWorker(): Promise<WorkerListening> {
-    const worker = cluster.fork({ [WORKER_OPTIONS_ENV]: JSON.stringify(this.options) });
+    const worker = cluster.fork({
+      [WORKER_OPTIONS_ENV]: JSON.stringify(this.options),
+      ...(this.#unixSocket === null ? {} : { [UNIX_BIND_PATH_ENV]: this.#unixSocket.bindPath }),
+    });
     const peer = worker.process as IpcPeer;
     const stopHosting = hostStore(peer, this.#store, this.#storeStats);
     const releaseSlots = this.#slots.attach(peer);
@@ -234,9 +244,13 @@ export class ClusterServer implements RunningServer {
     const replace = (): void => {
       if (this.#isShuttingDown) return;
       this.#workersReplaced++;
-      this.#startWorker().catch((error: unknown) =>
-        this.logger.error({ err: String(error) }, 'replacement worker failed to start'),
-      );
+      this.#startWorker()
+        // After every worker had died the socket was closed; the replacement
+        // bound a new one privately, which goes in place of the dead one.
+        .then(() => this.#unixSocket?.placeIfBound(this.options.unixMode))
+        .catch((error: unknown) =>
+          this.logger.error({ err: String(error) }, 'replacement worker failed to start'),
+        );
     };
     if (isCrashLooping) setTimeout(replace, RESPAWN_BACKOFF_MS).unref();
     else replace();
@@ -334,6 +348,7 @@ export class ClusterServer implements RunningServer {
     this.#isShuttingDown = true;
     this.logger.info({ workers: this.#workers.size }, 'shutting down');
     await this.#stopWorkers();
+    this.#unixSocket?.release();
     this.#observatory?.close();
     this.logger.info('server closed');
   }
