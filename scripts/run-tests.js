@@ -18,8 +18,9 @@ function findTests(dir) {
 
 // Arguments name test files or folders (`dist/test/core`); none means all.
 const only = process.argv.slice(2);
-const files = (only.length > 0 ? only : ['dist/test'])
-  .flatMap((path) => (path.endsWith('.test.js') ? [path] : findTests(path).sort()));
+const files = (only.length > 0 ? only : ['dist/test']).flatMap((path) =>
+  path.endsWith('.test.js') ? [path] : findTests(path).sort(),
+);
 if (files.length === 0) {
   console.error('no test files found (did the build run?)');
   process.exit(1);
