@@ -5,8 +5,9 @@
  *
  *   socket 'data' -> StreamProtocol.push -> one action per line
  *     reply            -> queued in request order
- *     store            -> store.append(); its 300 DRCV (or 500 FAIL) takes
- *                         its place in the queue and waits for the commit
+ *     store            -> appendForReply() (store-reply.ts); its 300 DRCV
+ *                         (or 500 FAIL) takes its place in the queue and
+ *                         waits for the commit
  *   end of the read  -> every reply that is ready goes out in ONE write
  *
  * Replies leave strictly in request order (protocol.md §2): a reply behind a
@@ -25,6 +26,7 @@ import type { ServerCounters } from './observe/server-counters.js';
 import type { ServerOptions } from './options.js';
 import { SimulatedWork } from './simulated-work.js';
 import { contained, faultFields } from './fault-boundary.js';
+import { appendForReply } from './store-reply.js';
 
 /**
  * What a connection is driven over: a TCP, Unix or TLS socket, or a
@@ -383,29 +385,15 @@ export class Connection {
       payload,
       clientCert: this.#context.clientCert,
     };
-    let appended: Promise<number>;
-    try {
-      appended = this.#context.store.append(record);
-    } catch (error) {
-      // A store must reject, not throw; one that throws still costs only this payload.
-      appended = Promise.reject(error as Error);
-    }
-    appended.then(
-      this.#contain(() => {
-        this.#payloads++;
-        this.#context.counters.payloadsStored++;
-        this.#settle(pending, Replies.DRCV);
+    const { store, counters, logger } = this.#context;
+    appendForReply(store, record, counters, logger, { session: this.session }).then(
+      this.#contain((reply: ReplyInfo) => {
+        if (reply === Replies.DRCV) this.#payloads++;
+        else this.#failedPayloads++;
+        this.#settle(pending, reply);
       }),
-      this.#contain((error: unknown) => {
-        // The one place where a store failure becomes 500 FAIL (protocol.md §4).
-        this.#failedPayloads++;
-        this.#context.counters.payloadsFailed++;
-        this.#context.logger.error(
-          { session: this.session, err: error instanceof Error ? error.message : String(error) },
-          'payload not stored; answering 500 FAIL',
-        );
-        this.#settle(pending, Replies.FAIL);
-      }),
+      // Only a fault of helo's own (its logger throwing) rejects: store failures are 500 FAIL.
+      this.#onFault,
     );
   }
 

@@ -181,26 +181,9 @@ export class HeloServer implements RunningServer {
     };
   }
 
-  /** Everything this server has counted, UDP datagrams included. */
+  /** Everything this server has counted, UDP datagrams included (the endpoint counts in `counters`). */
   countersData(): CountersData {
-    const data = this.counters.toData();
-    if (this.#udp === null) return data;
-    const udp = this.#udp.stats;
-    const replies = { ...data.replies };
-    for (const [code, count] of Object.entries(udp.repliesByCode)) {
-      replies[code] = (replies[code] ?? 0) + count;
-    }
-    return {
-      ...data,
-      connectionsTotal: { ...data.connectionsTotal, udp: udp.datagramsIn },
-      connectionsCurrent: { ...data.connectionsCurrent, udp: udp.pendingAppends },
-      replies,
-      payloadsStored: data.payloadsStored + udp.payloadsStored,
-      payloadsFailed: data.payloadsFailed + udp.payloadsFailed,
-      bytesReceived: data.bytesReceived + udp.bytesIn,
-      bytesSent: data.bytesSent + udp.bytesOut,
-      crossProtocolRejects: data.crossProtocolRejects + udp.rejected,
-    };
+    return this.counters.toData();
   }
 
   async #openObservatory(): Promise<Observatory> {
@@ -246,6 +229,7 @@ export class HeloServer implements RunningServer {
             logger: this.logger,
             newSessionId: () => this.#newSessionId(),
             isShuttingDown: () => this.#isShuttingDown,
+            counters: this.counters,
           },
         );
       }

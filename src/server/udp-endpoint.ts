@@ -2,23 +2,16 @@
  * The UDP transport (protocol.md §6): one request per datagram, one reply
  * datagram, no state across datagrams.
  *
- *   datagram -> interpretDatagram() (pure: framer + a fresh Session)
+ *   datagram -> interpretDatagram() (src/core/datagram.ts, pure: how a
+ *               datagram is read, framer + a fresh Session)
  *     reply  -> one reply datagram to the sender, at once
- *     store  -> store.append() with a fresh session id, no HELO name;
- *               300 DRCV once committed, 500 FAIL if not
+ *     store  -> appendForReply() (store-reply.ts) with a fresh session id,
+ *               no HELO name; 300 DRCV once committed, 500 FAIL if not
  *     reject -> §8: no reply (logged as a warning, rate-limited)
  *
- * A datagram is read exactly as the same bytes would be read on a TCP
- * connection that has just opened, with these rules on top:
- *
- * - One final LF or CRLF is optional and removed; a lone final CR is a byte
- *   of the request (as on TCP, where only the CR before an LF goes).
- * - `DATA`, LF, payload is one request; an LF inside a datagram otherwise
- *   makes it more than one request, answered `400 BCMD` (nothing stored).
- * - The line limit is the TCP one, per line: `DATA <payload>` may be
- *   `maxLineBytes` long in all, and with `DATA` LF payload the payload line
- *   alone may be `maxLineBytes` long. Over the limit: `401 LONG`.
- * - An HTTP-looking command line anywhere in the datagram: no reply (§8).
+ * It counts in the server's ServerCounters, the same fields the stream
+ * transports count in (a datagram is a `udp` connection, an append in
+ * flight a current one), so `/metrics` needs nothing UDP-specific.
  *
  * UDP has no acknowledgement of its own, so DATA is at-least-once: if the
  * `300 DRCV` datagram is lost, the client's retry is a new datagram and is
@@ -29,21 +22,13 @@ import dgram, { type RemoteInfo, type Socket, type SocketType } from 'node:dgram
 import { lookup } from 'node:dns/promises';
 import net from 'node:net';
 import type { Logger } from 'pino';
-import { LineFramer, type LineSink } from '../core/framer.js';
+import { interpretDatagram } from '../core/datagram.js';
 import { ALL_REPLIES, Replies, type ReplyInfo } from '../core/replies.js';
-import {
-  Session,
-  type RejectAction,
-  type ReplyAction,
-  type SessionAction,
-  type StoreAction,
-} from '../core/session.js';
 import { ListenError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { describeListenError, formatHostPort } from './listener.js';
-
-/** What one datagram asks for: a reply, a payload to store, or silence (§8). */
-export type DatagramRequest = ReplyAction | StoreAction | RejectAction;
+import { ServerCounters } from './observe/server-counters.js';
+import { appendForReply } from './store-reply.js';
 
 export interface UdpEndpointOptions {
   /** Address to bind (`--host`): an IP address or a host name. */
@@ -70,8 +55,18 @@ export interface UdpEndpointContext {
   readonly newSessionId: () => string;
   /** True once the server is shutting down: every request is answered `503 BUSY`. */
   readonly isShuttingDown: () => boolean;
+  /**
+   * Where it counts: the server's counters, shared with the stream
+   * transports. Without them (an endpoint on its own) it counts in its own.
+   */
+  readonly counters?: ServerCounters;
 }
 
+/**
+ * Read from the counters the endpoint counts in: when those are the
+ * server's, shared with the stream transports, the byte, reply, payload and
+ * `rejected` figures include those transports' too.
+ */
 export interface UdpEndpointStats {
   /** Datagrams received, whatever they held. */
   readonly datagramsIn: number;
@@ -93,64 +88,8 @@ export interface UdpEndpointStats {
   readonly sendErrors: number;
 }
 
-const LF = 0x0a;
-const CR = 0x0d;
-const CRLF = Buffer.from('\r\n');
-const REJECT: RejectAction = Object.freeze({ type: 'reject' });
-const REPLY_BCMD: ReplyAction = Object.freeze({ type: 'reply', reply: Replies.BCMD });
-const REPLY_LONG: ReplyAction = Object.freeze({ type: 'reply', reply: Replies.LONG });
 const DEFAULT_MAX_PENDING_APPENDS = 1024;
 const DEFAULT_SHUTDOWN_GRACE_MS = 8_000;
-
-/**
- * Reads one datagram as protocol.md §6 says (rules at the top of this file).
- * Pure: no socket, no clock. Never throws for any bytes.
- */
-export function interpretDatagram(datagram: Buffer, maxLineBytes: number): DatagramRequest {
-  let end = datagram.length;
-  if (end > 0 && datagram[end - 1] === LF) {
-    end--;
-    if (end > 0 && datagram[end - 1] === CR) end--;
-  }
-  // The rest is framed as TCP would frame it followed by CRLF: the framer
-  // then removes exactly that CR, so a final CR of the request itself stays.
-  const reader = new DatagramReader();
-  new LineFramer(maxLineBytes).push(Buffer.concat([datagram.subarray(0, end), CRLF]), reader);
-  if (reader.isRejected) return REJECT;
-  if (reader.requests === 1 && reader.session.state === 'command') return reader.first!;
-  // Not exactly one request: several, or a bare DATA with no payload line
-  // (no state crosses datagrams, so none can follow).
-  return reader.hasLongLine ? REPLY_LONG : REPLY_BCMD;
-}
-
-/** The lines of one datagram through a fresh Session: how many requests, and the first. */
-class DatagramReader implements LineSink {
-  readonly session = new Session();
-  requests = 0;
-  first: ReplyAction | StoreAction | null = null;
-  isRejected = false;
-  hasLongLine = false;
-
-  onLine(chunk: Buffer, start: number, end: number): boolean {
-    return this.#take(this.session.onLine(chunk, start, end));
-  }
-
-  onLongLine(): boolean {
-    this.hasLongLine = true;
-    return this.#take(this.session.onLongLine());
-  }
-
-  #take(action: SessionAction): boolean {
-    if (action.type === 'reject') {
-      this.isRejected = true;
-      return false;
-    }
-    if (action.type === 'await-payload') return true;
-    this.requests++;
-    this.first ??= action;
-    return true;
-  }
-}
 
 export class UdpEndpoint {
   readonly #socket: Socket;
@@ -169,16 +108,9 @@ export class UdpEndpoint {
   #unsent = 0;
   #onAllSent: (() => void) | null = null;
 
-  #datagramsIn = 0;
-  #bytesIn = 0;
-  #bytesOut = 0;
-  readonly #repliesByCode: Record<number, number> = Object.fromEntries(
-    ALL_REPLIES.map((reply) => [reply.code, 0]),
-  );
-  #rejected = 0;
+  readonly #counters: ServerCounters;
+  /** Not in the server's counters: they have no field for these. */
   #dropped = 0;
-  #payloadsStored = 0;
-  #payloadsFailed = 0;
   #sendErrors = 0;
 
   private constructor(
@@ -194,6 +126,7 @@ export class UdpEndpoint {
     this.#maxPendingAppends = options.maxPendingAppends ?? DEFAULT_MAX_PENDING_APPENDS;
     this.#shutdownGraceMs = options.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS;
     this.#context = context;
+    this.#counters = context.counters ?? new ServerCounters();
     this.#warnings = new WarningLimiter(context.logger);
     socket.on('message', this.#socketOnMessage);
     socket.on('error', this.#socketOnError);
@@ -242,15 +175,18 @@ export class UdpEndpoint {
   }
 
   get stats(): UdpEndpointStats {
+    const counters = this.#counters;
     return {
-      datagramsIn: this.#datagramsIn,
-      bytesIn: this.#bytesIn,
-      repliesByCode: { ...this.#repliesByCode },
-      bytesOut: this.#bytesOut,
-      rejected: this.#rejected,
+      datagramsIn: counters.connectionsTotal.udp,
+      bytesIn: counters.bytesReceived,
+      repliesByCode: Object.fromEntries(
+        ALL_REPLIES.map((reply) => [reply.code, counters.repliesByCode[reply.code]!]),
+      ),
+      bytesOut: counters.bytesSent,
+      rejected: counters.crossProtocolRejects,
       dropped: this.#dropped,
-      payloadsStored: this.#payloadsStored,
-      payloadsFailed: this.#payloadsFailed,
+      payloadsStored: counters.payloadsStored,
+      payloadsFailed: counters.payloadsFailed,
       pendingAppends: this.#pending.size,
       sendErrors: this.#sendErrors,
     };
@@ -294,12 +230,12 @@ export class UdpEndpoint {
   }
 
   readonly #socketOnMessage = (datagram: Buffer, peer: RemoteInfo): void => {
-    this.#datagramsIn++;
-    this.#bytesIn += datagram.length;
+    this.#counters.connectionsTotal.udp++;
+    this.#counters.bytesReceived += datagram.length;
     const request = interpretDatagram(datagram, this.#maxLineBytes);
     if (request.type === 'reject') {
       // protocol.md §8: an HTTP-looking command line gets no reply.
-      this.#rejected++;
+      this.#counters.crossProtocolRejects++;
       this.#warnings.warn(
         { peer: formatPeer(peer), transport: 'udp' },
         'HTTP-like line in a UDP datagram; no reply',
@@ -340,40 +276,26 @@ export class UdpEndpoint {
       name: null,
       payload,
     };
-    let appended: Promise<number>;
-    try {
-      appended = this.#context.store.append(record);
-    } catch (error) {
-      appended = Promise.reject(error);
-    }
-    const settled = appended.then(
-      () => {
-        this.#payloadsStored++;
-        this.#send(Replies.DRCV, peer);
-      },
-      (error: unknown) => {
-        // As on TCP, a store failure becomes 500 FAIL (protocol.md §4).
-        this.#payloadsFailed++;
-        this.#context.logger.error(
-          {
-            session: record.session,
-            peer: record.peer,
-            transport: 'udp',
-            err: error instanceof Error ? error.message : String(error),
-          },
-          'payload not stored; answering 500 FAIL',
-        );
-        this.#send(Replies.FAIL, peer);
-      },
-    );
+    const { store, logger } = this.#context;
+    const counters = this.#counters;
+    const settled = appendForReply(store, record, counters, logger, {
+      session: record.session,
+      peer: record.peer,
+      transport: 'udp',
+    }).then((reply) => this.#send(reply, peer));
+    // An append in flight is a UDP "connection" open now (`connectionsCurrent`).
+    counters.connectionsCurrent.udp++;
     this.#pending.add(settled);
-    void settled.finally(() => this.#pending.delete(settled));
+    void settled.finally(() => {
+      this.#pending.delete(settled);
+      counters.connectionsCurrent.udp--;
+    });
   }
 
   #send(reply: ReplyInfo, peer: RemoteInfo): void {
     if (this.#isSocketClosed) return;
-    this.#repliesByCode[reply.code] = (this.#repliesByCode[reply.code] ?? 0) + 1;
-    this.#bytesOut += reply.bytes.length;
+    this.#counters.repliesByCode[reply.code]!++;
+    this.#counters.bytesSent += reply.bytes.length;
     this.#unsent++;
     try {
       this.#socket.send(reply.bytes, peer.port, peer.address, (error) => {

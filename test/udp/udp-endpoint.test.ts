@@ -10,19 +10,16 @@ import { once } from 'node:events';
 import { after, afterEach, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { pino, type Logger } from 'pino';
-import { LineFramer } from '../../src/core/framer.js';
 import { ALL_REPLIES, Replies } from '../../src/core/replies.js';
-import { Session, type SessionAction } from '../../src/core/session.js';
+import { Session } from '../../src/core/session.js';
 import { ListenError } from '../../src/errors.js';
-import {
-  interpretDatagram,
-  UdpEndpoint,
-  type DatagramRequest,
-} from '../../src/server/udp-endpoint.js';
+import { interpretDatagram } from '../../src/core/datagram.js';
+import { UdpEndpoint } from '../../src/server/udp-endpoint.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import type { Store } from '../../src/store/store.js';
 import { ControlledStore } from '../helpers/stores.js';
 import { bytes, loadVectors, type Vector } from '../helpers/vectors.js';
+import { datagramArbitrary } from '../core/datagram-arbitrary.js';
 import { UdpPeer } from './lossy-relay.js';
 
 const BOUNDED = { timeout: 20_000 };
@@ -534,135 +531,6 @@ describe('UDP endpoint: store failure, shutdown, close, bind', BOUNDED, () => {
     const { endpoint } = await open();
     assert.equal(endpoint.url, `udp://127.0.0.1:${endpoint.port}`);
     assert.equal(endpoint.host, '127.0.0.1');
-  });
-});
-
-/** What an action means on the wire, for comparisons. */
-function describeRequest(action: DatagramRequest | SessionAction): string {
-  switch (action.type) {
-    case 'reply':
-      return `reply ${action.reply.code}`;
-    case 'store':
-      return `store ${action.payload.toString('hex')}`;
-    case 'reject':
-      return 'no reply';
-    case 'await-payload':
-      return 'await-payload';
-  }
-}
-
-/** The actions of TCP's core for `line` + CRLF on a fresh connection. */
-function tcpActions(line: Buffer, maxLineBytes: number): SessionAction[] {
-  const session = new Session();
-  const actions: SessionAction[] = [];
-  new LineFramer(maxLineBytes).push(Buffer.concat([line, Buffer.from('\r\n')]), {
-    onLine: (chunk, start, end) => {
-      actions.push(session.onLine(chunk, start, end));
-      return true;
-    },
-    onLongLine: () => {
-      actions.push(session.onLongLine());
-      return true;
-    },
-  });
-  return actions;
-}
-
-const TOKENS = [
-  'HELO',
-  'helo',
-  'DATA',
-  'data',
-  'QUIT',
-  ' ',
-  '\t',
-  '\r',
-  '\n',
-  '\r\n',
-  'x',
-  'alice',
-  'GET / HTTP/1.1',
-  'Host: a',
-  '\x00',
-  '\xff',
-];
-
-/** Random datagrams: raw bytes, and sequences of protocol-ish tokens that reach every branch. */
-const datagramArbitrary = fc.oneof(
-  fc.uint8Array({ maxLength: 120 }).map((array) => Buffer.from(array)),
-  fc
-    .array(fc.constantFrom(...TOKENS), { maxLength: 10 })
-    .map((parts) => Buffer.from(parts.join(''), 'latin1')),
-);
-
-describe('interpretDatagram (pure)', () => {
-  const MAX = 24;
-
-  it('never throws, and asks for a reply from the table, a store, or silence', () => {
-    const known = new Set(ALL_REPLIES);
-    fc.assert(
-      fc.property(datagramArbitrary, (datagram) => {
-        const request = interpretDatagram(datagram, MAX);
-        if (request.type === 'reply') assert.ok(known.has(request.reply));
-        if (request.type === 'store') assert.ok(request.payload.length <= MAX);
-      }),
-      { numRuns: 2_000 },
-    );
-  });
-
-  it('a final CRLF changes nothing', () => {
-    fc.assert(
-      fc.property(datagramArbitrary, (datagram) => {
-        fc.pre(datagram.at(-1) !== 0x0a);
-        const withCrlf = Buffer.concat([datagram, Buffer.from('\r\n')]);
-        assert.equal(
-          describeRequest(interpretDatagram(withCrlf, MAX)),
-          describeRequest(interpretDatagram(datagram, MAX)),
-        );
-        if (datagram.at(-1) !== 0x0d) {
-          const withLf = Buffer.concat([datagram, Buffer.from('\n')]);
-          assert.equal(
-            describeRequest(interpretDatagram(withLf, MAX)),
-            describeRequest(interpretDatagram(datagram, MAX)),
-          );
-        }
-      }),
-      { numRuns: 2_000 },
-    );
-  });
-
-  it('a one-line datagram means what the same line means on a new TCP connection', () => {
-    fc.assert(
-      fc.property(datagramArbitrary, (datagram) => {
-        fc.pre(!datagram.includes(0x0a));
-        const [action, ...rest] = tcpActions(datagram, MAX);
-        assert.equal(rest.length, 0);
-        const expected =
-          action!.type === 'await-payload'
-            ? `reply ${Replies.BCMD.code}`
-            : describeRequest(action!);
-        assert.equal(describeRequest(interpretDatagram(datagram, MAX)), expected);
-      }),
-      { numRuns: 2_000 },
-    );
-  });
-
-  it('DATA LF payload stores any payload without LF up to the limit', () => {
-    fc.assert(
-      fc.property(fc.uint8Array({ maxLength: MAX }), fc.boolean(), (array, crlf) => {
-        const payload = Buffer.from(array.filter((byte) => byte !== 0x0a));
-        const datagram = Buffer.concat([
-          Buffer.from(crlf ? 'DATA\r\n' : 'DATA\n'),
-          payload,
-          Buffer.from('\r\n'),
-        ]);
-        assert.equal(
-          describeRequest(interpretDatagram(datagram, MAX)),
-          `store ${payload.toString('hex')}`,
-        );
-      }),
-      { numRuns: 1_000 },
-    );
   });
 });
 
