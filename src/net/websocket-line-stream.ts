@@ -6,6 +6,14 @@
  *
  * What §7 forbids is refused here, before the protocol sees it: a binary
  * message, or a text message with an LF inside, closes the WebSocket.
+ *
+ * Backpressure works as on a socket, in both directions. Reading: when the
+ * reader stops taking lines (`Connection` paused, or a sequential session
+ * still waiting for its turn), `push()` returns false and the WebSocket is
+ * paused (`ws.pause()` stops reading its TCP socket); `_read()` resumes it.
+ * Writing: a write completes only once ws has handed its last message to
+ * the TCP socket, so `writableLength` counts the replies the kernel has not
+ * taken yet, which is what `Connection` compares with its high-water mark.
  */
 import { Duplex } from 'node:stream';
 import type { RawData, WebSocket } from 'ws';
@@ -63,7 +71,9 @@ export class WebSocketLineStream extends Duplex {
       this.#refuse(CLOSE_PROTOCOL_ERROR, 'one message holds one line');
       return;
     }
-    this.push(Buffer.concat([line, Buffer.of(LF)]));
+    // Messages of the chunk ws is parsing still come after a pause: a few
+    // kilobytes at most, kept in this stream's buffer until they are read.
+    if (!this.push(Buffer.concat([line, Buffer.of(LF)]))) this.#ws.pause();
   };
 
   #refuse(code: number, reason: string): void {
@@ -72,7 +82,7 @@ export class WebSocketLineStream extends Duplex {
   }
 
   override _read(): void {
-    // Messages arrive as they come; the WebSocket has no pause that would help here.
+    if (this.#ws.isPaused) this.#ws.resume();
   }
 
   override _write(
