@@ -54,13 +54,25 @@ const WORKER_PROGRAM = fileURLToPath(new URL('./worker.js', import.meta.url));
 const KILL_AFTER_GRACE_MS = 1_000;
 /** A worker dying sooner than this after its start is "crash looping": wait before the next. */
 const CRASH_LOOP_MS = 2_000;
-const RESPAWN_BACKOFF_MS = 1_000;
+/** The wait before replacing a crash-looping worker doubles from the first to the cap. */
+const RESPAWN_BACKOFF_FIRST_MS = 100;
+const RESPAWN_BACKOFF_MAX_MS = 5_000;
+/** Workers dying before they listen, this many in a row: the cluster gives up (exit 1). */
+const MAX_START_FAILURES = 10;
 /** A worker that does not send its counters this fast is counted as of its last report. */
 const COUNTERS_TIMEOUT_MS = 1_000;
+
+/** The ports a listener given as 0 was bound to, which every later worker must use. */
+type BoundPorts = Pick<ServerOptions, 'port' | 'tlsPort' | 'udpPort' | 'httpPort'>;
 
 interface WorkerState {
   readonly worker: Worker;
   readonly startedAt: number;
+  /** Started with the ports bound by the first worker (rather than the 0s asked for). */
+  readonly onBoundPorts: boolean;
+  isListening: boolean;
+  /** Why it could not listen, as it said. */
+  failure: string | null;
   readonly detach: () => void;
   /** Its latest metrics counters (answers to requests, or the per-second report). */
   counters: CountersData | null;
@@ -79,6 +91,19 @@ export class ClusterServer implements RunningServer {
   #isShuttingDown = false;
   #closed: Promise<void> | null = null;
   #workersReplaced = 0;
+  /** Ports bound by the first worker to listen; null until then. */
+  #boundPorts: BoundPorts | null = null;
+  /** Workers that died young in a row: the exponent of the replacement backoff. */
+  #youngDeaths = 0;
+  /** Workers that died before listening, in a row. */
+  #startFailures = 0;
+  readonly #replacementTimers = new Set<NodeJS.Timeout>();
+  #giveUp: (error: Error) => void = () => {};
+  /**
+   * Settles only when the cluster gives up (workers keep dying during
+   * start-up); the CLI then exits non-zero with its message.
+   */
+  readonly failure = new Promise<Error>((resolve) => (this.#giveUp = resolve));
   /** The primary's own counters: the store's commits (workers count the rest). */
   readonly #counters: ServerCounters;
   /** What workers that have exited had counted. */
@@ -179,15 +204,30 @@ export class ClusterServer implements RunningServer {
     );
   }
 
-  /** Resolves once the worker listens; rejects if it cannot. */
+  /**
+   * Resolves once the worker listens; rejects if it cannot.
+   *
+   * A listener given as 0 gets a random port from the first worker; the
+   * shared socket behind it closes once no worker holds it (all died), so
+   * replacements then ask for the bound port itself. Not before: while a
+   * worker still holds the socket asked for as 0, another asking for the
+   * number would be a second socket on the same port (EADDRINUSE).
+   */
   #startWorker(): Promise<WorkerListening> {
-    const worker = cluster.fork({ [WORKER_OPTIONS_ENV]: JSON.stringify(this.options) });
+    const onBoundPorts =
+      this.#boundPorts !== null &&
+      [...this.#workers.values()].every((other) => other.onBoundPorts);
+    const options = onBoundPorts ? { ...this.options, ...this.#boundPorts } : this.options;
+    const worker = cluster.fork({ [WORKER_OPTIONS_ENV]: JSON.stringify(options) });
     const peer = worker.process as IpcPeer;
     const stopHosting = hostStore(peer, this.#store, this.#storeStats);
     const releaseSlots = this.#slots.attach(peer);
     const state: WorkerState = {
       worker,
       startedAt: Date.now(),
+      onBoundPorts,
+      isListening: false,
+      failure: null,
       counters: null,
       detach: () => {
         stopHosting();
@@ -210,8 +250,14 @@ export class ClusterServer implements RunningServer {
     });
     return new Promise<WorkerListening>((resolve, reject) => {
       worker.on('message', (message: unknown) => {
-        if (isMessage<WorkerListening>(message, 'helo:listening')) resolve(message);
+        if (isMessage<WorkerListening>(message, 'helo:listening')) {
+          state.isListening = true;
+          this.#startFailures = 0;
+          this.#boundPorts ??= message.ports;
+          resolve(message);
+        }
         if (isMessage<WorkerListenFailed>(message, 'helo:listen-failed')) {
+          state.failure = message.message;
           reject(new ListenError(message.message));
         }
       });
@@ -226,21 +272,51 @@ export class ClusterServer implements RunningServer {
     if (state === undefined) return;
     this.#forget(state);
     if (this.#isShuttingDown) return;
+    if (!state.isListening) {
+      this.#startFailures++;
+      if (this.#startFailures >= MAX_START_FAILURES) {
+        const cause = state.failure ?? `it exited with ${signal ?? `status ${code}`}`;
+        this.#stopAndGiveUp(
+          new ListenError(
+            `cluster workers died during start-up ${this.#startFailures} times in a row; ` +
+              `giving up (the last: ${cause})`,
+          ),
+        );
+        return;
+      }
+    }
+    const isYoung = !state.isListening || Date.now() - state.startedAt < CRASH_LOOP_MS;
+    const delayMs = isYoung
+      ? Math.min(RESPAWN_BACKOFF_MAX_MS, RESPAWN_BACKOFF_FIRST_MS * 2 ** this.#youngDeaths)
+      : 0;
+    this.#youngDeaths = isYoung ? this.#youngDeaths + 1 : 0;
     this.logger.warn(
-      { workerPid: worker.process.pid, code, signal },
+      { workerPid: worker.process.pid, code, signal, failure: state.failure, delayMs },
       'cluster worker died; starting a replacement',
     );
-    const isCrashLooping = Date.now() - state.startedAt < CRASH_LOOP_MS;
     const replace = (): void => {
       if (this.#isShuttingDown) return;
       this.#workersReplaced++;
       this.#startWorker().catch((error: unknown) =>
-        this.logger.error({ err: String(error) }, 'replacement worker failed to start'),
+        this.logger.warn({ err: String(error) }, 'replacement worker failed to start'),
       );
     };
-    if (isCrashLooping) setTimeout(replace, RESPAWN_BACKOFF_MS).unref();
-    else replace();
+    if (delayMs === 0) {
+      replace();
+      return;
+    }
+    // Not unref()ed: while it waits, this timer may be all that keeps the primary alive.
+    const timer = setTimeout(() => {
+      this.#replacementTimers.delete(timer);
+      replace();
+    }, delayMs);
+    this.#replacementTimers.add(timer);
   };
+
+  /** Workers cannot start: stop the rest and let the caller exit non-zero. */
+  #stopAndGiveUp(error: Error): void {
+    void this.close().then(() => this.#giveUp(error));
+  }
 
   #forget(state: WorkerState): void {
     if (!this.#workers.delete(state.worker)) return;
@@ -339,6 +415,8 @@ export class ClusterServer implements RunningServer {
   }
 
   async #stopWorkers(): Promise<void> {
+    for (const timer of this.#replacementTimers) clearTimeout(timer);
+    this.#replacementTimers.clear();
     const exits = [...this.#workers.values()].map(
       (state) =>
         new Promise<void>((resolve) => {
