@@ -11,13 +11,6 @@ export interface WorkerListening {
   readonly port: number;
   /** Every address, as `HeloServer.urls` lists them. */
   readonly urls: readonly string[];
-  /** Every port bound (null: that listener is off), for replacements of a `--port 0` cluster. */
-  readonly ports: {
-    readonly port: number;
-    readonly tlsPort: number | null;
-    readonly udpPort: number | null;
-    readonly httpPort: number | null;
-  };
 }
 
 /** Worker -> primary: it could not listen; the message says why, in one line. */

@@ -16,6 +16,8 @@
  * and no two processes ever compete for the SQLite file's write lock.
  */
 import cluster, { type Worker } from 'node:cluster';
+import { createSocket } from 'node:dgram';
+import { createServer, isIPv6 } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { ListenError } from '../../errors.js';
@@ -31,7 +33,7 @@ import {
   withoutCurrent,
   type CountersData,
 } from '../observe/server-counters.js';
-import { tcpUrl } from '../listener.js';
+import { boundPort, tcpUrl } from '../listener.js';
 import { removeStaleUnixSocket } from '../unix-listener.js';
 import { createLogger } from '../logger.js';
 import { resolveServerOptions, type ServerOptions } from '../options.js';
@@ -59,23 +61,22 @@ const RESPAWN_BACKOFF_FIRST_MS = 100;
 const RESPAWN_BACKOFF_MAX_MS = 5_000;
 /** Workers dying before they listen, this many in a row: the cluster gives up (exit 1). */
 const MAX_START_FAILURES = 10;
+/** Questions from one worker's HTTP port being answered at once; beyond, refused (bounded work). */
+const MAX_INSIGHT_ANSWERS_PER_WORKER = 16;
 /** A worker that does not send its counters this fast is counted as of its last report. */
 const COUNTERS_TIMEOUT_MS = 1_000;
-
-/** The ports a listener given as 0 was bound to, which every later worker must use. */
-type BoundPorts = Pick<ServerOptions, 'port' | 'tlsPort' | 'udpPort' | 'httpPort'>;
 
 interface WorkerState {
   readonly worker: Worker;
   readonly startedAt: number;
-  /** Started with the ports bound by the first worker (rather than the 0s asked for). */
-  readonly onBoundPorts: boolean;
   isListening: boolean;
   /** Why it could not listen, as it said. */
   failure: string | null;
   readonly detach: () => void;
   /** Its latest metrics counters (answers to requests, or the per-second report). */
   counters: CountersData | null;
+  /** Its HTTP port's questions being answered now. */
+  insightAnswers: number;
 }
 
 export class ClusterServer implements RunningServer {
@@ -91,8 +92,8 @@ export class ClusterServer implements RunningServer {
   #isShuttingDown = false;
   #closed: Promise<void> | null = null;
   #workersReplaced = 0;
-  /** Ports bound by the first worker to listen; null until then. */
-  #boundPorts: BoundPorts | null = null;
+  /** The options workers get: `options` with every port given as 0 chosen (#choosePorts). */
+  #workerOptions: ServerOptions;
   /** Workers that died young in a row: the exponent of the replacement backoff. */
   #youngDeaths = 0;
   /** Workers that died before listening, in a row. */
@@ -122,6 +123,7 @@ export class ClusterServer implements RunningServer {
     this.#recent = this.options.httpPort === null ? null : new RecentRecords();
     this.#store = this.#recent === null ? store : storeNotingRecent(store, this.#recent);
     this.#slots = new SlotPool(this.options.maxConnections, this.options.maxConnectionsPerIp);
+    this.#workerOptions = this.options;
   }
 
   get port(): number {
@@ -176,6 +178,7 @@ export class ClusterServer implements RunningServer {
     // Done here, once: workers racing to replace a stale socket file would
     // find each other's new one and give up.
     if (this.options.unixPath !== null) await removeStaleUnixSocket(this.options.unixPath);
+    this.#workerOptions = await this.#choosePorts();
     const started = Array.from({ length: this.options.workers }, () => this.#startWorker());
     try {
       const listening = await Promise.all(started);
@@ -205,30 +208,67 @@ export class ClusterServer implements RunningServer {
   }
 
   /**
-   * Resolves once the worker listens; rejects if it cannot.
-   *
-   * A listener given as 0 gets a random port from the first worker; the
-   * shared socket behind it closes once no worker holds it (all died), so
-   * replacements then ask for the bound port itself. Not before: while a
-   * worker still holds the socket asked for as 0, another asking for the
-   * number would be a second socket on the same port (EADDRINUSE).
+   * Every listener given as port 0 gets a free port now, before any worker
+   * starts. Workers share one socket per address, which closes when the
+   * last worker holding it dies; replacements asking for port 0 again would
+   * then get a new random port, and clients (and tests) would lose the
+   * server. Asking for the number from the start keeps it. The ports are
+   * found by binding and closing a socket: another program could take one
+   * in between (the first worker then fails to start, with a clear line).
    */
+  async #choosePorts(): Promise<ServerOptions> {
+    const { host, port, tlsPort, httpPort, udpPort } = this.options;
+    const held: (() => void)[] = [];
+    try {
+      // Held open until all are chosen, so that two listeners never get the same.
+      const tcp = async (asked: number): Promise<number> => {
+        if (asked !== 0) return asked;
+        const probe = createServer();
+        await new Promise<void>((resolve, reject) => {
+          probe.once('error', reject);
+          probe.listen({ host, port: 0 }, resolve);
+        });
+        held.push(() => probe.close());
+        return boundPort(probe, 0);
+      };
+      const udp = async (asked: number): Promise<number> => {
+        if (asked !== 0) return asked;
+        const probe = createSocket(isIPv6(host) ? 'udp6' : 'udp4');
+        await new Promise<void>((resolve, reject) => {
+          probe.once('error', reject);
+          probe.bind({ address: host, port: 0 }, resolve);
+        });
+        held.push(() => probe.close());
+        return probe.address().port;
+      };
+      return {
+        ...this.options,
+        port: await tcp(port),
+        tlsPort: tlsPort === null ? null : await tcp(tlsPort),
+        httpPort: httpPort === null ? null : await tcp(httpPort),
+        udpPort: udpPort === null ? null : await udp(udpPort),
+      };
+    } catch {
+      // The workers will say what is wrong with the address when they try it.
+      return this.options;
+    } finally {
+      for (const close of held) close();
+    }
+  }
+
+  /** Resolves once the worker listens; rejects if it cannot. */
   #startWorker(): Promise<WorkerListening> {
-    const onBoundPorts =
-      this.#boundPorts !== null &&
-      [...this.#workers.values()].every((other) => other.onBoundPorts);
-    const options = onBoundPorts ? { ...this.options, ...this.#boundPorts } : this.options;
-    const worker = cluster.fork({ [WORKER_OPTIONS_ENV]: JSON.stringify(options) });
+    const worker = cluster.fork({ [WORKER_OPTIONS_ENV]: JSON.stringify(this.#workerOptions) });
     const peer = worker.process as IpcPeer;
     const stopHosting = hostStore(peer, this.#store, this.#storeStats);
     const releaseSlots = this.#slots.attach(peer);
     const state: WorkerState = {
       worker,
       startedAt: Date.now(),
-      onBoundPorts,
       isListening: false,
       failure: null,
       counters: null,
+      insightAnswers: 0,
       detach: () => {
         stopHosting();
         releaseSlots();
@@ -245,7 +285,7 @@ export class ClusterServer implements RunningServer {
         state.counters = message.counters;
         this.#countersWaiting.get(message.request)?.(worker, message.counters);
       } else if (isMessage<InsightRequest>(message, 'helo:insight-request')) {
-        this.#answerInsight(peer, message);
+        this.#answerInsight(peer, state, message);
       }
     });
     return new Promise<WorkerListening>((resolve, reject) => {
@@ -253,7 +293,6 @@ export class ClusterServer implements RunningServer {
         if (isMessage<WorkerListening>(message, 'helo:listening')) {
           state.isListening = true;
           this.#startFailures = 0;
-          this.#boundPorts ??= message.ports;
           resolve(message);
         }
         if (isMessage<WorkerListenFailed>(message, 'helo:listen-failed')) {
@@ -371,7 +410,7 @@ export class ClusterServer implements RunningServer {
   }
 
   /** A worker's HTTP port asks for the cluster's metrics, dashboard or readiness. */
-  #answerInsight(peer: IpcPeer, message: InsightRequest): void {
+  #answerInsight(peer: IpcPeer, state: WorkerState, message: InsightRequest): void {
     const observatory = this.#observatory;
     const reply = (answer: Omit<InsightAnswer, 'type' | 'request'>): void =>
       void sendIfConnected(peer, {
@@ -383,16 +422,23 @@ export class ClusterServer implements RunningServer {
       reply({ error: 'the cluster is still starting' });
       return;
     }
+    if (state.insightAnswers >= MAX_INSIGHT_ANSWERS_PER_WORKER) {
+      reply({ error: 'too many questions from this worker at once' });
+      return;
+    }
+    state.insightAnswers++;
     const answer =
       message.question === 'metrics'
         ? observatory.metrics()
         : message.question === 'snapshot'
           ? observatory.snapshot()
           : observatory.storeWritable();
-    answer.then(
-      (value) => reply({ answer: value }),
-      (error: unknown) => reply({ error: String(error) }),
-    );
+    void answer
+      .then(
+        (value) => reply({ answer: value }),
+        (error: unknown) => reply({ error: String(error) }),
+      )
+      .finally(() => state.insightAnswers--);
   }
 
   close(): Promise<void> {

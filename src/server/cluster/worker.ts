@@ -97,12 +97,6 @@ try {
     type: 'helo:listening',
     port: server.port,
     urls: server.urls,
-    ports: {
-      port: server.port,
-      tlsPort: server.tlsPort,
-      udpPort: server.udpPort,
-      httpPort: server.httpPort,
-    },
   } satisfies WorkerListening);
   setInterval(reportStats, STATS_EVERY_MS).unref();
 } catch (error) {
