@@ -300,10 +300,7 @@ export async function run(argv: string[]): Promise<number> {
   // SIGHUP: read the TLS certificates again (renewed ones, without a restart).
   process.on('SIGHUP', () => server.reloadTls());
 
-  const stopped = await Promise.race([
-    stopSignal,
-    server.failure ?? new Promise<never>(() => {}),
-  ]);
+  const stopped = await Promise.race([stopSignal, server.failure ?? new Promise<never>(() => {})]);
   if (stopped instanceof Error) {
     // cli.md: a server that gives up exits non-zero with one line (main.ts prints it).
     await server.close();

@@ -15,12 +15,7 @@ import { afterEach, describe, it } from 'node:test';
 import { makeTestPki } from '../helpers/certificates.js';
 import { childPids, waitFor } from '../helpers/processes.js';
 import { delay, RawClient } from '../helpers/raw-client.js';
-import {
-  HELO_BIN,
-  REPO_ROOT,
-  spawnServer,
-  type ServerProcess,
-} from '../helpers/server-process.js';
+import { HELO_BIN, REPO_ROOT, spawnServer, type ServerProcess } from '../helpers/server-process.js';
 
 const OK = '100 OK\r\n';
 const CLUSTER = ['--mode', 'cluster', '--store', 'memory:', '--log-level', 'warn'];
@@ -145,9 +140,13 @@ describe('a cluster worker out of file descriptors', () => {
   it('refuses or closes what it cannot serve, keeps running and serves again after', async () => {
     const child = spawn(
       'bash',
-      ['-c', 'ulimit -n 256; exec "$@"', 'bash', process.execPath, HELO_BIN, 'server'].concat(
-        [...CLUSTER, '--workers', '2', '--port', '0'],
-      ),
+      ['-c', 'ulimit -n 256; exec "$@"', 'bash', process.execPath, HELO_BIN, 'server'].concat([
+        ...CLUSTER,
+        '--workers',
+        '2',
+        '--port',
+        '0',
+      ]),
       { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let stdout = '';
@@ -175,7 +174,11 @@ describe('a cluster worker out of file descriptors', () => {
     for (const socket of flood) socket.destroy();
 
     assert.equal(await helo(port), OK, 'a new client is served after the flood');
-    assert.deepEqual(childPids(child.pid!).sort(), workers.sort(), 'no worker died or was replaced');
+    assert.deepEqual(
+      childPids(child.pid!).sort(),
+      workers.sort(),
+      'no worker died or was replaced',
+    );
     assert.equal(child.exitCode, null, `the primary runs (stderr: ${stderr.slice(-2000)})`);
   });
 });
