@@ -302,7 +302,7 @@ export async function run(argv: string[]): Promise<number> {
 
   const stopped = await Promise.race([stopSignal, server.failure ?? new Promise<never>(() => {})]);
   if (stopped instanceof Error) {
-    // cli.md: a server that gives up exits non-zero with one line (main.ts prints it).
+    // A server that gives up exits non-zero with one line (main.ts prints it).
     await server.close();
     await store.close();
     flushLogger(logger);

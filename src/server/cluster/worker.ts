@@ -3,7 +3,6 @@
  * listening socket all workers share, with the store and the connection
  * limit held by the primary (see cluster-server.ts).
  */
-import { ListenError } from '../../errors.js';
 import { RemoteStore } from '../ipc/remote-store.js';
 import { isMessage, parentChannel, sendIfConnected } from '../ipc/messages.js';
 import type { CountersData } from '../observe/server-counters.js';
@@ -100,7 +99,7 @@ try {
   } satisfies WorkerListening);
   setInterval(reportStats, STATS_EVERY_MS).unref();
 } catch (error) {
-  const message = error instanceof ListenError ? error.message : String(error);
+  const message = error instanceof Error ? error.message : String(error);
   primary.send({ type: 'helo:listen-failed', message } satisfies WorkerListenFailed);
   flushLogger(logger);
   process.exitCode = 1;
