@@ -302,8 +302,15 @@ export async function run(argv: string[]): Promise<number> {
   // SIGHUP: read the TLS certificates again (renewed ones, without a restart).
   process.on('SIGHUP', () => server.reloadTls());
 
-  const signal = await stopSignal;
-  logger.info({ signal }, 'signal received');
+  const stopped = await Promise.race([stopSignal, server.failure ?? new Promise<never>(() => {})]);
+  if (stopped instanceof Error) {
+    // A server that gives up exits non-zero with one line (main.ts prints it).
+    await server.close();
+    await store.close();
+    flushLogger(logger);
+    throw stopped;
+  }
+  logger.info({ signal: stopped }, 'signal received');
   let status = 0;
   try {
     await server.close();

@@ -478,7 +478,11 @@ export class Connection {
     // pile up behind a commit still in progress (the store is slow, not the
     // client: no timer for that).
     const isSlowReader = this.#socket.writableLength > this.#context.options.highWaterMarkBytes;
-    const isBehind = isSlowReader || this.#queue.length > MAX_QUEUED_REPLIES;
+    // A third: the store has too many appends of this process unanswered (a
+    // cluster worker's); a connection waiting on its own commits reads on
+    // once they are answered, so every paused one has a wake-up.
+    const isStoreBehind = this.#pendingReplies > 0 && this.#context.store.isBackedUp === true;
+    const isBehind = isSlowReader || isStoreBehind || this.#queue.length > MAX_QUEUED_REPLIES;
     if (isBehind && !this.#isPaused) {
       this.#isPaused = true;
       if (isSlowReader) this.#context.counters.slowReaderPauses++;

@@ -99,6 +99,8 @@ export interface RunningServer {
   reloadTls(): void;
   /** Graceful shutdown (cli.md); safe to call twice. */
   close(): Promise<void>;
+  /** Settles if the server gives up on its own (a cluster whose workers cannot start). */
+  readonly failure?: Promise<Error>;
 }
 
 export function emptyRejectCounts(): Record<RejectReason, number> {

@@ -59,6 +59,13 @@ export interface Store {
 
   /** Waits for appends in flight, then releases the store. */
   close(): Promise<void>;
+
+  /**
+   * Optional: true while this process has so many appends unanswered that
+   * connections waiting on a commit should stop reading (a cluster worker's
+   * store, ipc/remote-store.ts). Absent means never.
+   */
+  readonly isBackedUp?: boolean;
 }
 
 /**

@@ -16,6 +16,8 @@
  * and no two processes ever compete for the SQLite file's write lock.
  */
 import cluster, { type Worker } from 'node:cluster';
+import { createSocket } from 'node:dgram';
+import { createServer, isIPv6 } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { ListenError } from '../../errors.js';
@@ -31,7 +33,7 @@ import {
   withoutCurrent,
   type CountersData,
 } from '../observe/server-counters.js';
-import { tcpUrl } from '../listener.js';
+import { boundPort, tcpUrl } from '../listener.js';
 import { PrivateUnixSocket, removeStaleUnixSocket, UNIX_BIND_PATH_ENV } from '../unix-listener.js';
 import { createLogger } from '../logger.js';
 import { resolveServerOptions, type ServerOptions } from '../options.js';
@@ -54,16 +56,27 @@ const WORKER_PROGRAM = fileURLToPath(new URL('./worker.js', import.meta.url));
 const KILL_AFTER_GRACE_MS = 1_000;
 /** A worker dying sooner than this after its start is "crash looping": wait before the next. */
 const CRASH_LOOP_MS = 2_000;
-const RESPAWN_BACKOFF_MS = 1_000;
+/** The wait before replacing a crash-looping worker doubles from the first to the cap. */
+const RESPAWN_BACKOFF_FIRST_MS = 100;
+const RESPAWN_BACKOFF_MAX_MS = 5_000;
+/** Workers dying before they listen, this many in a row: the cluster gives up (exit 1). */
+const MAX_START_FAILURES = 10;
+/** Questions from one worker's HTTP port being answered at once; beyond, refused (bounded work). */
+const MAX_INSIGHT_ANSWERS_PER_WORKER = 16;
 /** A worker that does not send its counters this fast is counted as of its last report. */
 const COUNTERS_TIMEOUT_MS = 1_000;
 
 interface WorkerState {
   readonly worker: Worker;
   readonly startedAt: number;
+  isListening: boolean;
+  /** Why it could not listen, as it said. */
+  failure: string | null;
   readonly detach: () => void;
   /** Its latest metrics counters (answers to requests, or the per-second report). */
   counters: CountersData | null;
+  /** Its HTTP port's questions being answered now. */
+  insightAnswers: number;
 }
 
 export class ClusterServer implements RunningServer {
@@ -81,6 +94,19 @@ export class ClusterServer implements RunningServer {
   /** `--unix`: the workers' shared socket, bound privately and put in place here. */
   #unixSocket: PrivateUnixSocket | null = null;
   #workersReplaced = 0;
+  /** The options workers get: `options` with every port given as 0 chosen (#choosePorts). */
+  #workerOptions: ServerOptions;
+  /** Workers that died young in a row: the exponent of the replacement backoff. */
+  #youngDeaths = 0;
+  /** Workers that died before listening, in a row. */
+  #startFailures = 0;
+  readonly #replacementTimers = new Set<NodeJS.Timeout>();
+  #giveUp: (error: Error) => void = () => {};
+  /**
+   * Settles only when the cluster gives up (workers keep dying during
+   * start-up); the CLI then exits non-zero with its message.
+   */
+  readonly failure = new Promise<Error>((resolve) => (this.#giveUp = resolve));
   /** The primary's own counters: the store's commits (workers count the rest). */
   readonly #counters: ServerCounters;
   /** What workers that have exited had counted. */
@@ -99,6 +125,7 @@ export class ClusterServer implements RunningServer {
     this.#recent = this.options.httpPort === null ? null : new RecentRecords();
     this.#store = this.#recent === null ? store : storeNotingRecent(store, this.#recent);
     this.#slots = new SlotPool(this.options.maxConnections, this.options.maxConnectionsPerIp);
+    this.#workerOptions = this.options;
   }
 
   get port(): number {
@@ -156,6 +183,7 @@ export class ClusterServer implements RunningServer {
       await removeStaleUnixSocket(this.options.unixPath);
       this.#unixSocket = PrivateUnixSocket.create(this.options.unixPath);
     }
+    this.#workerOptions = await this.#choosePorts();
     const started = Array.from({ length: this.options.workers }, () => this.#startWorker());
     try {
       const listening = await Promise.all(started);
@@ -186,10 +214,59 @@ export class ClusterServer implements RunningServer {
     );
   }
 
+  /**
+   * Every listener given as port 0 gets a free port now, before any worker
+   * starts. Workers share one socket per address, which closes when the
+   * last worker holding it dies; replacements asking for port 0 again would
+   * then get a new random port, and clients (and tests) would lose the
+   * server. Asking for the number from the start keeps it. The ports are
+   * found by binding and closing a socket: another program could take one
+   * in between (the first worker then fails to start, with a clear line).
+   */
+  async #choosePorts(): Promise<ServerOptions> {
+    const { host, port, tlsPort, httpPort, udpPort } = this.options;
+    const held: (() => void)[] = [];
+    try {
+      // Held open until all are chosen, so that two listeners never get the same.
+      const tcp = async (asked: number): Promise<number> => {
+        if (asked !== 0) return asked;
+        const probe = createServer();
+        await new Promise<void>((resolve, reject) => {
+          probe.once('error', reject);
+          probe.listen({ host, port: 0 }, resolve);
+        });
+        held.push(() => probe.close());
+        return boundPort(probe, 0);
+      };
+      const udp = async (asked: number): Promise<number> => {
+        if (asked !== 0) return asked;
+        const probe = createSocket(isIPv6(host) ? 'udp6' : 'udp4');
+        await new Promise<void>((resolve, reject) => {
+          probe.once('error', reject);
+          probe.bind({ address: host, port: 0 }, resolve);
+        });
+        held.push(() => probe.close());
+        return probe.address().port;
+      };
+      return {
+        ...this.options,
+        port: await tcp(port),
+        tlsPort: tlsPort === null ? null : await tcp(tlsPort),
+        httpPort: httpPort === null ? null : await tcp(httpPort),
+        udpPort: udpPort === null ? null : await udp(udpPort),
+      };
+    } catch {
+      // The workers will say what is wrong with the address when they try it.
+      return this.options;
+    } finally {
+      for (const close of held) close();
+    }
+  }
+
   /** Resolves once the worker listens; rejects if it cannot. */
   #startWorker(): Promise<WorkerListening> {
     const worker = cluster.fork({
-      [WORKER_OPTIONS_ENV]: JSON.stringify(this.options),
+      [WORKER_OPTIONS_ENV]: JSON.stringify(this.#workerOptions),
       ...(this.#unixSocket === null ? {} : { [UNIX_BIND_PATH_ENV]: this.#unixSocket.bindPath }),
     });
     const peer = worker.process as IpcPeer;
@@ -198,7 +275,10 @@ export class ClusterServer implements RunningServer {
     const state: WorkerState = {
       worker,
       startedAt: Date.now(),
+      isListening: false,
+      failure: null,
       counters: null,
+      insightAnswers: 0,
       detach: () => {
         stopHosting();
         releaseSlots();
@@ -215,13 +295,18 @@ export class ClusterServer implements RunningServer {
         state.counters = message.counters;
         this.#countersWaiting.get(message.request)?.(worker, message.counters);
       } else if (isMessage<InsightRequest>(message, 'helo:insight-request')) {
-        this.#answerInsight(peer, message);
+        this.#answerInsight(peer, state, message);
       }
     });
     return new Promise<WorkerListening>((resolve, reject) => {
       worker.on('message', (message: unknown) => {
-        if (isMessage<WorkerListening>(message, 'helo:listening')) resolve(message);
+        if (isMessage<WorkerListening>(message, 'helo:listening')) {
+          state.isListening = true;
+          this.#startFailures = 0;
+          resolve(message);
+        }
         if (isMessage<WorkerListenFailed>(message, 'helo:listen-failed')) {
+          state.failure = message.message;
           reject(new ListenError(message.message));
         }
       });
@@ -236,11 +321,28 @@ export class ClusterServer implements RunningServer {
     if (state === undefined) return;
     this.#forget(state);
     if (this.#isShuttingDown) return;
+    if (!state.isListening) {
+      this.#startFailures++;
+      if (this.#startFailures >= MAX_START_FAILURES) {
+        const cause = state.failure ?? `it exited with ${signal ?? `status ${code}`}`;
+        this.#stopAndGiveUp(
+          new ListenError(
+            `cluster workers died during start-up ${this.#startFailures} times in a row; ` +
+              `giving up (the last: ${cause})`,
+          ),
+        );
+        return;
+      }
+    }
+    const isYoung = !state.isListening || Date.now() - state.startedAt < CRASH_LOOP_MS;
+    const delayMs = isYoung
+      ? Math.min(RESPAWN_BACKOFF_MAX_MS, RESPAWN_BACKOFF_FIRST_MS * 2 ** this.#youngDeaths)
+      : 0;
+    this.#youngDeaths = isYoung ? this.#youngDeaths + 1 : 0;
     this.logger.warn(
-      { workerPid: worker.process.pid, code, signal },
+      { workerPid: worker.process.pid, code, signal, failure: state.failure, delayMs },
       'cluster worker died; starting a replacement',
     );
-    const isCrashLooping = Date.now() - state.startedAt < CRASH_LOOP_MS;
     const replace = (): void => {
       if (this.#isShuttingDown) return;
       this.#workersReplaced++;
@@ -249,12 +351,25 @@ export class ClusterServer implements RunningServer {
         // bound a new one privately, which goes in place of the dead one.
         .then(() => this.#unixSocket?.placeIfBound(this.options.unixMode))
         .catch((error: unknown) =>
-          this.logger.error({ err: String(error) }, 'replacement worker failed to start'),
+          this.logger.warn({ err: String(error) }, 'replacement worker failed to start'),
         );
     };
-    if (isCrashLooping) setTimeout(replace, RESPAWN_BACKOFF_MS).unref();
-    else replace();
+    if (delayMs === 0) {
+      replace();
+      return;
+    }
+    // Not unref()ed: while it waits, this timer may be all that keeps the primary alive.
+    const timer = setTimeout(() => {
+      this.#replacementTimers.delete(timer);
+      replace();
+    }, delayMs);
+    this.#replacementTimers.add(timer);
   };
+
+  /** Workers cannot start: stop the rest and let the caller exit non-zero. */
+  #stopAndGiveUp(error: Error): void {
+    void this.close().then(() => this.#giveUp(error));
+  }
 
   #forget(state: WorkerState): void {
     if (!this.#workers.delete(state.worker)) return;
@@ -309,7 +424,7 @@ export class ClusterServer implements RunningServer {
   }
 
   /** A worker's HTTP port asks for the cluster's metrics, dashboard or readiness. */
-  #answerInsight(peer: IpcPeer, message: InsightRequest): void {
+  #answerInsight(peer: IpcPeer, state: WorkerState, message: InsightRequest): void {
     const observatory = this.#observatory;
     const reply = (answer: Omit<InsightAnswer, 'type' | 'request'>): void =>
       void sendIfConnected(peer, {
@@ -321,16 +436,23 @@ export class ClusterServer implements RunningServer {
       reply({ error: 'the cluster is still starting' });
       return;
     }
+    if (state.insightAnswers >= MAX_INSIGHT_ANSWERS_PER_WORKER) {
+      reply({ error: 'too many questions from this worker at once' });
+      return;
+    }
+    state.insightAnswers++;
     const answer =
       message.question === 'metrics'
         ? observatory.metrics()
         : message.question === 'snapshot'
           ? observatory.snapshot()
           : observatory.storeWritable();
-    answer.then(
-      (value) => reply({ answer: value }),
-      (error: unknown) => reply({ error: String(error) }),
-    );
+    void answer
+      .then(
+        (value) => reply({ answer: value }),
+        (error: unknown) => reply({ error: String(error) }),
+      )
+      .finally(() => state.insightAnswers--);
   }
 
   close(): Promise<void> {
@@ -354,6 +476,8 @@ export class ClusterServer implements RunningServer {
   }
 
   async #stopWorkers(): Promise<void> {
+    for (const timer of this.#replacementTimers) clearTimeout(timer);
+    this.#replacementTimers.clear();
     const exits = [...this.#workers.values()].map(
       (state) =>
         new Promise<void>((resolve) => {

@@ -3,6 +3,7 @@
  * dashboard for the whole cluster: it asks the primary, which gathers every
  * worker's counters (cluster-server.ts).
  */
+import { TimeoutError } from '../../errors.js';
 import { isMessage, sendIfConnected, type IpcPeer } from '../ipc/messages.js';
 import type { DashboardSnapshot } from '../observe/dashboard-snapshot.js';
 import type { Insight } from '../observe/observatory.js';
@@ -10,6 +11,8 @@ import type { InsightAnswer, InsightQuestion, InsightRequest } from './cluster-m
 
 /** The primary answers within a worker round trip; past this the HTTP request fails. */
 const ANSWER_TIMEOUT_MS = 5_000;
+/** Questions waiting for the primary at once; more fail at once (the HTTP port answers 5xx). */
+const MAX_WAITING = 64;
 
 export class RemoteInsight implements Insight {
   readonly #primary: IpcPeer;
@@ -37,6 +40,10 @@ export class RemoteInsight implements Insight {
   }
 
   #ask(question: InsightQuestion): Promise<unknown> {
+    if (this.#waiting.size >= MAX_WAITING) {
+      // Counted as unanswered: the primary is this far behind.
+      return Promise.reject(new TimeoutError('too many questions wait for the cluster primary'));
+    }
     const request = this.#nextRequest++;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {

@@ -3,9 +3,9 @@
  * listening socket all workers share, with the store and the connection
  * limit held by the primary (see cluster-server.ts).
  */
-import { ListenError } from '../../errors.js';
 import { RemoteStore } from '../ipc/remote-store.js';
-import { isMessage, parentChannel } from '../ipc/messages.js';
+import { isMessage, parentChannel, sendIfConnected } from '../ipc/messages.js';
+import type { CountersData } from '../observe/server-counters.js';
 import { createLogger, flushLogger } from '../logger.js';
 import type { ServerOptions } from '../options.js';
 import { HeloServer } from '../server.js';
@@ -37,19 +37,40 @@ const server = new HeloServer({
   ...(options.httpPort === null ? {} : { insight: new RemoteInsight(primary) }),
 });
 
+let lastCounters: CountersData | null = null;
+let isCountersFailureLogged = false;
+/**
+ * The counters now, or the last ones read: reading them reads this
+ * process's memory from /proc, which fails while every descriptor is taken
+ * (EMFILE), and that must not end the worker (docs/RELIABILITY.md).
+ */
+function countersNow(): CountersData | null {
+  try {
+    lastCounters = server.countersData();
+  } catch (error) {
+    if (!isCountersFailureLogged) {
+      isCountersFailureLogged = true;
+      logger.warn({ err: String(error) }, 'counters not read; sending the last ones');
+    }
+  }
+  return lastCounters;
+}
+
 function reportStats(): void {
-  primary.send({
-    type: 'helo:stats',
-    counters: server.countersData(),
-  } satisfies WorkerStats);
+  const counters = countersNow();
+  if (counters === null) return;
+  sendIfConnected(primary, { type: 'helo:stats', counters } satisfies WorkerStats);
 }
 
 primary.on('message', (message: unknown) => {
   if (!isMessage<CountersRequest>(message, 'helo:counters-request')) return;
-  primary.send({
+  const counters = countersNow();
+  // Unanswered, the primary counts this worker as of its last report.
+  if (counters === null) return;
+  sendIfConnected(primary, {
     type: 'helo:counters',
     request: message.request,
-    counters: server.countersData(),
+    counters,
   } satisfies CountersReport);
 });
 
@@ -78,7 +99,7 @@ try {
   } satisfies WorkerListening);
   setInterval(reportStats, STATS_EVERY_MS).unref();
 } catch (error) {
-  const message = error instanceof ListenError ? error.message : String(error);
+  const message = error instanceof Error ? error.message : String(error);
   primary.send({ type: 'helo:listen-failed', message } satisfies WorkerListenFailed);
   flushLogger(logger);
   process.exitCode = 1;

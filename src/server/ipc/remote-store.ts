@@ -11,6 +11,15 @@
  * `500 FAIL` because of a lock.
  *
  * Appends made during one event-loop turn travel in one message.
+ *
+ * Bounded (docs/RELIABILITY.md): the owner answers at its own pace, and
+ * without a bound a worker with many pipelining clients would pile up
+ * records, their IPC copies and the owner's copies in three processes. So
+ * past `APPENDS_SOFT_LIMIT` unanswered appends (or their bytes) the store
+ * says it is backed up, and connections waiting on their own commits stop
+ * reading (connection.ts); past `APPENDS_HARD_LIMIT` an append fails at once
+ * (`500 FAIL`), which only a flood of tiny payloads on many connections can
+ * reach, since each paused connection adds at most what it had already read.
  */
 import { StoreError } from '../../errors.js';
 import type { NewRecord, Store, StoredRecord } from '../../store/store.js';
@@ -22,9 +31,16 @@ import {
   type IpcPeer,
 } from './messages.js';
 
+/** Unanswered appends (records, payload bytes) beyond which `isBackedUp` is true. */
+export const APPENDS_SOFT_LIMIT = { records: 4_096, bytes: 16 << 20 };
+/** Unanswered appends beyond which a new one fails at once; the owner keeps the same bound per child. */
+export const APPENDS_HARD_LIMIT = { records: 65_536, bytes: 256 << 20 };
+
 interface Waiter {
   readonly resolve: (id: number) => void;
   readonly reject: (error: unknown) => void;
+  /** The record's payload length, counted in `#unansweredBytes` until answered. */
+  readonly bytes: number;
 }
 
 export class RemoteStore implements Store {
@@ -37,18 +53,38 @@ export class RemoteStore implements Store {
   readonly #inFlight = new Map<number, Waiter[]>();
   #isClosed = false;
   #onIdle: (() => void) | null = null;
+  /** Appends not answered yet (unsent and in flight), and their payload bytes. */
+  #unanswered = 0;
+  #unansweredBytes = 0;
 
   constructor(owner: IpcPeer) {
     this.#owner = owner;
     owner.on('message', this.#ownerOnMessage);
   }
 
+  /** True while so many appends wait for an answer that connections should stop reading. */
+  get isBackedUp(): boolean {
+    return (
+      this.#unanswered >= APPENDS_SOFT_LIMIT.records ||
+      this.#unansweredBytes >= APPENDS_SOFT_LIMIT.bytes
+    );
+  }
+
   append(record: NewRecord): Promise<number> {
     if (this.#isClosed) return Promise.reject(new StoreError('the store is closed'));
+    if (
+      this.#unanswered >= APPENDS_HARD_LIMIT.records ||
+      this.#unansweredBytes + record.payload.length > APPENDS_HARD_LIMIT.bytes
+    ) {
+      return Promise.reject(new StoreError('too many appends wait for the store; try again'));
+    }
+    const bytes = record.payload.length;
+    this.#unanswered++;
+    this.#unansweredBytes += bytes;
     return new Promise<number>((resolve, reject) => {
       if (this.#unsent.length === 0) setImmediate(this.#sendBatch);
       this.#unsent.push(record);
-      this.#unsentWaiters.push({ resolve, reject });
+      this.#unsentWaiters.push({ resolve, reject, bytes });
     });
   }
 
@@ -73,6 +109,7 @@ export class RemoteStore implements Store {
     for (const waiter of this.#unsentWaiters) waiter.reject(error);
     this.#unsent = [];
     this.#unsentWaiters = [];
+    this.#unanswered = this.#unansweredBytes = 0;
     this.#isClosed = true;
     this.#onIdle?.();
   }
@@ -96,6 +133,8 @@ export class RemoteStore implements Store {
     this.#inFlight.delete(message.batch);
     message.results.forEach((result, i) => {
       const waiter = waiters[i]!;
+      this.#unanswered--;
+      this.#unansweredBytes -= waiter.bytes;
       if ('id' in result) waiter.resolve(result.id);
       else waiter.reject(new StoreError(result.error));
     });
