@@ -15,7 +15,7 @@ import {
 import { runServer } from '../server/run-server.js';
 import { exposureWarnings, httpTokenFor } from '../server/exposure.js';
 import { openFilesWarning, readOpenFilesLimit } from '../server/fd-limit.js';
-import { watchStopSignals } from './stop-signals.js';
+import { onReloadSignal, stopSignalReceived, watchStopSignals } from './stop-signals.js';
 import {
   ADDRESS_FLAGS,
   formatHelp,
@@ -274,6 +274,12 @@ export async function run(argv: string[]): Promise<number> {
   // The store's commits are counted with the server's (`/metrics`).
   const counters = new ServerCounters();
   const store = await openStore(storeUrl, { onCommit: counters.onCommit });
+  if (stopSignalReceived() !== null) {
+    // Asked to stop while starting: there is nothing to serve or drain.
+    await store.close();
+    flushLogger(logger);
+    return 0;
+  }
   let server;
   try {
     server = await runServer({ ...options, httpToken: http.token, store, logger, counters });
@@ -298,7 +304,8 @@ export async function run(argv: string[]): Promise<number> {
     }
   }
   // SIGHUP: read the TLS certificates again (renewed ones, without a restart).
-  process.on('SIGHUP', () => server.reloadTls());
+  // (One received during start-up is answered now.)
+  onReloadSignal(() => server.reloadTls());
 
   const signal = await stopSignal;
   logger.info({ signal }, 'signal received');
