@@ -16,7 +16,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { delay, RawClient } from '../helpers/raw-client.js';
 import { processGroupMembers, waitFor } from '../helpers/processes.js';
@@ -33,6 +33,28 @@ function catchesSighup(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** True when process `pid` holds a listening TCP socket (Linux, from /proc). */
+function listensOnTcp(pid: number): boolean {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const inode = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1];
+      if (inode !== undefined) inodes.add(inode);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    const lines = existsSync(table) ? readFileSync(table, 'utf8').split('\n').slice(1) : [];
+    for (const line of lines) {
+      // sl local_address rem_address st ... inode; st 0A is LISTEN.
+      const fields = line.trim().split(/\s+/);
+      if (fields[3] === '0A' && inodes.has(fields[9] ?? '')) return true;
+    }
+  }
+  return false;
 }
 
 interface Starting {
@@ -55,16 +77,21 @@ function startServer(args: string[]): Starting {
   return { child, stdout: () => stdout, stderr: () => stderr, exited: once(child, 'exit') };
 }
 
-/** Polls (every event-loop turn) until the process catches SIGHUP; says whether it listened by then. */
+/** Polls (every event-loop turn) until the process catches SIGHUP; says whether it listens by then. */
 async function untilSighupCaught(server: Starting): Promise<{ listening: boolean }> {
   const deadline = Date.now() + 15_000;
   const pid = server.child.pid!;
   while (!catchesSighup(pid)) {
-    assert.equal(server.child.exitCode, null, `the server ended; stderr: ${server.stderr()}`);
+    assert.deepEqual(
+      { code: server.child.exitCode, signal: server.child.signalCode },
+      { code: null, signal: null },
+      `the server ended; stderr: ${server.stderr()}`,
+    );
     assert.ok(Date.now() < deadline, 'SIGHUP never caught');
     await new Promise((resolve) => setImmediate(resolve));
   }
-  return { listening: server.stdout().includes('listening on') };
+  // Deterministic, unlike reading stdout: the kernel knows whether it listens yet.
+  return { listening: listensOnTcp(pid) };
 }
 
 async function stopAndWait(server: Starting): Promise<number | null> {
@@ -106,16 +133,20 @@ describe('signals during start-up', { skip: !isLinux && 'needs /proc (Linux)' },
 
   it('exits 0 promptly on a SIGTERM before it listens, without starting to listen', async () => {
     const server = startServer(['--store', 'memory:']);
-    const { listening } = await untilSighupCaught(server);
-    assert.equal(listening, false, 'SIGHUP must be caught before the server listens');
-    const sentAt = Date.now();
-    server.child.kill('SIGTERM');
-    const killer = setTimeout(() => server.child.kill('SIGKILL'), 12_000);
-    const [code, signal] = (await server.exited) as [number | null, NodeJS.Signals | null];
-    clearTimeout(killer);
-    assert.deepEqual({ code, signal }, { code: 0, signal: null }, server.stderr());
-    assert.ok(Date.now() - sentAt < 10_000);
-    assert.doesNotMatch(server.stdout(), /listening on/);
+    try {
+      const { listening } = await untilSighupCaught(server);
+      assert.equal(listening, false, 'SIGHUP must be caught before the server listens');
+      const sentAt = Date.now();
+      server.child.kill('SIGTERM');
+      const killer = setTimeout(() => server.child.kill('SIGKILL'), 12_000);
+      const [code, signal] = (await server.exited) as [number | null, NodeJS.Signals | null];
+      clearTimeout(killer);
+      assert.deepEqual({ code, signal }, { code: 0, signal: null }, server.stderr());
+      assert.ok(Date.now() - sentAt < 10_000);
+      assert.doesNotMatch(server.stdout(), /listening on/);
+    } finally {
+      await stopAndWait(server);
+    }
   });
 });
 
