@@ -183,7 +183,8 @@ const HELP: CommandHelp = {
   },
   notes:
     'Signals: SIGTERM or SIGINT (Ctrl-C) stop accepting, answer the requests already received,\n' +
-    'send 503 BUSY to idle sessions and exit 0 within 10 seconds.\n' +
+    'send 503 BUSY to idle sessions and exit 0 within 10 seconds. SIGHUP reads the TLS files\n' +
+    'again and never stops the server.\n' +
     'Exit status: 0 after a clean shutdown, 1 if the server cannot start, 2 for a bad flag.',
 };
 
