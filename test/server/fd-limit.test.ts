@@ -292,3 +292,80 @@ describe('open-files limit: running out', { skip: !isLinux && 'needs /proc (Linu
     },
   );
 });
+
+describe('open-files limit: fork mode', { skip: !isLinux && 'needs /proc (Linux)' }, () => {
+  it(
+    'a session child that cannot start (EMFILE) gives its client back, and new clients are served',
+    { timeout: 40_000 },
+    async () => {
+      // About 21 descriptors are the fork server's own: a few sessions fit, then
+      // starting a child (its IPC pipe) fails with EMFILE.
+      const child = spawn(
+        'bash',
+        [
+          '-c',
+          'ulimit -n 34 && exec "$0" "$@"',
+          process.execPath,
+          HELO_BIN,
+          'server',
+          '--port',
+          '0',
+          '--mode',
+          'fork',
+          '--store',
+          'memory:',
+        ],
+        { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let stdout = '';
+      let stderr = '';
+      child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+      child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+      const exited = once(child, 'exit');
+      const sessions: Socket[] = [];
+      try {
+        const deadline = Date.now() + 10_000;
+        while (!/listening on tcp/.test(stdout) && child.exitCode === null) {
+          assert.ok(Date.now() < deadline, `the server did not start; stderr: ${stderr}`);
+          await delay(20);
+        }
+        const port = Number(/listening on tcp:\/\/[^\s]*:(\d+)/.exec(stdout)?.[1]);
+        assert.ok(port > 0, `the server did not start; stderr: ${stderr}`);
+        // Raw sockets: a connection the server cannot accept is reset, maybe
+        // before it is even connected.
+        const sockets = openMany(port, 15);
+        sessions.push(...sockets);
+        const answered = sockets.map(() => false);
+        const ended = sockets.map(() => false);
+        sockets.forEach((socket, index) => {
+          socket.on('data', (chunk: Buffer) => {
+            if (chunk.toString('latin1').startsWith('100 OK')) answered[index] = true;
+          });
+          socket.on('close', () => (ended[index] = true));
+          socket.write('HELO fork-fd\n');
+        });
+        // Every client is either served or let go: none is left waiting forever.
+        const waitUntil = Date.now() + 15_000;
+        const settled = (): boolean => sockets.every((_, index) => answered[index] || ended[index]);
+        while (!settled() && Date.now() < waitUntil) await delay(50);
+        const waiting = sockets.filter((_, index) => !answered[index] && !ended[index]).length;
+        assert.equal(waiting, 0, `clients left waiting; stderr: ${stderr.slice(-2000)}`);
+        assert.match(stderr, /spawn \S+ EMFILE/, 'no session child failed to start');
+        for (const socket of sessions) socket.destroy();
+        await delay(1_000);
+
+        const client = await RawClient.open(port);
+        client.write('HELO again\nDATA x\nQUIT\n');
+        await client.untilEnded(10_000);
+        assert.equal(client.text, '100 OK\r\n300 DRCV\r\n200 BYE\r\n');
+        assert.equal(child.exitCode, null, `the server ended; stderr: ${stderr.slice(-2000)}`);
+      } finally {
+        for (const socket of sessions) socket.destroy();
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+        const killer = setTimeout(() => child.kill('SIGKILL'), 12_000);
+        await exited;
+        clearTimeout(killer);
+      }
+    },
+  );
+});
