@@ -60,7 +60,8 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(usage());
     return name === undefined ? 2 : 0;
   }
-  // The server stops cleanly on a signal even while it is still starting.
+  // The server stops cleanly on a signal even while it is still starting
+  // (bin/helo has caught them already; this covers other ways of running main.js).
   if (name === 'server') void watchStopSignals();
   const subcommand = SUBCOMMANDS[name];
   if (!subcommand) {

@@ -2,6 +2,7 @@
  * `helo server`: flags -> options, open the store, listen, and shut down
  * cleanly on SIGTERM / SIGINT (cli.md).
  */
+import { readFileSync } from 'node:fs';
 import { DEFAULT_STORE_URL, openStore, storeModeWarning } from '../store/open-store.js';
 import { ServerCounters } from '../server/observe/server-counters.js';
 import { createLogger, flushLogger } from '../server/logger.js';
@@ -15,7 +16,7 @@ import {
 import { runServer } from '../server/run-server.js';
 import { exposureWarnings, httpTokenFor } from '../server/exposure.js';
 import { openFilesWarning, readOpenFilesLimit } from '../server/fd-limit.js';
-import { watchStopSignals } from './stop-signals.js';
+import { onReloadSignal, stopSignalReceived, watchStopSignals } from './stop-signals.js';
 import {
   ADDRESS_FLAGS,
   formatHelp,
@@ -146,7 +147,13 @@ const HELP: CommandHelp = {
       valueName: 'TOKEN',
       description:
         'access token for the HTTP port (all but /healthz, /readyz); made up and\n' +
-        'printed when --host is not loopback and none is given',
+        'printed when --host is not loopback and none is given. On the command line\n' +
+        'other local users see it (ps): prefer HELO_HTTP_TOKEN or --http-token-file',
+    },
+    'http-token-file': {
+      type: 'string',
+      valueName: 'FILE',
+      description: 'read the HTTP access token from the first line of this file',
     },
     'ws-origin': {
       type: 'string',
@@ -176,7 +183,8 @@ const HELP: CommandHelp = {
   },
   notes:
     'Signals: SIGTERM or SIGINT (Ctrl-C) stop accepting, answer the requests already received,\n' +
-    'send 503 BUSY to idle sessions and exit 0 within 10 seconds.\n' +
+    'send 503 BUSY to idle sessions and exit 0 within 10 seconds. SIGHUP reads the TLS files\n' +
+    'again and never stops the server.\n' +
     'Exit status: 0 after a clean shutdown, 1 if the server cannot start, 2 for a bad flag.',
 };
 
@@ -197,6 +205,33 @@ function octalFlag(values: ParsedFlags['values'], name: string): number | null {
     throw new UsageError(`--${name} must be octal permissions such as 660, got '${String(raw)}'`);
   }
   return parseInt(raw.trim(), 8);
+}
+
+/**
+ * The HTTP token from `--http-token`, `HELO_HTTP_TOKEN` or the first line of
+ * `--http-token-file` (trimmed). A file or the environment keep it out of
+ * the command line, which every local user can read (`ps`, /proc/PID/cmdline).
+ */
+function httpTokenOption(values: ParsedFlags['values']): string | null {
+  const given = optionalText(values, 'http-token');
+  const path = optionalText(values, 'http-token-file');
+  if (path === null) return given;
+  if (given !== null) throw new UsageError('give --http-token or --http-token-file, not both');
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? String(error);
+    throw new UsageError(`--http-token-file: cannot read ${path} (${code})`);
+  }
+  const token = text.split(/\r?\n/, 1)[0]!.trim();
+  if (token === '') throw new UsageError(`--http-token-file: the first line of ${path} is empty`);
+  return token;
+}
+
+/** True when `--http-token` itself is on the command line (not from HELO_HTTP_TOKEN). */
+function tokenOnCommandLine(argv: readonly string[]): boolean {
+  return argv.some((arg) => arg === '--http-token' || arg.startsWith('--http-token='));
 }
 
 /** cli.md: the process tree is gone and exit status is 0 within 10 seconds. */
@@ -239,7 +274,7 @@ export async function run(argv: string[]): Promise<number> {
     tlsPort: optionalPortFlag(values, 'tls-port'),
     httpPort: optionalPortFlag(values, 'http-port'),
     wsOrigins: Array.isArray(values['ws-origin']) ? values['ws-origin'] : [],
-    httpToken: optionalText(values, 'http-token'),
+    httpToken: httpTokenOption(values),
     udpPort: optionalPortFlag(values, 'udp-port'),
     tlsCertPath: optionalText(values, 'tls-cert'),
     tlsKeyPath: optionalText(values, 'tls-key'),
@@ -276,12 +311,25 @@ export async function run(argv: string[]): Promise<number> {
   const store = await openStore(storeUrl, { onCommit: counters.onCommit });
   const modeWarning = storeModeWarning(storeUrl);
   if (modeWarning !== null) logger.warn(modeWarning);
+  if (stopSignalReceived() !== null) {
+    // Asked to stop while starting: there is nothing to serve or drain.
+    await store.close();
+    flushLogger(logger);
+    return 0;
+  }
   let server;
   try {
     server = await runServer({ ...options, httpToken: http.token, store, logger, counters });
   } catch (error) {
     await store.close();
     throw error;
+  }
+  // After start: a command line that cannot run says only why (one line).
+  if (tokenOnCommandLine(argv)) {
+    logger.warn(
+      '--http-token on the command line is visible to other local users (ps); ' +
+        'give it with HELO_HTTP_TOKEN or --http-token-file instead',
+    );
   }
   const modeNote = mode === 'cluster' ? `cluster of ${options.workers} workers` : `${mode} mode`;
   process.stdout.write(`helo server listening on ${server.url} (store ${storeUrl}, ${modeNote})\n`);
@@ -300,7 +348,8 @@ export async function run(argv: string[]): Promise<number> {
     }
   }
   // SIGHUP: read the TLS certificates again (renewed ones, without a restart).
-  process.on('SIGHUP', () => server.reloadTls());
+  // (One received during start-up is answered now.)
+  onReloadSignal(() => server.reloadTls());
 
   const stopped = await Promise.race([stopSignal, server.failure ?? new Promise<never>(() => {})]);
   if (stopped instanceof Error) {

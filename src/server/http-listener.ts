@@ -132,6 +132,12 @@ export class HttpListener {
       listener.#server.once('error', onError);
       listener.#server.listen({ host: options.host, port: options.port }, () => {
         listener.#server.off('error', onError);
+        // After start, an error is a failed accept (EMFILE: out of descriptors);
+        // libuv closes that connection and keeps listening. Without a
+        // listener the 'error' event would end the process.
+        listener.#server.on('error', (error) =>
+          pages.logger.error({ err: error.message }, 'HTTP listener error'),
+        );
         resolve();
       });
     });

@@ -6,7 +6,10 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import {
@@ -17,6 +20,8 @@ import {
   RESERVED_FILES,
   suggestedLimit,
 } from '../../src/server/fd-limit.js';
+import { httpRequest } from '../helpers/http-client.js';
+import { delay, RawClient } from '../helpers/raw-client.js';
 import { HELO_BIN, REPO_ROOT } from '../helpers/server-process.js';
 
 const FD_LIMIT_MODULE = fileURLToPath(new URL('../../src/server/fd-limit.js', import.meta.url));
@@ -204,4 +209,163 @@ describe('open-files limit: the real server', { skip: !isLinux && 'needs /proc (
     const stderr = await serverStderrUnderLimit(256, ['--max-connections', '100']);
     assert.doesNotMatch(stderr, /open-files limit/);
   });
+});
+
+/** Opens `count` TCP connections (not waiting for them); each one ignores its errors. */
+function openMany(port: number, count: number): Socket[] {
+  return Array.from({ length: count }, () => {
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.on('error', () => {});
+    socket.on('data', () => {});
+    return socket;
+  });
+}
+
+describe('open-files limit: running out', { skip: !isLinux && 'needs /proc (Linux)' }, () => {
+  it(
+    'survives 400 TCP and 50 HTTP connections under ulimit -n 256, then serves again',
+    { timeout: 30_000 },
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'helo-emfile-'));
+      const child = spawn(
+        'bash',
+        [
+          '-c',
+          'ulimit -n 256 && exec "$0" "$@"',
+          process.execPath,
+          HELO_BIN,
+          'server',
+          '--port',
+          '0',
+          '--http-port',
+          '0',
+          '--store',
+          `sqlite:${join(dir, 'db')}`,
+        ],
+        { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let stdout = '';
+      let stderr = '';
+      child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+      child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+      const exited = once(child, 'exit');
+      const sockets: Socket[] = [];
+      try {
+        const deadline = Date.now() + 10_000;
+        while (!/ws:\/\//.test(stdout) && child.exitCode === null && Date.now() < deadline) {
+          await delay(20);
+        }
+        const port = Number(/listening on tcp:\/\/[^\s]*:(\d+)/.exec(stdout)?.[1]);
+        const httpPort = Number(/listening on ws:\/\/[^\s]*:(\d+)/.exec(stdout)?.[1]);
+        assert.ok(port > 0 && httpPort > 0, `the server did not start; stderr: ${stderr}`);
+
+        sockets.push(...openMany(port, 400), ...openMany(httpPort, 50));
+        const closedEarly = sockets.map(() => false);
+        sockets.forEach((socket, index) => socket.on('close', () => (closedEarly[index] = true)));
+        // Long enough for the 1-second memory and CPU sampler to run twice
+        // while every descriptor is taken.
+        await delay(3_000);
+        assert.equal(child.exitCode, null, `the server ended; stderr: ${stderr.slice(-2000)}`);
+        // The limit was really reached: some connections were closed unanswered.
+        assert.ok(
+          closedEarly.some((closed) => closed),
+          'no connection was refused: the open-files limit was not reached',
+        );
+        for (const socket of sockets) socket.destroy();
+        await delay(500);
+
+        const client = await RawClient.open(port);
+        client.write('HELO fd-test\n');
+        await client.until(() => client.text.includes('\n'), 5_000, 'the HELO reply');
+        assert.match(client.text, /^100 OK/);
+        client.close();
+        assert.equal((await httpRequest(httpPort, '/healthz')).status, 200);
+        assert.equal(child.exitCode, null, `the server ended; stderr: ${stderr.slice(-2000)}`);
+      } finally {
+        for (const socket of sockets) socket.destroy();
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+        const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        await exited;
+        clearTimeout(killer);
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
+});
+
+describe('open-files limit: fork mode', { skip: !isLinux && 'needs /proc (Linux)' }, () => {
+  it(
+    'a session child that cannot start (EMFILE) gives its client back, and new clients are served',
+    { timeout: 40_000 },
+    async () => {
+      // About 21 descriptors are the fork server's own: a few sessions fit, then
+      // starting a child (its IPC pipe) fails with EMFILE.
+      const child = spawn(
+        'bash',
+        [
+          '-c',
+          'ulimit -n 34 && exec "$0" "$@"',
+          process.execPath,
+          HELO_BIN,
+          'server',
+          '--port',
+          '0',
+          '--mode',
+          'fork',
+          '--store',
+          'memory:',
+        ],
+        { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let stdout = '';
+      let stderr = '';
+      child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+      child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+      const exited = once(child, 'exit');
+      const sessions: Socket[] = [];
+      try {
+        const deadline = Date.now() + 10_000;
+        while (!/listening on tcp/.test(stdout) && child.exitCode === null) {
+          assert.ok(Date.now() < deadline, `the server did not start; stderr: ${stderr}`);
+          await delay(20);
+        }
+        const port = Number(/listening on tcp:\/\/[^\s]*:(\d+)/.exec(stdout)?.[1]);
+        assert.ok(port > 0, `the server did not start; stderr: ${stderr}`);
+        // Raw sockets: a connection the server cannot accept is reset, maybe
+        // before it is even connected.
+        const sockets = openMany(port, 15);
+        sessions.push(...sockets);
+        const answered = sockets.map(() => false);
+        const ended = sockets.map(() => false);
+        sockets.forEach((socket, index) => {
+          socket.on('data', (chunk: Buffer) => {
+            if (chunk.toString('latin1').startsWith('100 OK')) answered[index] = true;
+          });
+          socket.on('close', () => (ended[index] = true));
+          socket.write('HELO fork-fd\n');
+        });
+        // Every client is either served or let go: none is left waiting forever.
+        const waitUntil = Date.now() + 15_000;
+        const settled = (): boolean => sockets.every((_, index) => answered[index] || ended[index]);
+        while (!settled() && Date.now() < waitUntil) await delay(50);
+        const waiting = sockets.filter((_, index) => !answered[index] && !ended[index]).length;
+        assert.equal(waiting, 0, `clients left waiting; stderr: ${stderr.slice(-2000)}`);
+        assert.match(stderr, /spawn \S+ EMFILE/, 'no session child failed to start');
+        for (const socket of sessions) socket.destroy();
+        await delay(1_000);
+
+        const client = await RawClient.open(port);
+        client.write('HELO again\nDATA x\nQUIT\n');
+        await client.untilEnded(10_000);
+        assert.equal(client.text, '100 OK\r\n300 DRCV\r\n200 BYE\r\n');
+        assert.equal(child.exitCode, null, `the server ended; stderr: ${stderr.slice(-2000)}`);
+      } finally {
+        for (const socket of sessions) socket.destroy();
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+        const killer = setTimeout(() => child.kill('SIGKILL'), 12_000);
+        await exited;
+        clearTimeout(killer);
+      }
+    },
+  );
 });

@@ -147,18 +147,10 @@ export class ForkServer implements RunningServer {
     const child: SessionChild = { process: childProcess, ip, session, socket };
     this.#children.add(child);
     const stopHosting = hostStore(childProcess, this.#store, this.#storeStats);
-    childProcess.on('error', (error) =>
-      this.logger.error({ session, err: error.message }, 'session process error'),
-    );
-    childProcess.on('message', (message) => {
-      if (!isMessage<ChildReady>(message, 'helo:ready') || child.socket === null) return;
-      const serve: ServeSession = { type: 'helo:serve', session, options: this.options };
-      // Once sent, the socket belongs to the child: Node closes the parent's copy.
-      if (sendIfConnected(childProcess, serve, child.socket)) this.#sessionsHandedOver++;
-      else child.socket.destroy();
-      child.socket = null;
-    });
-    childProcess.once('exit', (code, signal) => {
+    let isGone = false;
+    const onGone = (code: number | null, signal: NodeJS.Signals | null): void => {
+      if (isGone) return;
+      isGone = true;
       stopHosting();
       this.#children.delete(child);
       this.#limits.release(ip);
@@ -171,7 +163,22 @@ export class ForkServer implements RunningServer {
         );
       }
       if (this.#children.size === 0) this.#onAllExited?.();
+    };
+    childProcess.on('error', (error) => {
+      this.logger.error({ session, err: error.message }, 'session process error');
+      // A child that could not start (EMFILE: no descriptors for its pipes)
+      // emits no 'exit': without this its client and its slot would be held forever.
+      if (childProcess.pid === undefined) onGone(null, null);
     });
+    childProcess.on('message', (message) => {
+      if (!isMessage<ChildReady>(message, 'helo:ready') || child.socket === null) return;
+      const serve: ServeSession = { type: 'helo:serve', session, options: this.options };
+      // Once sent, the socket belongs to the child: Node closes the parent's copy.
+      if (sendIfConnected(childProcess, serve, child.socket)) this.#sessionsHandedOver++;
+      else child.socket.destroy();
+      child.socket = null;
+    });
+    childProcess.once('exit', onGone);
     this.logger.debug({ session, childPid: childProcess.pid, peer: ip }, 'session process started');
   }
 

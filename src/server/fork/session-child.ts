@@ -52,6 +52,10 @@ process.on('message', (message: unknown, handle: unknown) => {
 // the session ends gracefully, like in every other mode.
 process.on('SIGTERM', () => void exit(true));
 process.on('SIGINT', () => void exit(true));
+// SIGHUP only reloads the TLS files, and that is the parent's business. Its
+// default action would end this session when the whole process group gets
+// one (`kill -HUP -PGID`, or a terminal that closes).
+process.on('SIGHUP', () => {});
 // The parent is gone: nobody can store payloads any more.
 process.on('disconnect', () => {
   store.failAll('the server parent process is gone');

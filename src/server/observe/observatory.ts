@@ -104,18 +104,22 @@ export class Observatory implements Insight {
   }
 
   #sample(): Promise<CountersData> {
-    this.#sampling ??= this.#options.collect().then(
-      (data) => {
-        this.#sampling = null;
-        if (this.#last !== null) this.#addHistory(this.#last, data);
-        this.#last = data;
-        return data;
-      },
-      (error: unknown) => {
-        this.#sampling = null;
-        throw error;
-      },
-    );
+    // Through a promise: a collect() that throws (rather than rejects) must
+    // not escape the timer and end the process.
+    this.#sampling ??= Promise.resolve()
+      .then(() => this.#options.collect())
+      .then(
+        (data) => {
+          this.#sampling = null;
+          if (this.#last !== null) this.#addHistory(this.#last, data);
+          this.#last = data;
+          return data;
+        },
+        (error: unknown) => {
+          this.#sampling = null;
+          throw error;
+        },
+      );
     return this.#sampling;
   }
 

@@ -70,6 +70,22 @@ function cpuSecondsUsed(): number {
   return (user + system) / 1e6;
 }
 
+/**
+ * `process.memoryUsage.rss()` opens /proc/self/stat each time: with every
+ * descriptor in use (EMFILE) it throws, and a throw in the 1-second sampler
+ * would end the process. Out of descriptors, the last reading stands in
+ * (docs/RELIABILITY.md: running out of files degrades, never crashes).
+ */
+let lastResidentMemoryBytes = 0;
+function residentMemoryBytes(): number {
+  try {
+    lastResidentMemoryBytes = process.memoryUsage.rss();
+  } catch {
+    // Keep the last value: the next tick with a free descriptor updates it.
+  }
+  return lastResidentMemoryBytes;
+}
+
 function byTransport(): Record<TransportName, number> {
   return { tcp: 0, unix: 0, tls: 0, ws: 0, udp: 0 };
 }
@@ -133,7 +149,7 @@ export class ServerCounters {
       commitBatchSize: this.commitBatchSize.toData(),
       lastCommitOk: this.lastCommitOk,
       lastCommitFailedAt: this.lastCommitFailedAt,
-      residentMemoryBytes: process.memoryUsage.rss(),
+      residentMemoryBytes: residentMemoryBytes(),
       cpuSeconds: cpuSecondsUsed(),
     };
   }
