@@ -17,7 +17,7 @@ import {
   RESERVED_FILES,
   suggestedLimit,
 } from '../../src/server/fd-limit.js';
-import { HELO_BIN, REPO_ROOT } from '../helpers/server-process.js';
+import { HELO_BIN, REPO_ROOT } from '../../support/server-process.js';
 
 const FD_LIMIT_MODULE = fileURLToPath(new URL('../../src/server/fd-limit.js', import.meta.url));
 const isLinux = existsSync('/proc/self/limits');
