@@ -12,6 +12,34 @@ export default tseslint.config(
     },
   },
   {
+    // Every error thrown in src/ carries a code: a class from src/errors.ts.
+    files: ['src/**/*.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "NewExpression[callee.name='Error']",
+          message: 'Use a coded error class from src/errors.ts, not a plain Error.',
+        },
+        {
+          selector: "ThrowStatement > CallExpression[callee.name='Error']",
+          message: 'Use a coded error class from src/errors.ts, not a plain Error.',
+        },
+      ],
+    },
+  },
+  {
+    // Type-aware rules for what the package ships. Not for test/**: node:test's
+    // test() and describe() return promises that are meant to float.
+    files: ['src/**/*.ts'],
+    languageOptions: {
+      parserOptions: { project: './tsconfig.json', tsconfigRootDir: import.meta.dirname },
+    },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+    },
+  },
+  {
     files: ['**/*.js'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
   },

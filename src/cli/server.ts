@@ -1,6 +1,6 @@
 /**
  * `helo server`: flags -> options, open the store, listen, and shut down
- * cleanly on SIGTERM / SIGINT (cli.md).
+ * cleanly on SIGTERM / SIGINT (README, "Exit statuses and signals").
  */
 import { DEFAULT_STORE_URL, openStore, storeModeWarning } from '../store/open-store.js';
 import { ServerCounters } from '../server/observe/server-counters.js';
@@ -199,7 +199,7 @@ function octalFlag(values: ParsedFlags['values'], name: string): number | null {
   return parseInt(raw.trim(), 8);
 }
 
-/** cli.md: the process tree is gone and exit status is 0 within 10 seconds. */
+/** README: the process tree is gone and exit status is 0 within 10 seconds. */
 const HARD_EXIT_MS = 9_500;
 
 export async function run(argv: string[]): Promise<number> {
@@ -262,7 +262,7 @@ export async function run(argv: string[]): Promise<number> {
   const fdWarning = openFilesWarning(readOpenFilesLimit(), options.maxConnections, 1 + listeners);
   if (fdWarning !== null) logger.warn(fdWarning);
   const stopSignal = watchStopSignals().then((signal) => {
-    // cli.md: the process is gone within 10 seconds, whatever happens below.
+    // README: the process is gone within 10 seconds, whatever happens below.
     setTimeout(() => {
       logger.error('shutdown took too long; exiting');
       flushLogger(logger);
@@ -288,7 +288,7 @@ export async function run(argv: string[]): Promise<number> {
   for (const url of server.urls.slice(1)) {
     process.stdout.write(`helo server listening on ${url}\n`);
     if (url.startsWith('ws://')) {
-      // The page is at the root of the same port (cli.md: `/`).
+      // The page is at the root of the same port (docs/WEB.md: `/`).
       const page = `${url.slice(0, -'ws'.length).replace('ws://', 'http://')}`;
       const withToken = http.token === null ? page : `${page}?token=${http.token}`;
       process.stdout.write(`helo server web client and dashboard on ${withToken}\n`);

@@ -18,7 +18,7 @@ export const HIGH_WATER_BYTES = 1024 * 1024;
 /**
  * Stdin as lines of bytes, one batch per chunk read. Bytes, not text: a
  * payload may hold any byte but LF, and readline would also split at a lone
- * CR. As in protocol.md §2, a CR before the LF is removed; a last line
+ * CR. As in docs/PROTOCOL.md §2, a CR before the LF is removed; a last line
  * without LF still counts.
  */
 export async function* readLineBatches(

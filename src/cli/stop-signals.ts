@@ -1,5 +1,5 @@
 /**
- * SIGTERM / SIGINT as a request to stop (cli.md): caught from the first
+ * SIGTERM / SIGINT as a request to stop (README, signals): caught from the first
  * moment the CLI runs, so that a signal during start-up (while modules load
  * or the store opens) still ends in a clean exit 0 instead of a kill.
  */

@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { type ChildServer, startChildServer } from './child-server.js';
 import type { Exchange, LoadPlan } from './load-plan.js';
+import { ProcessError } from '../errors.js';
 
 /** One step of a reply script: after `lines` request lines, send `reply` (base64). */
 export interface ReplyStep {
@@ -46,7 +47,7 @@ export function replyScriptFor(plan: LoadPlan): ReplyScript {
  */
 export async function startBaselineServer(script: ReplyScript | null = null): Promise<ChildServer> {
   if (!existsSync(BASELINE_SERVER_PATH)) {
-    throw new Error(
+    throw new ProcessError(
       `the baseline server is not built (${BASELINE_SERVER_PATH}); run npm run build`,
     );
   }

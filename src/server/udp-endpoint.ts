@@ -1,5 +1,5 @@
 /**
- * The UDP transport (protocol.md §6): one request per datagram, one reply
+ * The UDP transport (docs/PROTOCOL.md §6): one request per datagram, one reply
  * datagram, no state across datagrams.
  *
  *   datagram -> interpretDatagram() (pure: framer + a fresh Session)
@@ -103,7 +103,7 @@ const DEFAULT_MAX_PENDING_APPENDS = 1024;
 const DEFAULT_SHUTDOWN_GRACE_MS = 8_000;
 
 /**
- * Reads one datagram as protocol.md §6 says (rules at the top of this file).
+ * Reads one datagram as docs/PROTOCOL.md §6 says (rules at the top of this file).
  * Pure: no socket, no clock. Never throws for any bytes.
  */
 export function interpretDatagram(datagram: Buffer, maxLineBytes: number): DatagramRequest {
@@ -298,7 +298,7 @@ export class UdpEndpoint {
     this.#bytesIn += datagram.length;
     const request = interpretDatagram(datagram, this.#maxLineBytes);
     if (request.type === 'reject') {
-      // protocol.md §8: an HTTP-looking command line gets no reply.
+      // docs/PROTOCOL.md §8: an HTTP-looking command line gets no reply.
       this.#rejected++;
       this.#warnings.warn(
         { peer: formatPeer(peer), transport: 'udp' },
@@ -332,7 +332,7 @@ export class UdpEndpoint {
   };
 
   #store(payload: Buffer, peer: RemoteInfo): void {
-    // protocol.md §6: a fresh session id per datagram, no HELO name.
+    // docs/PROTOCOL.md §6: a fresh session id per datagram, no HELO name.
     const record = {
       receivedAt: Date.now(),
       session: this.#context.newSessionId(),
@@ -352,7 +352,7 @@ export class UdpEndpoint {
         this.#send(Replies.DRCV, peer);
       },
       (error: unknown) => {
-        // As on TCP, a store failure becomes 500 FAIL (protocol.md §4).
+        // As on TCP, a store failure becomes 500 FAIL (docs/PROTOCOL.md §4).
         this.#payloadsFailed++;
         this.#context.logger.error(
           {

@@ -1,5 +1,5 @@
 /**
- * `--store URL` (cli.md): which store a server writes to and the `helo
+ * `--store URL` (README, `helo server`): which store a server writes to and the `helo
  * store` commands read from. `sqlite:PATH` (the default, durable) or
  * `memory:` (nothing durable); `postgres://…` may follow.
  */
@@ -11,7 +11,7 @@ import { SqliteStore } from './sqlite-store.js';
 import type { CommitInfo } from './sqlite-store.js';
 import type { Store } from './store.js';
 
-/** cli.md `helo server --store`: relative, so resolved against the working directory. */
+/** `helo server --store` (README): relative, so resolved against the working directory. */
 export const DEFAULT_STORE_URL = 'sqlite:./data/helo.db';
 
 export type StoreLocation =

@@ -64,7 +64,7 @@ function histogram(
   return { name, help, type: 'histogram', samples: (data) => histogramSamples(name, pick(data)) };
 }
 
-/** cli.md lists the first ten names; the rest are the "more are welcome". */
+/** Every helo_* metric; docs/METRICS.md says what each one counts. */
 export const HELO_METRICS: readonly MetricDefinition[] = [
   {
     name: 'helo_connections_total',
