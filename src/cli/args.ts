@@ -37,7 +37,7 @@ export interface ParsedFlags {
 export class UsageError extends InvalidOptionError {}
 
 /** `--max-line` reads from `HELO_MAX_LINE`. */
-export function envName(flag: string): string {
+function envName(flag: string): string {
   return `HELO_${flag.toUpperCase().replace(/-/g, '_')}`;
 }
 

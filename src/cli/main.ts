@@ -48,7 +48,7 @@ function usage(): string {
 }
 
 /** One line, no stack trace: what a person at a terminal needs. */
-export function describeFailure(error: unknown): string {
+function describeFailure(error: unknown): string {
   if (error instanceof HeloError) return error.message;
   if (error instanceof Error) return error.message;
   return String(error);

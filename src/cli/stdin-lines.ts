@@ -9,7 +9,7 @@ import { LineFramer, type LineSink } from '../core/framer.js';
 import { InvalidArgumentError } from '../errors.js';
 
 /** The longest stdin line accepted: memory stays bounded whatever is piped in. */
-export const MAX_STDIN_LINE_BYTES = 16 * 1024 * 1024;
+const MAX_STDIN_LINE_BYTES = 16 * 1024 * 1024;
 /** Requests written but not answered, at most (pipelining with bounded memory). */
 export const MAX_IN_FLIGHT = 1000;
 /** Unsent request bytes above which reading stdin waits for replies. */

@@ -608,7 +608,7 @@ function checkDuration(name: string, value: number): void {
 }
 
 /** `host:port`, with brackets around an IPv6 address. */
-export function formatAddress(host: string, port: number): string {
+function formatAddress(host: string, port: number): string {
   return net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
 }
 

@@ -99,7 +99,7 @@ export interface UdpRequestOptions {
 }
 
 /** The longest UDP payload over IPv4 (65535 - 8 bytes UDP header - 20 bytes IP header). */
-export const MAX_DATAGRAM_BYTES = 65_507;
+const MAX_DATAGRAM_BYTES = 65_507;
 
 const CRLF = Buffer.from('\r\n');
 const DATA_LF = Buffer.from('DATA\r\n');

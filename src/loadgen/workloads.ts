@@ -12,7 +12,7 @@ export const WORKLOADS = ['helo', 'data', 'session'] as const;
 export type Workload = (typeof WORKLOADS)[number];
 
 /** The HELO name of the data workload's one HELO per connection. */
-export const BENCH_NAME = 'bench';
+const BENCH_NAME = 'bench';
 
 const HELO: Exchange = {
   request: Buffer.from('HELO\r\n'),

@@ -42,7 +42,7 @@ export function exposureWarnings(options: ExposureOptions): string[] {
 }
 
 /** A token for `--http-token` when none was given: 128 random bits, URL-safe. */
-export function generateHttpToken(): string {
+function generateHttpToken(): string {
   return randomBytes(16).toString('base64url');
 }
 

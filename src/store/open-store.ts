@@ -4,7 +4,6 @@
  * `memory:` (nothing durable); `postgres://…` may follow.
  */
 import { statSync } from 'node:fs';
-import { isAbsolute, resolve } from 'node:path';
 import { InvalidOptionError, StoreError } from '../errors.js';
 import { MemoryStore } from './memory-store.js';
 import { SqliteStore } from './sqlite-store.js';
@@ -64,15 +63,6 @@ export function openStoreForReading(url: string): Store {
     );
   }
   return SqliteStore.openExisting(location.path);
-}
-
-/** For start-up logs: where the records go, with a relative path resolved. */
-export function describeStoreUrl(url: string): string {
-  const location = parseStoreUrl(url);
-  if (location.kind === 'memory')
-    return 'memory: (not durable: records are lost when the process exits)';
-  const where = isAbsolute(location.path) ? location.path : resolve(location.path);
-  return `sqlite:${where}`;
 }
 
 /**

@@ -65,7 +65,7 @@ function histogram(
 }
 
 /** Every helo_* metric; docs/METRICS.md says what each one counts. */
-export const HELO_METRICS: readonly MetricDefinition[] = [
+const HELO_METRICS: readonly MetricDefinition[] = [
   {
     name: 'helo_connections_total',
     help: 'Connections accepted, by transport (udp: datagrams).',
@@ -193,7 +193,6 @@ function sharedProcessRegistry(): Registry {
 
 /** Renders `CountersData` (plus this process's metrics) as Prometheus text. */
 export class PrometheusExposition {
-  readonly contentType = Registry.PROMETHEUS_CONTENT_TYPE;
   readonly #registry: Registry;
   #current: CountersData | null = null;
   /** Scrapes one at a time: each reads `#current` while it is rendered. */
