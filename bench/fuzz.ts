@@ -1,5 +1,5 @@
 /**
- * `npm run fuzz`: the properties of test/core/fuzz-properties.ts (the ones
+ * `npm run fuzz`: the properties of support/fuzz-properties.ts (the ones
  * `npm test` runs up to a few thousand times each), run for as long as you like.
  *
  * Every run is replayable: the seed is printed at the start (or given with
@@ -20,7 +20,7 @@
 import { randomInt } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import fc from 'fast-check';
-import { FUZZ_PROPERTIES, failureReport, type FuzzProperty } from '../test/core/fuzz-properties.js';
+import { FUZZ_PROPERTIES, failureReport, type FuzzProperty } from '../support/fuzz-properties.js';
 
 const DEFAULT_RUNS = 200_000;
 /**

@@ -2,7 +2,7 @@
  * `npm run bench:memory`: what an idle connection costs. Holds 10,000
  * connections that have each said HELO and got `100 OK`, first against an
  * event-loop `helo server --store memory:`, then against the baseline
- * server (bench/baseline-server.ts, which keeps nothing per connection but
+ * server (src/loadgen/baseline-server.ts, which keeps nothing per connection but
  * Node's own socket), and reports for each:
  *
  *   - the growth of the server's resident memory (VmRSS in /proc/PID/status)
@@ -46,7 +46,7 @@ import {
   openFilesLimit,
 } from './machine.js';
 import { formatCount, formatMs, markdownTable } from './markdown-table.js';
-import { canReadRss, sampleRss } from './process-rss.js';
+import { canReadRss, sampleRss } from '../support/process-rss.js';
 
 const HELO_BIN = fileURLToPath(new URL('../../bin/helo', import.meta.url));
 const HOST = '127.0.0.1';
@@ -313,7 +313,7 @@ async function main(): Promise<void> {
     },
     {
       name: 'baseline',
-      command: 'node dist/bench/baseline-server.js --port 0',
+      command: 'node dist/src/loadgen/baseline-server.js --port 0',
       args: [BASELINE_SERVER_PATH, '--port', '0', '--managed'],
     },
   ];
@@ -413,7 +413,7 @@ function formatSection(
       results[0]!.command +
       '` (the limit raised above the default 10,000, so that the probes are admitted); the ' +
       `same under \`node ${YOUNG_CAP_FLAG}\`, which caps V8's young generation (see below); ` +
-      'and the baseline server of `npm run bench` (bench/baseline-server.ts: a bare ' +
+      'and the baseline server of `npm run bench` (src/loadgen/baseline-server.ts: a bare ' +
       '`net.Server` that keeps no state of its own per connection). Each is started with ' +
       '`node --expose-gc --import dist/bench/heap-report-preload.js`, which changes nothing ' +
       'until asked for a heap report (below).',

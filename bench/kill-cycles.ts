@@ -2,7 +2,7 @@
  * `npm run kill-cycles`: SIGKILL the real server under load again and
  * again on one growing SQLite file, and check after every kill that each
  * payload answered `300 DRCV` is in the file, exactly once
- * (bench/kill-cycles-lib.ts has the cycle itself). Exits 1 on any loss,
+ * (support/kill-cycles-lib.ts has the cycle itself). Exits 1 on any loss,
  * duplicate, 500 FAIL or unexpected reply.
  *
  * Usage: npm run kill-cycles -- [--cycles 20] [--mode event-loop|cluster]
@@ -20,7 +20,7 @@ import {
   type CycleResult,
   type KillCyclesReport,
   type KillMode,
-} from './kill-cycles-lib.js';
+} from '../support/kill-cycles-lib.js';
 import { formatCount, markdownTable, type Align } from './markdown-table.js';
 
 const MODES: readonly KillMode[] = ['event-loop', 'cluster'];

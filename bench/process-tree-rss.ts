@@ -4,7 +4,7 @@
  * memory is the sum of theirs.
  */
 import { readdirSync, readFileSync } from 'node:fs';
-import { readRss } from './process-rss.js';
+import { readRss } from '../support/process-rss.js';
 
 function parentOf(pid: number): number | null {
   try {

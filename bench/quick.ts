@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: how close the event-loop helo server comes to the tuned
- * baseline server (bench/baseline-server.ts), measured with the load
+ * baseline server (src/loadgen/baseline-server.ts), measured with the load
  * generator of `helo bench` (src/loadgen, worker threads) in one run:
  *
  *   HELO round trips, 50 connections, pipeline 1 and pipeline 32

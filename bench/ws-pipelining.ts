@@ -18,9 +18,9 @@ import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { WebSocket } from 'ws';
-import { RawWebSocket, textFrames } from '../test/helpers/raw-websocket.js';
-import { spawnServer } from '../test/helpers/server-process.js';
-import { readRss } from './process-rss.js';
+import { RawWebSocket, textFrames } from '../support/raw-websocket.js';
+import { spawnServer } from '../support/server-process.js';
+import { readRss } from '../support/process-rss.js';
 
 /** `ws-lib`: WebSocket through the `ws` library, a message event per reply (a slower reader). */
 type Transport = 'tcp' | 'ws' | 'ws-lib';

@@ -12,8 +12,8 @@ import { mkdirSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Page } from 'playwright-core';
-import { launchChromium } from '../test/helpers/browser.js';
-import { spawnWebServer } from '../test/helpers/web-server.js';
+import { launchChromium } from '../support/browser.js';
+import { spawnWebServer } from '../support/web-server.js';
 
 const IMAGES_DIR = fileURLToPath(new URL('../../docs/images/', import.meta.url));
 const VIEWPORT = { width: 1100, height: 720 };

@@ -18,6 +18,8 @@ export const ERROR_CODES = {
   HELO_ERR_REPLY: 'the server answered with a reply other than the one expected',
   HELO_ERR_STORE: 'the store could not be opened, read or written',
   HELO_ERR_LISTEN: 'the server could not listen on its address',
+  HELO_ERR_PROCESS: 'a process or thread helo runs could not start, failed or did not answer',
+  HELO_ERR_OUTPUT: 'a command could not write its output',
 } as const;
 
 export type HeloErrorCode = keyof typeof ERROR_CODES;
@@ -85,8 +87,12 @@ export class ClosedError extends HeloError {
 export class ReplyError extends HeloError {
   readonly reply: { readonly code: number; readonly token: string; readonly line: string };
 
-  constructor(reply: { code: number; token: string; line: string }, expected: string) {
-    super('HELO_ERR_REPLY', `expected ${expected}, server replied ${reply.line}`);
+  constructor(
+    reply: { code: number; token: string; line: string },
+    expected: string,
+    message = `expected ${expected}, server replied ${reply.line}`,
+  ) {
+    super('HELO_ERR_REPLY', message);
     this.name = 'ReplyError';
     this.reply = reply;
   }
@@ -103,5 +109,25 @@ export class ListenError extends HeloError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('HELO_ERR_LISTEN', message, options);
     this.name = 'ListenError';
+  }
+}
+
+/**
+ * A process or thread that helo runs itself (a cluster primary or worker, a
+ * fork child, a load thread, the baseline server of `--ceiling`) could not
+ * start, was started the wrong way, ended early or did not answer.
+ */
+export class ProcessError extends HeloError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('HELO_ERR_PROCESS', message, options);
+    this.name = 'ProcessError';
+  }
+}
+
+/** A command could not write its output (stdout failed, other than a closed pipe). */
+export class OutputError extends HeloError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('HELO_ERR_OUTPUT', message, options);
+    this.name = 'OutputError';
   }
 }

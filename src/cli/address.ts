@@ -1,6 +1,6 @@
 /**
  * Where a client subcommand (`helo client`, `helo send`, `helo bench`)
- * connects: the ADDRESS argument (any form of cli.md, parsed by the client
+ * connects: the ADDRESS argument (any form of docs/TRANSPORTS.md, parsed by the client
  * library's `parseAddress`), `--host`/`--port`, the TLS files, and the
  * `--timeout` and `--wait` flags that go with them.
  */

@@ -1,6 +1,6 @@
 /**
  * Flag parsing shared by every subcommand: `node:util` parseArgs, plus the
- * `HELO_<FLAG>` environment variables of cli.md (a flag on the command line
+ * `HELO_<FLAG>` environment variables (README, "Command-line reference"; a flag on the command line
  * wins over the environment) and help text generated from the same table.
  */
 import { parseArgs } from 'node:util';
@@ -37,7 +37,7 @@ export interface ParsedFlags {
 export class UsageError extends InvalidOptionError {}
 
 /** `--max-line` reads from `HELO_MAX_LINE`. */
-export function envName(flag: string): string {
+function envName(flag: string): string {
   return `HELO_${flag.toUpperCase().replace(/-/g, '_')}`;
 }
 
@@ -140,7 +140,7 @@ export function textFlag(values: ParsedFlags['values'], name: string, fallback: 
   return raw;
 }
 
-/** Flags every network subcommand shares (cli.md). */
+/** Flags every network subcommand shares. */
 export const ADDRESS_FLAGS: FlagSpecs = {
   host: { type: 'string', valueName: 'ADDR', default: '127.0.0.1', description: 'server address' },
   port: { type: 'string', valueName: 'N', default: '7777', description: 'TCP port' },

@@ -34,6 +34,7 @@ import {
   UsageError,
 } from './args.js';
 import { parseAddress } from './address.js';
+import { ConnectError } from '../errors.js';
 
 const DEFAULTS = Object.freeze({
   connections: 50,
@@ -214,7 +215,9 @@ export async function run(argv: string[]): Promise<number> {
       const errors = Object.entries(result.errors)
         .map(([kind, count]) => `${kind} ×${count}`)
         .join(', ');
-      throw new Error(`${target} answered no request${errors ? ` (errors: ${errors})` : ''}`);
+      throw new ConnectError(
+        `${target} answered no request${errors ? ` (errors: ${errors})` : ''}`,
+      );
     }
     return 0;
   } finally {

@@ -1,5 +1,5 @@
 /**
- * `helo client [ADDRESS]`: talk to a server (cli.md).
+ * `helo client [ADDRESS]`: talk to a server (README, `helo client`).
  *
  * At a terminal it reads like the lab transcript: a prompt, each reply with
  * its round-trip time, `Input data to send:` after a bare DATA, and QUIT on
@@ -13,7 +13,7 @@ import { clearLine, cursorTo } from 'node:readline';
 import { createInterface } from 'node:readline/promises';
 import type { Readable, Writable } from 'node:stream';
 import { connect, type HeloClient } from '../client/client.js';
-import { type HeloError, InvalidArgumentError } from '../errors.js';
+import { type HeloError, InvalidArgumentError, OutputError } from '../errors.js';
 import { CONNECTION_FLAGS, connectOptionsFromFlags } from './address.js';
 import { runUdpInteractive, runUdpPiped } from './udp-session.js';
 import { type CommandHelp, formatHelp, parseFlags, UsageError } from './args.js';
@@ -99,7 +99,7 @@ async function runPiped(client: HeloClient, input: Readable, output: Writable): 
     if (reason !== null) stop(reason);
   });
   output.on('error', (error) => {
-    stop(new Error(`cannot write to stdout: ${error.message}`));
+    stop(new OutputError(`cannot write to stdout: ${error.message}`, { cause: error }));
     void client.close();
   });
 
@@ -111,7 +111,7 @@ async function runPiped(client: HeloClient, input: Readable, output: Writable): 
   try {
     reading: for await (const lines of readLineBatches(input)) {
       for (const line of lines) {
-        // After QUIT the server closes: the rest of stdin goes unread (cli.md).
+        // After QUIT the server closes: the rest of stdin goes unread.
         if (client.state === 'quitting' || client.state === 'closed') break reading;
         outstanding.push(outcomeOf(client.send(line)));
         while (
@@ -130,7 +130,7 @@ async function runPiped(client: HeloClient, input: Readable, output: Writable): 
   if (failure !== null) throw failure;
   if (client.state === 'payload') {
     // The bare DATA, last in line, will never be answered; the rest will.
-    outstanding.pop();
+    void outstanding.pop();
     while (outstanding.length > 0) await settleOldest();
     throw new InvalidArgumentError('stdin ended after a bare DATA, before its payload line');
   }
@@ -158,7 +158,7 @@ async function runInteractive(client: HeloClient): Promise<number> {
     rl.prompt();
     isPromptShown = true;
   };
-  // stack.md: readline re-emits its input's errors; unhandled, they crash the process.
+  // readline re-emits its input's errors; unhandled, they crash the process.
   rl.on('error', () => rl.close());
   rl.on('close', () => (isReadlineClosed = true));
   // Ctrl-C ends the loop as Ctrl-D does: both leave politely with QUIT.

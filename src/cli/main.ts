@@ -2,7 +2,7 @@
  * `helo`: the command-line entry point. It only dispatches; each subcommand
  * lives in its own file and returns its exit status.
  *
- * Exit statuses (cli.md): 0 success, 1 a runtime failure (server
+ * Exit statuses (README, docs/ERRORS.md): 0 success, 1 a runtime failure (server
  * unreachable, port in use, store unusable, a request refused), 2 a command
  * line that cannot be run (bad flag or value). Failures print one line on
  * stderr, never a stack trace.
@@ -48,7 +48,7 @@ function usage(): string {
 }
 
 /** One line, no stack trace: what a person at a terminal needs. */
-export function describeFailure(error: unknown): string {
+function describeFailure(error: unknown): string {
   if (error instanceof HeloError) return error.message;
   if (error instanceof Error) return error.message;
   return String(error);

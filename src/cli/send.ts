@@ -2,7 +2,7 @@
  * `helo send [ADDRESS] [PAYLOAD...]`: HELO, one DATA per payload, QUIT.
  *
  * For scripts: it succeeds only when every payload was acknowledged with
- * `300 DRCV`, which means stored (protocol.md §5), and says which one was
+ * `300 DRCV`, which means stored (docs/PROTOCOL.md §5), and says which one was
  * not otherwise. Payloads are pipelined, so a long stdin goes at the
  * speed of the server, not of one round trip per line.
  */
@@ -101,7 +101,9 @@ export async function run(argv: string[]): Promise<number> {
     }
     // The refusal is the news; after e.g. 503 BUSY the connection is gone anyway.
     await client.quit().catch(() => undefined);
-    throw new Error(
+    throw new ReplyError(
+      refusal.error.reply,
+      '300 DRCV',
       `payload ${refusal.index} was not stored: server replied ${refusal.error.reply.line} ` +
         `(${plural(stored, 'payload')} stored)`,
     );

@@ -1,6 +1,6 @@
 /**
  * `helo server`: flags -> options, open the store, listen, and shut down
- * cleanly on SIGTERM / SIGINT (cli.md).
+ * cleanly on SIGTERM / SIGINT (README, "Exit statuses and signals").
  */
 import { readFileSync } from 'node:fs';
 import { DEFAULT_STORE_URL, openStore, storeModeWarning } from '../store/open-store.js';
@@ -234,7 +234,7 @@ function tokenOnCommandLine(argv: readonly string[]): boolean {
   return argv.some((arg) => arg === '--http-token' || arg.startsWith('--http-token='));
 }
 
-/** cli.md: the process tree is gone and exit status is 0 within 10 seconds. */
+/** README: the process tree is gone and exit status is 0 within 10 seconds. */
 const HARD_EXIT_MS = 9_500;
 
 export async function run(argv: string[]): Promise<number> {
@@ -297,7 +297,7 @@ export async function run(argv: string[]): Promise<number> {
   const fdWarning = openFilesWarning(readOpenFilesLimit(), options.maxConnections, 1 + listeners);
   if (fdWarning !== null) logger.warn(fdWarning);
   const stopSignal = watchStopSignals().then((signal) => {
-    // cli.md: the process is gone within 10 seconds, whatever happens below.
+    // README: the process is gone within 10 seconds, whatever happens below.
     setTimeout(() => {
       logger.error('shutdown took too long; exiting');
       flushLogger(logger);
@@ -336,7 +336,7 @@ export async function run(argv: string[]): Promise<number> {
   for (const url of server.urls.slice(1)) {
     process.stdout.write(`helo server listening on ${url}\n`);
     if (url.startsWith('ws://')) {
-      // The page is at the root of the same port (cli.md: `/`).
+      // The page is at the root of the same port (docs/WEB.md: `/`).
       const page = `${url.slice(0, -'ws'.length).replace('ws://', 'http://')}`;
       const withToken = http.token === null ? page : `${page}?token=${http.token}`;
       process.stdout.write(`helo server web client and dashboard on ${withToken}\n`);

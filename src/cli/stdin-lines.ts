@@ -9,7 +9,7 @@ import { LineFramer, type LineSink } from '../core/framer.js';
 import { InvalidArgumentError } from '../errors.js';
 
 /** The longest stdin line accepted: memory stays bounded whatever is piped in. */
-export const MAX_STDIN_LINE_BYTES = 16 * 1024 * 1024;
+const MAX_STDIN_LINE_BYTES = 16 * 1024 * 1024;
 /** Requests written but not answered, at most (pipelining with bounded memory). */
 export const MAX_IN_FLIGHT = 1000;
 /** Unsent request bytes above which reading stdin waits for replies. */
@@ -18,7 +18,7 @@ export const HIGH_WATER_BYTES = 1024 * 1024;
 /**
  * Stdin as lines of bytes, one batch per chunk read. Bytes, not text: a
  * payload may hold any byte but LF, and readline would also split at a lone
- * CR. As in protocol.md §2, a CR before the LF is removed; a last line
+ * CR. As in docs/PROTOCOL.md §2, a CR before the LF is removed; a last line
  * without LF still counts.
  */
 export async function* readLineBatches(

@@ -1,5 +1,5 @@
 /**
- * `helo store list` and `helo store export` (cli.md § helo store): read the
+ * `helo store list` and `helo store export` (README, same heading): read the
  * records a server stored, from another process, while that server runs or
  * after it was killed.
  *
@@ -7,7 +7,7 @@
  * next is read, so a store of any size needs the memory of one page, and a
  * slow consumer (a pipe) slows the reading down instead of filling memory.
  */
-import { InvalidOptionError } from '../errors.js';
+import { InvalidOptionError, OutputError } from '../errors.js';
 import { DEFAULT_STORE_URL, openStoreForReading, parseStoreUrl } from '../store/open-store.js';
 import type { Store, StoredRecord } from '../store/store.js';
 import { UsageError, formatHelp, parseFlags, textFlag } from './args.js';
@@ -137,7 +137,7 @@ async function exportRecords(store: Store): Promise<WriteOutcome> {
   return 'written';
 }
 
-/** cli.md § helo store: exactly these fields, in this order. */
+/** The README's `helo store export`: exactly these fields, in this order. */
 function exportedRecord(record: StoredRecord): Record<string, unknown> {
   return {
     id: record.id,
@@ -201,7 +201,7 @@ function formatRow(cells: readonly string[], widths: readonly number[]): string 
 }
 
 /**
- * The payload is bytes (protocol.md §3), possibly hostile to a terminal:
+ * The payload is bytes (docs/PROTOCOL.md §3), possibly hostile to a terminal:
  * only printable ASCII is shown as is; quotes make spaces at the ends and an
  * empty payload visible.
  */
@@ -262,7 +262,7 @@ function writeOut(text: string): Promise<WriteOutcome> {
     process.stdout.write(text, (error) => {
       if (!error) resolve('written');
       else if (isClosedPipe(error)) resolve('closed');
-      else reject(new Error(`cannot write to stdout: ${error.message}`, { cause: error }));
+      else reject(new OutputError(`cannot write to stdout: ${error.message}`, { cause: error }));
     });
   });
 }

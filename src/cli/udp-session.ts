@@ -1,6 +1,6 @@
 /**
  * `helo client udp://…` and `helo send udp://…`: the same commands over
- * datagrams (protocol.md §6). Nothing carries across datagrams, so a bare
+ * datagrams (docs/PROTOCOL.md §6). Nothing carries across datagrams, so a bare
  * `DATA` line and the payload line after it travel together, as one
  * `DATA <payload>` request; every other line is one request. Each request
  * is retried by the client library if its reply is lost.
@@ -148,7 +148,9 @@ export async function sendUdp(
           await client.data(payload);
         } catch (error) {
           if (!(error instanceof ReplyError)) throw error;
-          throw new Error(
+          throw new ReplyError(
+            error.reply,
+            '300 DRCV',
             `payload ${stored + 1} was not stored: server replied ${error.reply.line} (${stored} stored)`,
           );
         }

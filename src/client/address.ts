@@ -1,5 +1,5 @@
 /**
- * One string for where a server is (cli.md): `tcp://host:port`,
+ * One string for where a server is (docs/TRANSPORTS.md): `tcp://host:port`,
  * `tls://host:port`, `unix:/path`, `udp://host:port`, `ws://host:port/ws`,
  * or a bare `host:port` / `host`, which mean TCP.
  */

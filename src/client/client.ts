@@ -9,7 +9,7 @@
  * ```
  *
  * Requests are written at once and wait in a FIFO; the server answers
- * strictly in request order (protocol.md §2), so each reply settles the
+ * strictly in request order (docs/PROTOCOL.md §2), so each reply settles the
  * oldest waiting request (node-redis `commands-queue.ts` does the same).
  * Replies are matched by position only, so anything that could shift the
  * positions — a reply timeout, an abort, a malformed reply — ends the
@@ -44,7 +44,7 @@ import { ReplyParser, type Reply, type ReplySink } from './reply.js';
 
 export type { Reply } from './reply.js';
 
-/** The spec's numbers (protocol.md §1, cli.md). */
+/** The documented defaults (docs/PROTOCOL.md §1, README `helo client`). */
 export const CLIENT_DEFAULTS = Object.freeze({
   host: '127.0.0.1',
   port: 7777,
@@ -114,7 +114,7 @@ export interface RequestOptions {
  * - `command`: ready for a request;
  * - `payload`: a bare `DATA` went out through `send()`; the next line sent is its payload;
  * - `quitting`: `QUIT` was sent (or a line the server refuses to process,
- *   protocol.md §8): the server is closing, new requests are refused;
+ *   docs/PROTOCOL.md §8): the server is closing, new requests are refused;
  * - `closed`: the connection is gone.
  */
 export type ClientState = 'command' | 'payload' | 'quitting' | 'closed';
@@ -159,7 +159,7 @@ const FIRST_RETRY_MS = 50;
 const MAX_RETRY_MS = 1000;
 // setTimeout's limit; a larger delay would fire at once.
 const MAX_TIMER_MS = 2_147_483_647;
-// Errors after which the server may simply not be up yet (cli.md `--wait`).
+// Errors after which the server may simply not be up yet (`--wait`).
 const RETRYABLE = new Set(['ECONNREFUSED', 'ENOENT', 'ECONNRESET']);
 
 /** Connects to a helo server; resolves once the connection (and TLS handshake) is up. */
@@ -298,7 +298,7 @@ export class HeloClient extends EventEmitter<HeloClientEvents> {
 
   /**
    * `DATA`, then the payload on its own line; resolves with `300 DRCV`,
-   * which means the payload is stored (protocol.md §5). The payload is bytes
+   * which means the payload is stored (docs/PROTOCOL.md §5). The payload is bytes
    * (a string is sent as UTF-8) and may hold anything but LF.
    */
   async data(payload: string | Buffer, options?: RequestOptions): Promise<Reply> {
@@ -608,7 +608,7 @@ function checkDuration(name: string, value: number): void {
 }
 
 /** `host:port`, with brackets around an IPv6 address. */
-export function formatAddress(host: string, port: number): string {
+function formatAddress(host: string, port: number): string {
   return net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
@@ -625,7 +625,7 @@ type StreamTarget =
   | { kind: 'tls'; host: string; port: number; tls: ClientTlsOptions; address: string }
   | { kind: 'unix'; path: string; address: string };
 
-/** Connects, retrying while `waitMs` allows (cli.md `--wait`). */
+/** Connects, retrying while `waitMs` allows (`--wait`). */
 async function openSocket(
   target: StreamTarget,
   timeoutMs: number,
@@ -656,7 +656,7 @@ async function openSocket(
   }
 }
 
-/** A WebSocket to `/ws` (protocol.md §7), seen as a stream of lines. */
+/** A WebSocket to `/ws` (docs/PROTOCOL.md §7), seen as a stream of lines. */
 function attemptWebSocket(
   target: { url: string; address: string },
   timeoutMs: number,
@@ -782,7 +782,7 @@ function attemptConnect(
   });
 }
 
-/** One line that says what failed and where (cli.md). */
+/** One line that says what failed and where (docs/ERRORS.md). */
 function connectError(
   error: NodeJS.ErrnoException,
   target: StreamTarget,
@@ -869,7 +869,7 @@ function isBlank(byte: number | undefined): boolean {
 
 /**
  * A bare DATA or QUIT padded with blanks means the same to the server
- * without them (protocol.md §2). Sent bare, it cannot exceed the server's
+ * without them (docs/PROTOCOL.md §2). Sent bare, it cannot exceed the server's
  * line limit, whose 401 LONG would otherwise be matched to the wrong request.
  */
 function withoutPadding(line: Buffer): Buffer {

@@ -1,5 +1,5 @@
 /**
- * Reply lines, as the client reads them (protocol.md §3, §4).
+ * Reply lines, as the client reads them (docs/PROTOCOL.md §3, §4).
  *
  * A reply is `<3-digit code> <TOKEN>\r\n`. The server writes replies to a
  * byte stream, so one read may hold part of a reply or many replies: the

@@ -1,5 +1,5 @@
 /**
- * The helo client over UDP (protocol.md §6): one request per datagram, one
+ * The helo client over UDP (docs/PROTOCOL.md §6): one request per datagram, one
  * reply datagram, retries when the reply does not come.
  *
  * ```ts
@@ -51,7 +51,7 @@ export type { Reply } from './reply.js';
 
 export const UDP_CLIENT_DEFAULTS = Object.freeze({
   host: '127.0.0.1',
-  /** All tries of one request together (cli.md `--timeout`, 10 s). */
+  /** All tries of one request together (`--timeout`, 10 s, docs/UDP.md). */
   timeoutMs: 10_000,
   /** Sends after the first: 5 tries in all. */
   retries: 4,
@@ -82,7 +82,7 @@ export interface UdpConnectOptions {
   /**
    * While the server's port is unreachable (ICMP "port unreachable":
    * nothing listens there yet), keep trying for this long, in ms, with
-   * backoff from 50 ms doubling to 1 s (cli.md `--wait`). Default `0`:
+   * backoff from 50 ms doubling to 1 s (`--wait`, README). Default `0`:
    * report it at once with a `ConnectError`.
    */
   waitMs?: number;
@@ -99,7 +99,7 @@ export interface UdpRequestOptions {
 }
 
 /** The longest UDP payload over IPv4 (65535 - 8 bytes UDP header - 20 bytes IP header). */
-export const MAX_DATAGRAM_BYTES = 65_507;
+const MAX_DATAGRAM_BYTES = 65_507;
 
 const CRLF = Buffer.from('\r\n');
 const DATA_LF = Buffer.from('DATA\r\n');
@@ -470,7 +470,7 @@ export class UdpClient {
           );
           return;
         }
-        // cli.md --wait: not a lost try; send it again once the server may be up.
+        // --wait: not a lost try; send it again once the server may be up.
         if (timer !== undefined) clearTimeout(timer);
         tries--;
         const delay = Math.min(refusedDelayMs, waitMs - waitedMs);

@@ -1,5 +1,5 @@
 /**
- * protocol.md §8 — cross-protocol safety.
+ * docs/PROTOCOL.md §8 — cross-protocol safety.
  *
  * A web page can make a visitor's browser send an HTTP request to
  * 127.0.0.1:7777; its body could hold a line beginning `DATA`, which this

@@ -1,5 +1,5 @@
 /**
- * The protocol over datagrams (UDP, protocol.md §6): one request per
+ * The protocol over datagrams (UDP, docs/PROTOCOL.md §6): one request per
  * datagram, no state across datagrams. Pure: bytes in, what to do out (a
  * reply, a payload to store, or silence); no socket, timer or clock. The
  * UDP endpoint (src/server/udp-endpoint.ts) does the I/O around it.
@@ -37,7 +37,7 @@ const REPLY_BCMD: ReplyAction = Object.freeze({ type: 'reply', reply: Replies.BC
 const REPLY_LONG: ReplyAction = Object.freeze({ type: 'reply', reply: Replies.LONG });
 
 /**
- * Reads one datagram as protocol.md §6 says (rules at the top of this file).
+ * Reads one datagram as docs/PROTOCOL.md §6 says (rules at the top of this file).
  * Pure: no socket, no clock. Never throws for any bytes.
  */
 export function interpretDatagram(datagram: Buffer, maxLineBytes: number): DatagramRequest {

@@ -1,5 +1,5 @@
 /**
- * Bytes -> lines (protocol.md §2, §9).
+ * Bytes -> lines (docs/PROTOCOL.md §2, §9).
  *
  * TCP is a byte stream: a line may arrive split across many reads and many
  * lines may arrive in one read. The framer turns whatever arrives into

@@ -1,6 +1,6 @@
 /**
  * The reply table: the one source of truth for every reply helo sends
- * (protocol.md §3 core replies, §4 extension replies). Each reply is kept as
+ * (docs/PROTOCOL.md §3 core replies, §4 extension replies). Each reply is kept as
  * ready-made bytes so the hot path never formats a string.
  */
 
@@ -28,12 +28,12 @@ function reply(code: number, token: string, closes: boolean, meaning: string): R
 }
 
 export const Replies = Object.freeze({
-  // protocol.md §3 — core
+  // docs/PROTOCOL.md §3 — core
   OK: reply(100, 'OK', false, 'HELO: greeting; the optional name labels the session'),
   BYE: reply(200, 'BYE', true, 'QUIT: the server flushes the reply, then closes'),
   DRCV: reply(300, 'DRCV', false, 'DATA: the payload is stored'),
   BCMD: reply(400, 'BCMD', false, 'anything else, including an empty line'),
-  // protocol.md §4 — extensions
+  // docs/PROTOCOL.md §4 — extensions
   LONG: reply(401, 'LONG', false, 'a line (command or payload) longer than the limit'),
   TOUT: reply(408, 'TOUT', true, 'no complete line for the idle timeout'),
   FAIL: reply(500, 'FAIL', false, 'the payload could not be stored: it was NOT received, retry'),

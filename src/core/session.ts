@@ -1,5 +1,5 @@
 /**
- * One line -> what to do: the HELO/DATA/QUIT state machine (protocol.md §3).
+ * One line -> what to do: the HELO/DATA/QUIT state machine (docs/PROTOCOL.md §3).
  *
  * ```
  *              HELO [name] -> 100 OK     anything else -> 400 BCMD
@@ -76,7 +76,7 @@ export class Session {
   /** Handles one complete line, `line[start, end)` without its terminator. */
   onLine(line: Buffer, start: number, end: number): SessionAction {
     if (this.#state === 'payload') {
-      // protocol.md §3: after a bare DATA the next line is payload, whatever it says.
+      // docs/PROTOCOL.md §3: after a bare DATA the next line is payload, whatever it says.
       this.#state = 'command';
       return { type: 'store', payload: Buffer.from(line.subarray(start, end)) };
     }

@@ -1,6 +1,6 @@
 /**
  * The baseline server that `--ceiling` and `npm run bench` measure against:
- * bench/baseline-server.ts, a raw-socket server tuned as far as Node goes,
+ * src/loadgen/baseline-server.ts, a raw-socket server tuned as far as Node goes,
  * that answers exactly what helo answers to the helo workloads. For any
  * other plan it is told the replies to send (a ReplyScript), so that it is
  * the fastest possible server of that exchange.
@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { type ChildServer, startChildServer } from './child-server.js';
 import type { Exchange, LoadPlan } from './load-plan.js';
+import { ProcessError } from '../errors.js';
 
 /** One step of a reply script: after `lines` request lines, send `reply` (base64). */
 export interface ReplyStep {
@@ -22,10 +23,8 @@ export interface ReplyScript {
   readonly body: readonly ReplyStep[];
 }
 
-/** The compiled baseline server, from dist/src/loadgen/ (see tsconfig rootDir). */
-export const BASELINE_SERVER_PATH = fileURLToPath(
-  new URL('../../bench/baseline-server.js', import.meta.url),
-);
+/** The compiled baseline server, next to this module in dist/src/loadgen/. */
+export const BASELINE_SERVER_PATH = fileURLToPath(new URL('./baseline-server.js', import.meta.url));
 
 /** What the baseline must answer to run `plan` as a well-behaved server would. */
 export function replyScriptFor(plan: LoadPlan): ReplyScript {
@@ -48,7 +47,7 @@ export function replyScriptFor(plan: LoadPlan): ReplyScript {
  */
 export async function startBaselineServer(script: ReplyScript | null = null): Promise<ChildServer> {
   if (!existsSync(BASELINE_SERVER_PATH)) {
-    throw new Error(
+    throw new ProcessError(
       `the baseline server is not built (${BASELINE_SERVER_PATH}); run npm run build`,
     );
   }

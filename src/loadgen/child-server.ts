@@ -6,6 +6,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { ProcessError } from '../errors.js';
 
 export interface ChildServer {
   readonly port: number;
@@ -69,7 +70,7 @@ export async function startChildServer(options: ChildServerOptions): Promise<Chi
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`the ${options.name} did not start in time`));
+      reject(new ProcessError(`the ${options.name} did not start in time`));
     }, options.startTimeoutMs ?? 15_000);
     child.stdout!.setEncoding('utf8').on('data', (text: string) => {
       stdout += text;
@@ -81,13 +82,15 @@ export async function startChildServer(options: ChildServerOptions): Promise<Chi
     });
     child.once('error', (error) => {
       clearTimeout(timer);
-      reject(new Error(`cannot start the ${options.name}: ${error.message}`));
+      reject(
+        new ProcessError(`cannot start the ${options.name}: ${error.message}`, { cause: error }),
+      );
     });
     void exited.then(([code]) => {
       clearTimeout(timer);
       const said = stderr.trim().split('\n')[0] ?? '';
       reject(
-        new Error(
+        new ProcessError(
           `the ${options.name} exited (code ${code}) before listening${said ? `: ${said}` : ''}`,
         ),
       );

@@ -10,6 +10,7 @@
  */
 import type { LoadPlan } from './load-plan.js';
 import type { ReplyExpectation } from './reply-expectation.js';
+import { InvalidArgumentError } from '../errors.js';
 
 const MAX_PRECOMPUTED_BYTES = 8 * 1024 * 1024;
 
@@ -29,7 +30,8 @@ export class ExchangeSequence {
   readonly #offsets: number[];
 
   constructor(plan: LoadPlan, maxBatch: number) {
-    if (plan.body.length === 0) throw new Error('a load plan needs at least one exchange');
+    if (plan.body.length === 0)
+      throw new InvalidArgumentError('a load plan needs at least one exchange');
     this.setupLength = plan.setup.length;
     this.bodyLength = plan.body.length;
     this.maxBatch = maxBatch;

@@ -1,5 +1,5 @@
 /**
- * Latencies go into node:perf_hooks HDR histograms (stack.md), which take
+ * Latencies go into node:perf_hooks HDR histograms, which take
  * integers >= 1: they are recorded in nanoseconds, and reported in
  * microseconds.
  */

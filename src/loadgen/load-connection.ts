@@ -199,11 +199,6 @@ export class LoadConnection implements LineSink {
     }
   }
 
-  /** Ends the slot at once (the run is being torn down). */
-  destroy(): void {
-    if (this.#state !== 'retired') this.#retire();
-  }
-
   // LineSink: one reply line.
   onLine(buffer: Buffer, start: number, end: number, isTruncated: boolean): void {
     if (this.#state !== 'open') return;

@@ -6,9 +6,10 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { revivePlan } from './load-plan.js';
 import { ThreadLoad } from './thread-load.js';
 import type { ToWorker, WorkerData, FromWorker } from './worker-messages.js';
+import { ProcessError } from '../errors.js';
 
 const port = parentPort;
-if (port === null) throw new Error('load-worker.js runs only as a worker thread');
+if (port === null) throw new ProcessError('load-worker.js runs only as a worker thread');
 
 const data = workerData as WorkerData;
 const load = new ThreadLoad({ ...data.options, plan: revivePlan(data.options.plan) });

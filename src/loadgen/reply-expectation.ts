@@ -44,11 +44,6 @@ export function anyReply(lineCount = 1): ReplyExpectation {
   return { lineCount, lines: null };
 }
 
-/** The expected bytes, joined (for messages, and for a baseline server that must send them). */
-export function expectedBytes(expectation: ReplyExpectation): Buffer | null {
-  return expectation.lines === null ? null : Buffer.concat(expectation.lines);
-}
-
 /** True when `buffer[start, end)` is exactly `expected`. */
 export function lineEquals(expected: Buffer, buffer: Buffer, start: number, end: number): boolean {
   const length = expected.length;

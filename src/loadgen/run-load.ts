@@ -12,7 +12,7 @@
  */
 import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
-import { InvalidOptionError } from '../errors.js';
+import { InvalidOptionError, ProcessError } from '../errors.js';
 import { type CountsSnapshot, sumCounts } from './load-counts.js';
 import type { LoadPlan } from './load-plan.js';
 import type { ThreadResult } from './thread-load.js';
@@ -118,7 +118,11 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
         });
         worker.once('error', reject);
         worker.once('exit', (code) =>
-          reject(new Error(`load thread ${index + 1} ended (exit code ${code}) before its result`)),
+          reject(
+            new ProcessError(
+              `load thread ${index + 1} ended (exit code ${code}) before its result`,
+            ),
+          ),
         );
       }),
     );
@@ -194,7 +198,7 @@ function waitFor(ms: number | null, done: Promise<unknown>, signal?: AbortSignal
     signal?.addEventListener('abort', finish, { once: true });
     done.then(finish, (error: unknown) => {
       cleanUp();
-      reject(error instanceof Error ? error : new Error(String(error)));
+      reject(error instanceof Error ? error : new ProcessError(String(error)));
     });
     function cleanUp(): void {
       if (timer !== null) clearTimeout(timer);

@@ -49,7 +49,7 @@ const RATE_TICK_MS = 1;
 const READ_BUFFER_BYTES = 64 * 1024;
 
 /** The absolute time of a performance.now() reading of this thread. */
-export function absoluteTime(now: number): number {
+function absoluteTime(now: number): number {
   return performance.timeOrigin + now;
 }
 
@@ -158,13 +158,6 @@ export class ThreadLoad implements LoadContext {
     this.#isStopping = true;
     this.#stoppedAt = performance.now();
     this.#windDown();
-  }
-
-  /** Closes everything at once, replies due or not. */
-  destroy(): void {
-    this.#isStopping = true;
-    for (const connection of this.#connections) connection.destroy();
-    this.#clearTimers();
   }
 
   take(units: number): number {

@@ -1,7 +1,7 @@
 /**
  * The built-in workloads of `helo bench --workload`, and the generic
  * `--request`/`--expect` one, as LoadPlans. The helo ones send exactly what
- * protocol.md §3 says and expect helo's replies byte for byte.
+ * docs/PROTOCOL.md §3 says and expect helo's replies byte for byte.
  */
 import { InvalidOptionError } from '../errors.js';
 import { formatEscapes } from './escapes.js';
@@ -12,7 +12,7 @@ export const WORKLOADS = ['helo', 'data', 'session'] as const;
 export type Workload = (typeof WORKLOADS)[number];
 
 /** The HELO name of the data workload's one HELO per connection. */
-export const BENCH_NAME = 'bench';
+const BENCH_NAME = 'bench';
 
 const HELO: Exchange = {
   request: Buffer.from('HELO\r\n'),
@@ -27,7 +27,7 @@ const QUIT: Exchange = {
   reply: exactReply(Buffer.from('200 BYE\r\n')),
 };
 
-/** An inline `DATA <payload>` (protocol.md §3) with a payload of `size` printable bytes. */
+/** An inline `DATA <payload>` (docs/PROTOCOL.md §3) with a payload of `size` printable bytes. */
 function inlineData(size: number): Exchange {
   // A payload of at least one byte: `DATA ` alone would be a bare DATA.
   if (!Number.isInteger(size) || size < 1) {

@@ -1,5 +1,5 @@
 /**
- * A WebSocket seen as a byte stream of lines (protocol.md §7), so that the
+ * A WebSocket seen as a byte stream of lines (docs/PROTOCOL.md §7), so that the
  * very same `Connection` (and, on the client side, `HeloClient`) serves it
  * as it serves a TCP socket: one text message in becomes one line (its LF
  * added), and every line written becomes one text message out.

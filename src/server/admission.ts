@@ -1,5 +1,5 @@
 /**
- * Admission: whether a new connection may be served at all (cli.md
+ * Admission: whether a new connection may be served at all (docs/RELIABILITY.md
  * `--max-connections`, `--max-connections-per-ip`), decided before any other
  * work is done for it, and what a refused socket gets (`503 BUSY`).
  *

@@ -10,7 +10,7 @@
  *                         waits for the commit
  *   end of the read  -> every reply that is ready goes out in ONE write
  *
- * Replies leave strictly in request order (protocol.md §2): a reply behind a
+ * Replies leave strictly in request order (docs/PROTOCOL.md §2): a reply behind a
  * DATA whose commit is still pending waits for that commit. When the client
  * does not read its replies, the server stops reading from it (backpressure),
  * so a client that pipelines without reading cannot grow the server's memory.
@@ -172,7 +172,7 @@ export class Connection {
   }
 
   /**
-   * Graceful shutdown (cli.md): read nothing more, answer what was already
+   * Graceful shutdown (README, signals): read nothing more, answer what was already
    * received, then send `503 BUSY` and close.
    */
   shutdown(): void {
@@ -289,7 +289,7 @@ export class Connection {
   };
 
   readonly #unterminatedTimerOnTimeout = (): void => {
-    // protocol.md §9: silence after a partial line stands in for its LF.
+    // docs/PROTOCOL.md §9: silence after a partial line stands in for its LF.
     this.#unterminatedTimer = null;
     if (this.#isClosing) return;
     this.#protocol.endPartialLine(this);
@@ -312,7 +312,7 @@ export class Connection {
       case 'await-payload':
         return;
       case 'reject':
-        // protocol.md §8: an HTTP request sent to the protocol port.
+        // docs/PROTOCOL.md §8: an HTTP request sent to the protocol port.
         this.#context.logger.warn(
           { session: this.session, peer: this.peer },
           'HTTP-like line on the protocol port; closing without reply',
@@ -474,7 +474,7 @@ export class Connection {
   #updateFlow(): void {
     if (this.#isClosing || this.#socket.destroyed) return;
     // Two reasons to stop reading: the client does not read its replies
-    // (a slow reader, timed by cli.md's --slow-reader-timeout), or replies
+    // (a slow reader, timed by --slow-reader-timeout, docs/RELIABILITY.md), or replies
     // pile up behind a commit still in progress (the store is slow, not the
     // client: no timer for that).
     const isSlowReader = this.#socket.writableLength > this.#context.options.highWaterMarkBytes;

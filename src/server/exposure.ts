@@ -1,6 +1,6 @@
 /**
  * Who can reach the server. By default every listener binds 127.0.0.1, so
- * only this machine can (protocol.md §1). Binding anything else puts the
+ * only this machine can (docs/PROTOCOL.md §1). Binding anything else puts the
  * protocol, and with `--http-port` the dashboard that shows stored
  * records, on the network: the server then says so at start, and the HTTP
  * port asks for an access token.
@@ -42,7 +42,7 @@ export function exposureWarnings(options: ExposureOptions): string[] {
 }
 
 /** A token for `--http-token` when none was given: 128 random bits, URL-safe. */
-export function generateHttpToken(): string {
+function generateHttpToken(): string {
   return randomBytes(16).toString('base64url');
 }
 

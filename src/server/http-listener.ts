@@ -1,8 +1,8 @@
 /**
- * The HTTP port (`--http-port`, cli.md):
+ * The HTTP port (`--http-port`, README and docs/WEB.md, docs/METRICS.md):
  *
  *   /                 the web client and dashboard (web/, http/web-client.ts)
- *   /ws               the protocol over WebSocket (protocol.md §7), nothing else
+ *   /ws               the protocol over WebSocket (docs/PROTOCOL.md §7), nothing else
  *   /events           the dashboard's live feed (http/events-stream.ts)
  *   /metrics          Prometheus text (observe/prometheus.ts)
  *   /healthz          200 while the process runs

@@ -1,6 +1,6 @@
 /**
  * Opening a TCP listener, with start-up failures turned into one clear line
- * (cli.md: "a port in use ... print one line on stderr naming the problem").
+ * (docs/ERRORS.md: a port in use prints one line on stderr naming the problem).
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { ListenError } from '../errors.js';

@@ -1,5 +1,5 @@
 /**
- * Structured JSON logs on stderr (cli.md), through pino.
+ * Structured JSON logs on stderr (README, `helo server`), through pino.
  *
  * Writes are asynchronous (pino's SonicBoom) so that one summary line per
  * session does not show in the benchmarks; `flush()` runs before exit.

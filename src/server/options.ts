@@ -1,5 +1,5 @@
 /**
- * Server options: the spec's defaults in one frozen place (cli.md), and
+ * Server options: the defaults in one frozen place (README, `helo server`), and
  * validation done once, at start-up, naming the option and the value.
  */
 import { availableParallelism } from 'node:os';
@@ -23,11 +23,11 @@ export interface ServerOptions {
   readonly mode: ServerMode;
   /** Worker processes in `cluster` mode. Default: the number of CPUs. */
   readonly workers: number;
-  /** Address every listener binds. Default `127.0.0.1` (protocol.md §1: loopback). */
+  /** Address every listener binds. Default `127.0.0.1` (docs/PROTOCOL.md §1: loopback). */
   readonly host: string;
   /** TCP port; 0 picks a free one. Default 7777. */
   readonly port: number;
-  /** Longest line, without its terminator, in bytes. Default 8192 (protocol.md §2). */
+  /** Longest line, without its terminator, in bytes. Default 8192 (docs/PROTOCOL.md §2). */
   readonly maxLineBytes: number;
   /** No complete line for this long -> `408 TOUT` and close; 0 = off. Default 300 000 ms. */
   readonly idleTimeoutMs: number;
@@ -40,7 +40,7 @@ export interface ServerOptions {
    * is disconnected. Default 30 000 ms; 0 = off.
    */
   readonly slowReaderTimeoutMs: number;
-  /** protocol.md §9: silence this long ends a partial line; 0 = off (default). */
+  /** docs/PROTOCOL.md §9: silence this long ends a partial line; 0 = off (default). */
   readonly unterminatedAfterMs: number;
   /**
    * Unsent reply bytes above which the server stops reading from a client
@@ -49,7 +49,8 @@ export interface ServerOptions {
   readonly highWaterMarkBytes: number;
   /**
    * On shutdown, sessions still busy after this long are cut off so that the
-   * process exits well within cli.md's 10 seconds. Default 8000 ms.
+   * process exits well within the 10 seconds the README promises ("Exit
+   * statuses and signals"). Default 8000 ms.
    */
   readonly shutdownGraceMs: number;
   readonly logLevel: LogLevel;
@@ -78,9 +79,9 @@ export interface ServerOptions {
   readonly tlsRequireClientCert: boolean;
   /** A TLS handshake not finished this long after the connection is cut off. Default 10 000 ms. */
   readonly tlsHandshakeTimeoutMs: number;
-  /** `--udp-port N`: also answer datagrams here (protocol.md §6); null = off. */
+  /** `--udp-port N`: also answer datagrams here (docs/PROTOCOL.md §6); null = off. */
   readonly udpPort: number | null;
-  /** `--http-port N`: WebSocket on `/ws` (protocol.md §7) and, later, the web pages; null = off. */
+  /** `--http-port N`: WebSocket on `/ws` (docs/PROTOCOL.md §7) and, later, the web pages; null = off. */
   readonly httpPort: number | null;
   /** `--ws-origin`: browser origins allowed on `/ws` besides the server's own. */
   readonly wsOrigins: readonly string[];

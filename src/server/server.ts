@@ -38,6 +38,7 @@ import type { Insight, Observatory } from './observe/observatory.js';
 import { RecentRecords, storeNotingRecent } from './observe/recent-records.js';
 import { ServerCounters, streamConnections, type CountersData } from './observe/server-counters.js';
 import { resolveServerOptions, type ServerOptions } from './options.js';
+import { InvalidOptionError } from '../errors.js';
 
 export type { RejectReason } from './admission.js';
 
@@ -97,7 +98,7 @@ export interface RunningServer {
   readonly stats: ServerStats;
   /** SIGHUP: read the TLS certificate files again (no-op without TLS). */
   reloadTls(): void;
-  /** Graceful shutdown (cli.md); safe to call twice. */
+  /** Graceful shutdown (README, "Exit statuses and signals"); safe to call twice. */
   close(): Promise<void>;
   /** Settles if the server gives up on its own (a cluster whose workers cannot start). */
   readonly failure?: Promise<Error>;
@@ -146,7 +147,9 @@ export class HeloServer implements RunningServer {
     const { store, logger, admission, counters, insight, ...rest } = options;
     this.options = resolveServerOptions(rest);
     if (this.options.mode === 'fork' || this.options.mode === 'cluster') {
-      throw new Error(`HeloServer runs the event-loop and sequential modes; use startServer()`);
+      throw new InvalidOptionError(
+        `HeloServer runs the event-loop and sequential modes; use startServer()`,
+      );
     }
     this.logger = logger ?? createLogger(this.options.logLevel);
     this.counters = counters ?? new ServerCounters();
@@ -539,7 +542,7 @@ export class HeloServer implements RunningServer {
   }
 
   /**
-   * Graceful shutdown (cli.md): stop accepting, answer what was received,
+   * Graceful shutdown (README, signals): stop accepting, answer what was received,
    * `503 BUSY` to idle and waiting sessions, and resolve once every
    * connection is closed (busy ones are cut off after `shutdownGraceMs`).
    * Safe to call twice.

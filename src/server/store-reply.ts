@@ -1,5 +1,5 @@
 /**
- * The one place where a payload's append becomes its reply (protocol.md §4):
+ * The one place where a payload's append becomes its reply (docs/PROTOCOL.md §4):
  * `300 DRCV` once the store has committed it, `500 FAIL` if the store
  * refused it. Every transport that stores goes through here (Connection for
  * the stream transports, the UDP endpoint for datagrams), so they count and

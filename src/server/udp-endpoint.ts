@@ -1,5 +1,5 @@
 /**
- * The UDP transport (protocol.md §6): one request per datagram, one reply
+ * The UDP transport (docs/PROTOCOL.md §6): one request per datagram, one reply
  * datagram, no state across datagrams.
  *
  *   datagram -> interpretDatagram() (src/core/datagram.ts, pure: how a
@@ -234,7 +234,7 @@ export class UdpEndpoint {
     this.#counters.bytesReceived += datagram.length;
     const request = interpretDatagram(datagram, this.#maxLineBytes);
     if (request.type === 'reject') {
-      // protocol.md §8: an HTTP-looking command line gets no reply.
+      // docs/PROTOCOL.md §8: an HTTP-looking command line gets no reply.
       this.#counters.crossProtocolRejects++;
       this.#warnings.warn(
         { peer: formatPeer(peer), transport: 'udp' },
@@ -268,7 +268,7 @@ export class UdpEndpoint {
   };
 
   #store(payload: Buffer, peer: RemoteInfo): void {
-    // protocol.md §6: a fresh session id per datagram, no HELO name.
+    // docs/PROTOCOL.md §6: a fresh session id per datagram, no HELO name.
     const record = {
       receivedAt: Date.now(),
       session: this.#context.newSessionId(),

@@ -2,7 +2,7 @@
  * The in-memory store (`--store memory:`): for tests, demos and benchmarks
  * that must not touch the disk. Nothing is durable: the records die with the
  * process, so here `300 DRCV` promises only "kept by this process"
- * (protocol.md §5 asks for durability only of a durable store).
+ * (docs/PROTOCOL.md §5 asks for durability only of a durable store).
  *
  * It keeps the SqliteStore's observable behaviour so that code tested
  * against it behaves the same on the default store: ids from 1, increasing;

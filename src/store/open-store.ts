@@ -1,17 +1,16 @@
 /**
- * `--store URL` (cli.md): which store a server writes to and the `helo
+ * `--store URL` (README, `helo server`): which store a server writes to and the `helo
  * store` commands read from. `sqlite:PATH` (the default, durable) or
  * `memory:` (nothing durable); `postgres://…` may follow.
  */
 import { statSync } from 'node:fs';
-import { isAbsolute, resolve } from 'node:path';
 import { InvalidOptionError, StoreError } from '../errors.js';
 import { MemoryStore } from './memory-store.js';
 import { SqliteStore } from './sqlite-store.js';
 import type { CommitInfo } from './sqlite-store.js';
 import type { Store } from './store.js';
 
-/** cli.md `helo server --store`: relative, so resolved against the working directory. */
+/** `helo server --store` (README): relative, so resolved against the working directory. */
 export const DEFAULT_STORE_URL = 'sqlite:./data/helo.db';
 
 export type StoreLocation =
@@ -64,15 +63,6 @@ export function openStoreForReading(url: string): Store {
     );
   }
   return SqliteStore.openExisting(location.path);
-}
-
-/** For start-up logs: where the records go, with a relative path resolved. */
-export function describeStoreUrl(url: string): string {
-  const location = parseStoreUrl(url);
-  if (location.kind === 'memory')
-    return 'memory: (not durable: records are lost when the process exits)';
-  const where = isAbsolute(location.path) ? location.path : resolve(location.path);
-  return `sqlite:${where}`;
 }
 
 /**

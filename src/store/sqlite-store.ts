@@ -1,5 +1,5 @@
 /**
- * The durable store: one SQLite file in WAL mode (protocol.md §5).
+ * The durable store: one SQLite file in WAL mode (docs/PROTOCOL.md §5).
  *
  * `300 DRCV` is sent when `append()` resolves, so `append()` resolves only
  * after the record's transaction has committed and been synced to disk.
@@ -353,7 +353,7 @@ function configure(
   }
   // FULL: in WAL mode, every COMMIT syncs the -wal file before returning, so
   // "acknowledged" means committed AND on disk: a SIGKILL at any moment, or
-  // a power loss, keeps every payload answered with 300 DRCV (protocol.md §5).
+  // a power loss, keeps every payload answered with 300 DRCV (docs/PROTOCOL.md §5).
   // NORMAL would be faster and would lose the last commits on power loss.
   db.pragma('synchronous = FULL');
   if (maxPageCount !== undefined) db.pragma(`max_page_count = ${maxPageCount}`);
@@ -384,7 +384,7 @@ function ensureSchema(db: Database.Database, create: boolean): void {
       // AUTOINCREMENT: ids are never reused, even after the newest records are
       // deleted, so an exported id always names the same payload.
       // payload is a BLOB so that bytes are kept exactly (NUL, 0xFF, invalid
-      // UTF-8: protocol.md §3); name is NULL when the session gave no HELO name.
+      // UTF-8: docs/PROTOCOL.md §3); name is NULL when the session gave no HELO name.
       db.exec(`CREATE TABLE records (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         received_at INTEGER NOT NULL,
@@ -523,7 +523,7 @@ function errorCode(error: unknown): string {
   return typeof code === 'string' ? code : '';
 }
 
-/** Error messages go on one line of stderr (cli.md). */
+/** Error messages go on one line of stderr (docs/ERRORS.md). */
 function oneLine(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
   return message.replace(/\s*\n\s*/g, ' ').trim();

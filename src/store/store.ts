@@ -1,5 +1,5 @@
 /**
- * The store: where acknowledged payloads live (protocol.md §5).
+ * The store: where acknowledged payloads live (docs/PROTOCOL.md §5).
  *
  * The interface is deliberately small — append a record and learn its id,
  * read records back in id order, close — so that SQLite (the embedded

@@ -7,9 +7,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { launchChromium } from '../helpers/browser.js';
+import { launchChromium } from '../../support/browser.js';
 import { RawClient } from '../helpers/raw-client.js';
-import { spawnWebServer, type WebServer } from '../helpers/web-server.js';
+import { spawnWebServer, type WebServer } from '../../support/web-server.js';
 
 const PAGE_TIMEOUT_MS = 10_000;
 const HOSTILE_PAYLOAD = '<img src=x onerror=alert(1)>';

@@ -14,10 +14,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { launchChromium } from '../helpers/browser.js';
+import { launchChromium } from '../../support/browser.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { runHelo } from '../helpers/run-cli.js';
-import { spawnWebServer, type WebServer } from '../helpers/web-server.js';
+import { spawnWebServer, type WebServer } from '../../support/web-server.js';
 
 /** Every wait in the page is bounded, so a broken page fails instead of hanging. */
 const PAGE_TIMEOUT_MS = 10_000;

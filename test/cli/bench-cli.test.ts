@@ -11,7 +11,7 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import type { BenchReport } from '../../src/loadgen/report.js';
 import { pingServer, type TestServer } from '../loadgen/test-servers.js';
 import { assertFailed, closedPort, runHelo } from '../helpers/run-cli.js';
-import { type ServerProcess, spawnServer } from '../helpers/server-process.js';
+import { type ServerProcess, spawnServer } from '../../support/server-process.js';
 
 const BOUNDED = { timeout: 30_000 };
 const CHILD_TIMEOUT_MS = 20_000;

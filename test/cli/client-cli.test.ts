@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { startServer, type HeloServer, type StartServerOptions } from '../../src/server/server.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { assertFailed, assertOneLineError, closedPort, runHelo } from '../helpers/run-cli.js';
-import { HELO_BIN, REPO_ROOT } from '../helpers/server-process.js';
+import { HELO_BIN, REPO_ROOT } from '../../support/server-process.js';
 
 const BOUNDED = { timeout: 20_000 };
 

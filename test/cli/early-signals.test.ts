@@ -21,7 +21,7 @@ import { describe, it } from 'node:test';
 import { delay, RawClient } from '../helpers/raw-client.js';
 import { processGroupMembers, waitFor } from '../helpers/processes.js';
 import { envWithoutHelo } from '../helpers/run-cli.js';
-import { HELO_BIN, REPO_ROOT, spawnServer } from '../helpers/server-process.js';
+import { HELO_BIN, REPO_ROOT, spawnServer } from '../../support/server-process.js';
 
 const isLinux = existsSync('/proc/self/status');
 

@@ -23,7 +23,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { connect } from '../../src/client/client.js';
-import { HELO_BIN, REPO_ROOT } from '../helpers/server-process.js';
+import { HELO_BIN, REPO_ROOT } from '../../support/server-process.js';
 import { assertFailed, runHelo } from '../helpers/run-cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'helo-file-safety-'));

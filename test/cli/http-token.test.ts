@@ -14,8 +14,8 @@ import { after, before, describe, it } from 'node:test';
 import { httpRequest } from '../helpers/http-client.js';
 import { delay } from '../helpers/raw-client.js';
 import { assertFailed, runHelo } from '../helpers/run-cli.js';
-import type { SpawnServerOptions } from '../helpers/server-process.js';
-import { spawnWebServer } from '../helpers/web-server.js';
+import type { SpawnServerOptions } from '../../support/server-process.js';
+import { spawnWebServer } from '../../support/web-server.js';
 
 const TOKEN = 'file-token-0123456789abcdef';
 const VISIBLE_WARNING = /--http-token on the command line is visible to other local users/;

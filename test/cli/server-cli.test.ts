@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { delay, RawClient } from '../helpers/raw-client.js';
 import { assertFailed, assertOneLineError, runHelo } from '../helpers/run-cli.js';
-import { spawnServer } from '../helpers/server-process.js';
+import { spawnServer } from '../../support/server-process.js';
 
 describe('helo server (process)', () => {
   let tempDir = '';

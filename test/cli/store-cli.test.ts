@@ -21,7 +21,7 @@ import {
   runHelo,
   type RunHeloOptions,
 } from '../helpers/run-cli.js';
-import { HELO_BIN, REPO_ROOT } from '../helpers/server-process.js';
+import { HELO_BIN, REPO_ROOT } from '../../support/server-process.js';
 
 const SQLITE_STORE_MODULE = pathToFileURL(join(REPO_ROOT, 'dist/src/store/sqlite-store.js')).href;
 /** Bounds every child process, so a hang fails the test instead of the run. */

@@ -10,7 +10,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { appendFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { REPO_ROOT } from './server-process.js';
+import { REPO_ROOT } from '../../support/server-process.js';
 import type { RawClient } from './raw-client.js';
 
 /** Whether a fault can be produced here; `why` says what is missing when not. */

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
-import { HELO_BIN, REPO_ROOT } from './server-process.js';
+import { HELO_BIN, REPO_ROOT } from '../../support/server-process.js';
 
 /** How a `bin/helo` run ended and what it printed (both streams decoded as UTF-8). */
 export interface CliResult {

@@ -8,6 +8,8 @@ import { StreamProtocol } from '../../src/core/stream-protocol.js';
 import { Replies } from '../../src/core/replies.js';
 import type { SessionAction } from '../../src/core/session.js';
 
+export { splitAt } from '../../support/split-at.js';
+
 export type Step = string | { readonly pause: true };
 
 export interface Vector {
@@ -36,20 +38,6 @@ export function bytes(text: string): Buffer {
 export function segmentsOf(vector: Vector): (Buffer | null)[] {
   const steps = typeof vector.input === 'string' ? [vector.input] : vector.input;
   return steps.map((step) => (typeof step === 'string' ? bytes(step) : null));
-}
-
-/** Splits `data` at the given cut points (any numbers; reduced modulo length). */
-export function splitAt(data: Buffer, cuts: readonly number[]): Buffer[] {
-  if (data.length === 0) return [data];
-  const points = [...new Set(cuts.map((cut) => cut % (data.length + 1)))].sort((a, b) => a - b);
-  const pieces: Buffer[] = [];
-  let from = 0;
-  for (const point of points) {
-    if (point > from) pieces.push(data.subarray(from, point));
-    from = Math.max(from, point);
-  }
-  if (from < data.length) pieces.push(data.subarray(from));
-  return pieces;
 }
 
 export function oneByteAtATime(data: Buffer): Buffer[] {

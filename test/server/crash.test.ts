@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { delay } from '../helpers/raw-client.js';
-import { HELO_BIN, REPO_ROOT, spawnServer } from '../helpers/server-process.js';
+import { HELO_BIN, REPO_ROOT, spawnServer } from '../../support/server-process.js';
 
 const CLIENTS = 6;
 const PIPELINE = 8;

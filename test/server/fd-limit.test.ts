@@ -22,7 +22,7 @@ import {
 } from '../../src/server/fd-limit.js';
 import { httpRequest } from '../helpers/http-client.js';
 import { delay, RawClient } from '../helpers/raw-client.js';
-import { HELO_BIN, REPO_ROOT } from '../helpers/server-process.js';
+import { HELO_BIN, REPO_ROOT } from '../../support/server-process.js';
 
 const FD_LIMIT_MODULE = fileURLToPath(new URL('../../src/server/fd-limit.js', import.meta.url));
 const isLinux = existsSync('/proc/self/limits');

@@ -18,7 +18,7 @@ import { startServer, type HeloServer } from '../../src/server/server.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { httpRequest } from '../helpers/http-client.js';
 import { RawClient, delay } from '../helpers/raw-client.js';
-import { spawnWebServer } from '../helpers/web-server.js';
+import { spawnWebServer } from '../../support/web-server.js';
 
 /** `name{a="b"}` -> value, for every sample line of a Prometheus text page. */
 function parseMetrics(text: string): Map<string, number> {

@@ -14,7 +14,7 @@ import {
   runKillCycles,
   type KillCyclesReport,
   type KillMode,
-} from '../../bench/kill-cycles-lib.js';
+} from '../../support/kill-cycles-lib.js';
 
 function assertNothingLost(report: KillCyclesReport, seed: number): void {
   for (const cycle of report.cycles) {

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { afterEach, describe, it } from 'node:test';
 import { delay, RawClient } from '../helpers/raw-client.js';
-import { spawnServer, type ServerProcess } from '../helpers/server-process.js';
+import { spawnServer, type ServerProcess } from '../../support/server-process.js';
 
 const OK = '100 OK\r\n';
 const BUSY = '503 BUSY\r\n';

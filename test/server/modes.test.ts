@@ -25,7 +25,7 @@ import { SqliteStore } from '../../src/store/sqlite-store.js';
 import type { Store } from '../../src/store/store.js';
 import { childPids, processGroupMembers, remotePortsOf, waitFor } from '../helpers/processes.js';
 import { delay, RawClient } from '../helpers/raw-client.js';
-import { spawnServer } from '../helpers/server-process.js';
+import { spawnServer } from '../../support/server-process.js';
 
 const OK = '100 OK\r\n';
 const BUSY = '503 BUSY\r\n';

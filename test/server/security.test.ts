@@ -9,8 +9,8 @@ import { describe, it } from 'node:test';
 import { exposureWarnings, httpTokenFor, isLoopbackHost } from '../../src/server/exposure.js';
 import { RawClient, delay } from '../helpers/raw-client.js';
 import { httpRequest, upgradeStatus } from '../helpers/http-client.js';
-import { spawnServer } from '../helpers/server-process.js';
-import { spawnWebServer } from '../helpers/web-server.js';
+import { spawnServer } from '../../support/server-process.js';
+import { spawnWebServer } from '../../support/web-server.js';
 
 const TOKEN = 'lab-token-0123456789abcdef';
 

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { delay, RawClient } from '../helpers/raw-client.js';
-import { spawnServer, type ServerProcess } from '../helpers/server-process.js';
+import { spawnServer, type ServerProcess } from '../../support/server-process.js';
 
 const IDLE_TIMEOUT_S = 2;
 const DRIBBLERS = 200;

@@ -20,7 +20,7 @@ import { makeTestPki } from '../helpers/certificates.js';
 import { waitFor } from '../helpers/processes.js';
 import { delay, RawClient } from '../helpers/raw-client.js';
 import { assertFailed, runHelo } from '../helpers/run-cli.js';
-import { spawnServer } from '../helpers/server-process.js';
+import { spawnServer } from '../../support/server-process.js';
 
 const pki = makeTestPki();
 const dir = mkdtempSync(join(tmpdir(), 'helo-transports-'));

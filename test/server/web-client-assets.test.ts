@@ -15,7 +15,7 @@ import {
   WebClientAssets,
   findWebDirectory,
 } from '../../src/server/http/web-client.js';
-import { REPO_ROOT } from '../helpers/server-process.js';
+import { REPO_ROOT } from '../../support/server-process.js';
 
 interface Answer {
   readonly status: number;

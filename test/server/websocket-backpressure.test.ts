@@ -7,10 +7,10 @@
  */
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import { readRss } from '../../bench/process-rss.js';
+import { readRss } from '../../support/process-rss.js';
 import { delay, RawClient } from '../helpers/raw-client.js';
-import { RawWebSocket, textFrames } from '../helpers/raw-websocket.js';
-import { spawnServer, type ServerProcess } from '../helpers/server-process.js';
+import { RawWebSocket, textFrames } from '../../support/raw-websocket.js';
+import { spawnServer, type ServerProcess } from '../../support/server-process.js';
 
 const MiB = 1024 * 1024;
 /** What a flood may add to the server's memory: far less than the flood itself. */

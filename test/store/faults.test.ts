@@ -30,7 +30,7 @@ import {
   type Capability,
 } from '../helpers/faults.js';
 import { RawClient } from '../helpers/raw-client.js';
-import { spawnServer, type ServerProcess } from '../helpers/server-process.js';
+import { spawnServer, type ServerProcess } from '../../support/server-process.js';
 
 const OK = '100 OK';
 const DRCV = '300 DRCV';

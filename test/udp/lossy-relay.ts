@@ -9,7 +9,7 @@
  */
 import dgram, { type RemoteInfo, type Socket } from 'node:dgram';
 import { once } from 'node:events';
-import { seededRandom } from '../helpers/seeded-random.js';
+import { seededRandom } from '../../support/seeded-random.js';
 
 export type Direction = 'to-server' | 'to-client';
 

@@ -20,7 +20,7 @@ import { createSocket } from 'node:dgram';
 import { createServer, isIPv6 } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
-import { ListenError } from '../../errors.js';
+import { ListenError, ProcessError } from '../../errors.js';
 import type { Store } from '../../store/store.js';
 import { hostStore, type StoreHostStats } from '../ipc/store-host.js';
 import { isMessage, sendIfConnected, type IpcPeer } from '../ipc/messages.js';
@@ -173,7 +173,7 @@ export class ClusterServer implements RunningServer {
 
   /** Starts the workers; resolves when every one is listening. */
   async listen(): Promise<void> {
-    if (!cluster.isPrimary) throw new Error('a cluster is started from a primary process');
+    if (!cluster.isPrimary) throw new ProcessError('a cluster is started from a primary process');
     // Must be set before the first worker starts; see the comment at the top.
     cluster.schedulingPolicy = cluster.SCHED_NONE;
     cluster.setupPrimary({ exec: WORKER_PROGRAM, args: [], serialization: 'advanced' });

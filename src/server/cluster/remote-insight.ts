@@ -8,6 +8,7 @@ import { isMessage, sendIfConnected, type IpcPeer } from '../ipc/messages.js';
 import type { DashboardSnapshot } from '../observe/dashboard-snapshot.js';
 import type { Insight } from '../observe/observatory.js';
 import type { InsightAnswer, InsightQuestion, InsightRequest } from './cluster-messages.js';
+import { ProcessError } from '../../errors.js';
 
 /** The primary answers within a worker round trip; past this the HTTP request fails. */
 const ANSWER_TIMEOUT_MS = 5_000;
@@ -48,13 +49,13 @@ export class RemoteInsight implements Insight {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#waiting.delete(request);
-        reject(new Error('the cluster primary did not answer'));
+        reject(new ProcessError('the cluster primary did not answer'));
       }, ANSWER_TIMEOUT_MS);
       this.#waiting.set(request, (answer) => {
         clearTimeout(timer);
         this.#waiting.delete(request);
         if (answer.error === undefined) resolve(answer.answer);
-        else reject(new Error(answer.error));
+        else reject(new ProcessError(answer.error));
       });
       const sent = sendIfConnected(this.#primary, {
         type: 'helo:insight-request',

@@ -33,7 +33,7 @@ process.on('message', (message: unknown, handle: unknown) => {
   if (!isMessage<ServeSession>(message, 'helo:serve') || server !== null) return;
   const socket = handle as Socket;
   // Sockets made from a passed handle do not allow half-open connections;
-  // a client's FIN must not cost it the replies it is owed (protocol.md §2).
+  // a client's FIN must not cost it the replies it is owed (docs/PROTOCOL.md §2).
   socket.allowHalfOpen = true;
   socket.setNoDelay(true);
   const { options } = message;

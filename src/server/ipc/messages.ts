@@ -5,6 +5,7 @@
  * cross it as bytes, not as JSON.
  */
 import type { NewRecord } from '../../store/store.js';
+import { ProcessError } from '../../errors.js';
 
 /** The end of an IPC channel: a ChildProcess, a cluster Worker, or `process` in the child. */
 export interface IpcPeer {
@@ -56,7 +57,7 @@ export function sendIfConnected(peer: IpcPeer, message: unknown, handle?: unknow
 /** This process's channel to its parent; only programs started with an IPC channel have one. */
 export function parentChannel(): IpcPeer {
   if (process.send === undefined) {
-    throw new Error('this program is started by `helo server`, with an IPC channel');
+    throw new ProcessError('this program is started by `helo server`, with an IPC channel');
   }
   return process as IpcPeer;
 }

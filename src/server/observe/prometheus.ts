@@ -64,8 +64,8 @@ function histogram(
   return { name, help, type: 'histogram', samples: (data) => histogramSamples(name, pick(data)) };
 }
 
-/** cli.md lists the first ten names; the rest are the issue's "more are welcome". */
-export const HELO_METRICS: readonly MetricDefinition[] = [
+/** Every helo_* metric; docs/METRICS.md says what each one counts. */
+const HELO_METRICS: readonly MetricDefinition[] = [
   {
     name: 'helo_connections_total',
     help: 'Connections accepted, by transport (udp: datagrams).',
@@ -193,7 +193,6 @@ function sharedProcessRegistry(): Registry {
 
 /** Renders `CountersData` (plus this process's metrics) as Prometheus text. */
 export class PrometheusExposition {
-  readonly contentType = Registry.PROMETHEUS_CONTENT_TYPE;
   readonly #registry: Registry;
   #current: CountersData | null = null;
   /** Scrapes one at a time: each reads `#current` while it is rendered. */

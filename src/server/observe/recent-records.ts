@@ -18,7 +18,7 @@ const UNSAFE_CHARACTERS =
  * becomes U+FFFD, control characters (and the bidirectional overrides
  * that could make text read backwards) become U+00B7 `·`.
  */
-export function previewOf(payload: Buffer): { preview: string; truncated: boolean } {
+function previewOf(payload: Buffer): { preview: string; truncated: boolean } {
   const truncated = payload.length > PREVIEW_BYTES;
   const text = payload.subarray(0, PREVIEW_BYTES).toString('utf8');
   const safe = text.replace(UNSAFE_CHARACTERS, '·');

@@ -21,15 +21,15 @@ export const REJECT_REASONS: readonly RejectReason[] = [
 ];
 
 /** Seconds from a request's arrival to its reply's write: 100 µs to 10 s. */
-export const REQUEST_SECONDS_BOUNDS = [
+const REQUEST_SECONDS_BOUNDS = [
   0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 ];
 /** Seconds one group commit takes (BEGIN to synced COMMIT). */
-export const COMMIT_SECONDS_BOUNDS = [
+const COMMIT_SECONDS_BOUNDS = [
   0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
 ];
 /** Records per group commit. */
-export const BATCH_SIZE_BOUNDS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
+const BATCH_SIZE_BOUNDS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
 
 /** The counters as data: what crosses process boundaries and is summed. */
 export interface CountersData {

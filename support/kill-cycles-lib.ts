@@ -14,7 +14,7 @@ import { statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { seededRandom } from '../test/helpers/seeded-random.js';
+import { seededRandom } from './seeded-random.js';
 import { startChildServer, type ChildServer } from '../src/loadgen/child-server.js';
 
 const HELO_BIN = fileURLToPath(new URL('../../bin/helo', import.meta.url));

@@ -13,14 +13,14 @@
  * Script mode (`--reply-script`, see src/loadgen/baseline.ts): any line
  * protocol; after each step's number of request lines, its reply bytes.
  *
- * Usage: node dist/bench/baseline-server.js [--host H] [--port N | N]
+ * Usage: node dist/src/loadgen/baseline-server.js [--host H] [--port N | N]
  *          [--reply-script BASE64-JSON] [--managed]
  * Prints "baseline listening on :PORT". --managed: exit when stdin ends
  * (the parent died) and leave Ctrl-C to the parent.
  */
 import { createServer, type Socket } from 'node:net';
 import { parseArgs } from 'node:util';
-import type { ReplyScript } from '../src/loadgen/baseline.js';
+import type { ReplyScript } from './baseline.js';
 
 const LF = 0x0a;
 const OK = Buffer.from('100 OK\r\n');

@@ -6,8 +6,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 
-export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-export const HELO_BIN = fileURLToPath(new URL('../../../bin/helo', import.meta.url));
+export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const HELO_BIN = fileURLToPath(new URL('../../bin/helo', import.meta.url));
 
 export interface ServerProcess {
   readonly port: number;

@@ -12,11 +12,11 @@
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import fc from 'fast-check';
-import { LineFramer, type LineSink } from '../../src/core/framer.js';
-import type { SessionAction } from '../../src/core/session.js';
-import { StreamProtocol, type ActionSink } from '../../src/core/stream-protocol.js';
-import { seededRandom } from '../helpers/seeded-random.js';
-import { splitAt } from '../helpers/vectors.js';
+import { LineFramer, type LineSink } from '../src/core/framer.js';
+import type { SessionAction } from '../src/core/session.js';
+import { StreamProtocol, type ActionSink } from '../src/core/stream-protocol.js';
+import { seededRandom } from './seeded-random.js';
+import { splitAt } from './split-at.js';
 
 // ---------------------------------------------------------------------------
 // Scenarios: what a client sends
