@@ -15,7 +15,12 @@ import { afterEach, describe, it } from 'node:test';
 import { makeTestPki } from '../helpers/certificates.js';
 import { childPids, waitFor } from '../helpers/processes.js';
 import { delay, RawClient } from '../helpers/raw-client.js';
-import { HELO_BIN, REPO_ROOT, spawnServer, type ServerProcess } from '../../support/server-process.js';
+import {
+  HELO_BIN,
+  REPO_ROOT,
+  spawnServer,
+  type ServerProcess,
+} from '../../support/server-process.js';
 
 const OK = '100 OK\r\n';
 const CLUSTER = ['--mode', 'cluster', '--store', 'memory:', '--log-level', 'warn'];

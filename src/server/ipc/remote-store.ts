@@ -32,7 +32,7 @@ import {
 } from './messages.js';
 
 /** Unanswered appends (records, payload bytes) beyond which `isBackedUp` is true. */
-export const APPENDS_SOFT_LIMIT = { records: 4_096, bytes: 16 << 20 };
+const APPENDS_SOFT_LIMIT = { records: 4_096, bytes: 16 << 20 };
 /** Unanswered appends beyond which a new one fails at once; the owner keeps the same bound per child. */
 export const APPENDS_HARD_LIMIT = { records: 65_536, bytes: 256 << 20 };
 
