@@ -50,6 +50,10 @@ export interface CountersData {
   readonly slowReaderDisconnects: number;
   /** Connections closed without a reply because they spoke HTTP (§8). */
   readonly crossProtocolRejects: number;
+  /** HTTP-port connections closed for staying idle. */
+  readonly httpIdleCloses: number;
+  /** `/events` subscribers cut off: not reading, or the oldest giving way. */
+  readonly eventsCutOffs: number;
   readonly requestSeconds: HistogramData;
   readonly commitSeconds: HistogramData;
   readonly commitBatchSize: HistogramData;
@@ -90,6 +94,8 @@ export class ServerCounters {
   slowReaderPauses = 0;
   slowReaderDisconnects = 0;
   crossProtocolRejects = 0;
+  httpIdleCloses = 0;
+  eventsCutOffs = 0;
   readonly requestSeconds = new BucketHistogram(REQUEST_SECONDS_BOUNDS);
   readonly commitSeconds = new BucketHistogram(COMMIT_SECONDS_BOUNDS);
   readonly commitBatchSize = new BucketHistogram(BATCH_SIZE_BOUNDS);
@@ -124,6 +130,8 @@ export class ServerCounters {
       slowReaderPauses: this.slowReaderPauses,
       slowReaderDisconnects: this.slowReaderDisconnects,
       crossProtocolRejects: this.crossProtocolRejects,
+      httpIdleCloses: this.httpIdleCloses,
+      eventsCutOffs: this.eventsCutOffs,
       requestSeconds: this.requestSeconds.toData(),
       commitSeconds: this.commitSeconds.toData(),
       commitBatchSize: this.commitBatchSize.toData(),
@@ -159,6 +167,8 @@ export function addCounters(a: CountersData, b: CountersData): CountersData {
     slowReaderPauses: a.slowReaderPauses + b.slowReaderPauses,
     slowReaderDisconnects: a.slowReaderDisconnects + b.slowReaderDisconnects,
     crossProtocolRejects: a.crossProtocolRejects + b.crossProtocolRejects,
+    httpIdleCloses: a.httpIdleCloses + b.httpIdleCloses,
+    eventsCutOffs: a.eventsCutOffs + b.eventsCutOffs,
     requestSeconds: addHistograms(a.requestSeconds, b.requestSeconds),
     commitSeconds: addHistograms(a.commitSeconds, b.commitSeconds),
     commitBatchSize: addHistograms(a.commitBatchSize, b.commitBatchSize),
