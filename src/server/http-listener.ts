@@ -212,9 +212,7 @@ export class HttpListener {
     }
     // From here the WebSocket session owns the socket (and its place among the limits).
     this.#sockets.delete(socket);
-    this.#wss.handleUpgrade(request, socket, head, (ws) =>
-      this.#handlers.onWebSocket(ws, request),
-    );
+    this.#wss.handleUpgrade(request, socket, head, (ws) => this.#handlers.onWebSocket(ws, request));
   }
 
   static async listen(
