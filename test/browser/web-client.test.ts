@@ -234,15 +234,21 @@ describe('web client in Chromium', () => {
       const page = await context.newPage();
       page.setDefaultTimeout(PAGE_TIMEOUT_MS);
       await page.goto(`${busy.origin}/`);
-      await page.waitForTimeout(2_000);
-      // TCP clients hold every place: the upgrade is refused (HTTP 503).
-      for (;;) {
-        const holder = await RawClient.open(busy.tcpPort);
-        holder.write('HELO\n');
-        await holder.until(() => holder.text.length > 0, 5_000, 'a reply');
-        if (holder.text.startsWith('503 BUSY')) break;
-        holders.push(holder);
-      }
+      // TCP clients take every place: the upgrade is refused (HTTP 503). The
+      // page's connections may hold some at first; once they idle out (1 s),
+      // holders take those too, so the page has no connection to reuse.
+      const fill = async (): Promise<void> => {
+        for (;;) {
+          const holder = await RawClient.open(busy.tcpPort);
+          holder.write('HELO\n');
+          await holder.until(() => holder.text.length > 0, 5_000, 'a reply');
+          if (holder.text.startsWith('503 BUSY')) return;
+          holders.push(holder);
+        }
+      };
+      await fill();
+      await page.waitForTimeout(1_500);
+      await fill();
       await page.click('#connect');
       const error = page.locator('#client-error');
       await error.waitFor();
