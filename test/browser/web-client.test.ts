@@ -215,7 +215,7 @@ describe('web client in Chromium', () => {
 
   it('says plainly when the server refuses the connection, and when it is gone', async () => {
     // HTTP connections count against --max-connections too, and idle ones
-    // close after --idle-timeout (1 s here): the page's files load, then
+    // close after --idle-timeout (3 s here): the page's files load, then
     // their connections go and TCP clients take every place.
     const busy = await spawnWebServer([
       '--store',
@@ -223,7 +223,7 @@ describe('web client in Chromium', () => {
       '--max-connections',
       '8',
       '--idle-timeout',
-      '1',
+      '3',
     ]);
     const holders: RawClient[] = [];
     // Holders stay busy, so that the protocol's idle timeout spares them.
@@ -235,7 +235,7 @@ describe('web client in Chromium', () => {
       page.setDefaultTimeout(PAGE_TIMEOUT_MS);
       await page.goto(`${busy.origin}/`);
       // TCP clients take every place: the upgrade is refused (HTTP 503). The
-      // page's connections may hold some at first; once they idle out (1 s),
+      // page's connections may hold some at first; once they idle out (3 s),
       // holders take those too, so the page has no connection to reuse.
       const fill = async (): Promise<void> => {
         for (;;) {
@@ -247,7 +247,7 @@ describe('web client in Chromium', () => {
         }
       };
       await fill();
-      await page.waitForTimeout(1_500);
+      await page.waitForTimeout(3_500);
       await fill();
       await page.click('#connect');
       const error = page.locator('#client-error');
