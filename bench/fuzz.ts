@@ -7,11 +7,14 @@
  * prints the exact command that replays its counterexample.
  *
  * Usage: npm run fuzz -- [--runs N] [--minutes M] [--seed S]
- *          [--property NAME]... [--path P]
+ *          [--property NAME]... [--http] [--path P]
  *   --runs N       runs in all, shared among the properties by weight (default 200000)
  *   --minutes M    instead of --runs: keep going until M minutes are up
  *   --seed S       the seed of the whole run (default: random, printed)
  *   --property P   only this property (repeatable)
+ *   --http         instead: random requests to the HTTP port of a live
+ *                  `helo server` process (test/server/http-fuzz-property.ts),
+ *                  which must stay alive and serving (default --runs 20000)
  *   --path P       with --seed and one --property: replay the one failing case
  *                  that a failure printed
  *
@@ -21,8 +24,11 @@ import { randomInt } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import fc from 'fast-check';
 import { FUZZ_PROPERTIES, failureReport, type FuzzProperty } from '../support/fuzz-properties.js';
+import { httpFuzzProperty } from '../support/http-fuzz-property.js';
 
 const DEFAULT_RUNS = 200_000;
+/** Each HTTP case is a few round trips to a live server: about 250 a second. */
+const DEFAULT_HTTP_RUNS = 20_000;
 /**
  * fast-check seeds are 32-bit integers. Ours are drawn non-negative; a
  * negative one (from `npm test`) is given as `--seed=-123`.
@@ -39,6 +45,8 @@ interface Settings {
   readonly seed: number;
   readonly properties: readonly FuzzProperty[];
   readonly path: string | null;
+  /** Stops what the properties started (the server of --http). */
+  readonly stop: () => Promise<void>;
 }
 
 class UsageError extends Error {}
@@ -52,9 +60,14 @@ function parseSettings(argv: readonly string[]): Settings {
       seed: { type: 'string' },
       property: { type: 'string', multiple: true },
       path: { type: 'string' },
+      http: { type: 'boolean' },
     },
   });
-  const runs = values.runs === undefined ? DEFAULT_RUNS : Number(values.runs);
+  if (values.http === true && values.property !== undefined) {
+    throw new UsageError('give --http or --property, not both');
+  }
+  const defaultRuns = values.http === true ? DEFAULT_HTTP_RUNS : DEFAULT_RUNS;
+  const runs = values.runs === undefined ? defaultRuns : Number(values.runs);
   if (!Number.isSafeInteger(runs) || runs < 1) {
     throw new UsageError(`--runs must be a positive integer, got '${values.runs}'`);
   }
@@ -69,23 +82,29 @@ function parseSettings(argv: readonly string[]): Settings {
   if (!Number.isInteger(seed) || seed < -SEED_LIMIT || seed >= SEED_LIMIT) {
     throw new UsageError(`--seed must be a 32-bit integer, got '${values.seed}'`);
   }
+  const http = values.http === true ? httpFuzzProperty() : null;
   const names = values.property ?? FUZZ_PROPERTIES.map((property) => property.name);
-  const properties = names.map((name) => {
-    const property = FUZZ_PROPERTIES.find((candidate) => candidate.name === name);
-    if (property === undefined) {
-      const known = FUZZ_PROPERTIES.map((candidate) => candidate.name).join(', ');
-      throw new UsageError(`unknown --property '${name}' (known: ${known})`);
-    }
-    return property;
-  });
+  const properties =
+    http !== null
+      ? [http]
+      : names.map((name) => {
+          const property = FUZZ_PROPERTIES.find((candidate) => candidate.name === name);
+          if (property === undefined) {
+            const known = FUZZ_PROPERTIES.map((candidate) => candidate.name).join(', ');
+            throw new UsageError(`unknown --property '${name}' (known: ${known})`);
+          }
+          return property;
+        });
   const path = values.path ?? null;
   if (path !== null) {
     if (!/^\d+(:\d+)*$/.test(path)) throw new UsageError(`--path looks like 12:0:3, got '${path}'`);
     if (values.seed === undefined || properties.length !== 1) {
-      throw new UsageError('--path needs the --seed and the one --property printed with it');
+      throw new UsageError(
+        '--path needs the --seed and the one --property (or --http) printed with it',
+      );
     }
   }
-  return { runs, minutes, seed, properties, path };
+  return { runs, minutes, seed, properties, path, stop: () => http?.stop() ?? Promise.resolve() };
 }
 
 /** A batch's own seed: replaying a failure needs only this and the path. */
@@ -101,6 +120,11 @@ interface Tally {
 
 class PropertyFailed extends Error {}
 
+/** The flag that picks this property again. */
+function selector(property: FuzzProperty): string {
+  return property.name === 'http' ? '--http' : `--property ${property.name}`;
+}
+
 async function runBatch(property: FuzzProperty, tally: Tally, runs: number, seed: number) {
   const started = performance.now();
   const details = await property.check({ numRuns: runs, seed });
@@ -110,8 +134,8 @@ async function runBatch(property: FuzzProperty, tally: Tally, runs: number, seed
     tally.runs += details.numRuns;
     throw new PropertyFailed(
       `\nFAILED: ${property.name} (${property.title}) after ${tally.runs} runs\n` +
-        `${failureReport(details)}\n\nReplay this case: npm run fuzz -- --property ` +
-        `${property.name} --seed=${details.seed} --path ${details.counterexamplePath}`,
+        `${failureReport(details)}\n\nReplay this case: npm run fuzz -- ${selector(property)} ` +
+        `--seed=${details.seed} --path ${details.counterexamplePath}`,
     );
   }
   tally.runs += runs;
@@ -221,6 +245,14 @@ async function main(): Promise<number> {
     console.error(`fuzz: ${(error as Error).message}`);
     return 2;
   }
+  try {
+    return await run(settings);
+  } finally {
+    await settings.stop();
+  }
+}
+
+async function run(settings: Settings): Promise<number> {
   if (settings.path !== null) return (await replay(settings)) ? 0 : 1;
 
   const names = settings.properties.map((property) => property.name);
@@ -229,7 +261,7 @@ async function main(): Promise<number> {
   const only =
     names.length === FUZZ_PROPERTIES.length
       ? ''
-      : names.map((name) => ` --property ${name}`).join('');
+      : settings.properties.map((property) => ` ${selector(property)}`).join('');
   console.log(
     `fuzz: seed ${settings.seed} (run all this again: npm run fuzz -- --seed=${settings.seed} ${amount}${only})`,
   );

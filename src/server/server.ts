@@ -124,7 +124,10 @@ export class HeloServer implements RunningServer {
   #udp: UdpEndpoint | null = null;
   #http: HttpListener | null = null;
   #webSocketLineStream: typeof WebSocketLineStream | null = null;
-  /** Sockets admitted for a WebSocket upgrade that has not happened yet, with their address. */
+  /**
+   * Sockets of the HTTP port, with their address: each holds a place among
+   * the limits until it closes or, as a WebSocket, passes it to its session.
+   */
   readonly #upgrading = new Map<Socket, string>();
   /** Every listener open, TCP first. */
   readonly #listeners: Server[] = [];
@@ -250,6 +253,8 @@ export class HeloServer implements RunningServer {
             wsOrigins: this.options.wsOrigins,
             token: this.options.httpToken,
             maxMessageBytes: Math.max(this.options.maxLineBytes + 2, 1 << 20),
+            // Short, whatever --idle-timeout says: a page's connections are cheap to reopen.
+            idleTimeoutMs: Math.min(this.options.idleTimeoutMs || HTTP_IDLE_MS, HTTP_IDLE_MS),
           },
           {
             admit: (socket, go) =>
@@ -257,7 +262,6 @@ export class HeloServer implements RunningServer {
                 socket,
                 (ip) => {
                   this.#upgrading.set(socket, ip);
-                  // An upgrade that fails after admission gives its place back.
                   socket.once('close', () => {
                     if (this.#upgrading.delete(socket)) this.#admission.release(ip);
                   });
@@ -267,6 +271,8 @@ export class HeloServer implements RunningServer {
                   this.counters.rejected[reason]++;
                   go('503 Service Unavailable');
                 },
+                // The HTTP port serves until it closes last: /readyz says 503 meanwhile.
+                { duringShutdown: true },
               ),
             onWebSocket: (ws, request) => this.#serveWebSocket(ws, request),
           },
@@ -274,6 +280,7 @@ export class HeloServer implements RunningServer {
             insight: this.#insight ?? (await this.#openObservatory()),
             isShuttingDown: () => this.#isShuttingDown,
             logger: this.logger,
+            counters: this.counters,
           },
         );
       }
@@ -431,8 +438,9 @@ export class HeloServer implements RunningServer {
     socket: Socket,
     admitted: (ip: string) => void,
     refused: (reason: RejectReason) => void,
+    { duringShutdown = false } = {},
   ): void {
-    if (this.#isShuttingDown) {
+    if (this.#isShuttingDown && !duringShutdown) {
       refused('shutdown');
       return;
     }
@@ -450,7 +458,7 @@ export class HeloServer implements RunningServer {
         (reason) => {
           if (reason !== null) {
             refused(reason);
-          } else if (socket.destroyed || this.#isShuttingDown) {
+          } else if (socket.destroyed || (this.#isShuttingDown && !duringShutdown)) {
             this.#admission.release(ip);
             refused('shutdown');
           } else {
@@ -616,6 +624,9 @@ interface WaitingSession {
 }
 
 function ignoreError(): void {}
+
+/** Longest an HTTP connection may idle (ms); a lower --idle-timeout lowers it. */
+const HTTP_IDLE_MS = 10_000;
 
 /**
  * Creates an event-loop or sequential server and starts listening. For

@@ -162,6 +162,18 @@ const HELO_METRICS: readonly MetricDefinition[] = [
     samples: single((d) => d.connectionFaults),
   },
   {
+    name: 'helo_http_idle_closes_total',
+    help: 'HTTP-port connections closed for staying idle.',
+    type: 'counter',
+    samples: single((d) => d.httpIdleCloses),
+  },
+  {
+    name: 'helo_events_cut_offs_total',
+    help: '/events subscribers cut off: not reading, or the oldest making room for a new one.',
+    type: 'counter',
+    samples: single((d) => d.eventsCutOffs),
+  },
+  {
     name: 'helo_server_resident_memory_bytes',
     help: 'Resident memory of every process of the server (a cluster: primary and workers).',
     type: 'gauge',

@@ -52,6 +52,10 @@ export interface CountersData {
   readonly crossProtocolRejects: number;
   /** Connections closed because helo's own code threw while serving them (fault-boundary.ts). */
   readonly connectionFaults: number;
+  /** HTTP-port connections closed for staying idle. */
+  readonly httpIdleCloses: number;
+  /** `/events` subscribers cut off: not reading, or the oldest giving way. */
+  readonly eventsCutOffs: number;
   readonly requestSeconds: HistogramData;
   readonly commitSeconds: HistogramData;
   readonly commitBatchSize: HistogramData;
@@ -109,6 +113,8 @@ export class ServerCounters {
   slowReaderDisconnects = 0;
   crossProtocolRejects = 0;
   connectionFaults = 0;
+  httpIdleCloses = 0;
+  eventsCutOffs = 0;
   readonly requestSeconds = new BucketHistogram(REQUEST_SECONDS_BOUNDS);
   readonly commitSeconds = new BucketHistogram(COMMIT_SECONDS_BOUNDS);
   readonly commitBatchSize = new BucketHistogram(BATCH_SIZE_BOUNDS);
@@ -144,6 +150,8 @@ export class ServerCounters {
       slowReaderDisconnects: this.slowReaderDisconnects,
       crossProtocolRejects: this.crossProtocolRejects,
       connectionFaults: this.connectionFaults,
+      httpIdleCloses: this.httpIdleCloses,
+      eventsCutOffs: this.eventsCutOffs,
       requestSeconds: this.requestSeconds.toData(),
       commitSeconds: this.commitSeconds.toData(),
       commitBatchSize: this.commitBatchSize.toData(),
@@ -180,6 +188,8 @@ export function addCounters(a: CountersData, b: CountersData): CountersData {
     slowReaderDisconnects: a.slowReaderDisconnects + b.slowReaderDisconnects,
     crossProtocolRejects: a.crossProtocolRejects + b.crossProtocolRejects,
     connectionFaults: a.connectionFaults + b.connectionFaults,
+    httpIdleCloses: a.httpIdleCloses + b.httpIdleCloses,
+    eventsCutOffs: a.eventsCutOffs + b.eventsCutOffs,
     requestSeconds: addHistograms(a.requestSeconds, b.requestSeconds),
     commitSeconds: addHistograms(a.commitSeconds, b.commitSeconds),
     commitBatchSize: addHistograms(a.commitBatchSize, b.commitBatchSize),
