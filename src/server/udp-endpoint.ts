@@ -109,8 +109,7 @@ export class UdpEndpoint {
   #onAllSent: (() => void) | null = null;
 
   readonly #counters: ServerCounters;
-  /** Not in the server's counters: they have no field for these. */
-  #dropped = 0;
+  /** Not in the server's counters: it has no field for this. */
   #sendErrors = 0;
 
   private constructor(
@@ -184,7 +183,7 @@ export class UdpEndpoint {
       ),
       bytesOut: counters.bytesSent,
       rejected: counters.crossProtocolRejects,
-      dropped: this.#dropped,
+      dropped: counters.datagramsDropped,
       payloadsStored: counters.payloadsStored,
       payloadsFailed: counters.payloadsFailed,
       pendingAppends: this.#pending.size,
@@ -252,7 +251,7 @@ export class UdpEndpoint {
     }
     if (this.#pending.size >= this.#maxPendingAppends) {
       // No reply: the client's retry comes back when the store has caught up.
-      this.#dropped++;
+      this.#counters.datagramsDropped++;
       this.#warnings.warn(
         { transport: 'udp', pendingAppends: this.#pending.size },
         'store behind; UDP DATA datagram dropped',

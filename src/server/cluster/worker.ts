@@ -99,6 +99,9 @@ try {
   } satisfies WorkerListening);
   setInterval(reportStats, STATS_EVERY_MS).unref();
 } catch (error) {
+  // Nothing was served, so a stop signal from the primary has nothing to
+  // close (and no shutdown to log): the primary's one line says why.
+  isExiting = true;
   const message = error instanceof Error ? error.message : String(error);
   primary.send({ type: 'helo:listen-failed', message } satisfies WorkerListenFailed);
   flushLogger(logger);

@@ -174,6 +174,12 @@ const HELO_METRICS: readonly MetricDefinition[] = [
     samples: single((d) => d.eventsCutOffs),
   },
   {
+    name: 'helo_udp_datagrams_dropped_total',
+    help: 'UDP DATA datagrams dropped unanswered because 1,024 appends were already waiting (the client retries).',
+    type: 'counter',
+    samples: single((d) => d.datagramsDropped),
+  },
+  {
     name: 'helo_server_resident_memory_bytes',
     help: 'Resident memory of every process of the server (a cluster: primary and workers).',
     type: 'gauge',

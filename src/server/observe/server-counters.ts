@@ -56,6 +56,8 @@ export interface CountersData {
   readonly httpIdleCloses: number;
   /** `/events` subscribers cut off: not reading, or the oldest giving way. */
   readonly eventsCutOffs: number;
+  /** UDP `DATA` datagrams dropped unanswered because too many appends were waiting. */
+  readonly datagramsDropped: number;
   readonly requestSeconds: HistogramData;
   readonly commitSeconds: HistogramData;
   readonly commitBatchSize: HistogramData;
@@ -115,6 +117,7 @@ export class ServerCounters {
   connectionFaults = 0;
   httpIdleCloses = 0;
   eventsCutOffs = 0;
+  datagramsDropped = 0;
   readonly requestSeconds = new BucketHistogram(REQUEST_SECONDS_BOUNDS);
   readonly commitSeconds = new BucketHistogram(COMMIT_SECONDS_BOUNDS);
   readonly commitBatchSize = new BucketHistogram(BATCH_SIZE_BOUNDS);
@@ -152,6 +155,7 @@ export class ServerCounters {
       connectionFaults: this.connectionFaults,
       httpIdleCloses: this.httpIdleCloses,
       eventsCutOffs: this.eventsCutOffs,
+      datagramsDropped: this.datagramsDropped,
       requestSeconds: this.requestSeconds.toData(),
       commitSeconds: this.commitSeconds.toData(),
       commitBatchSize: this.commitBatchSize.toData(),
@@ -190,6 +194,7 @@ export function addCounters(a: CountersData, b: CountersData): CountersData {
     connectionFaults: a.connectionFaults + b.connectionFaults,
     httpIdleCloses: a.httpIdleCloses + b.httpIdleCloses,
     eventsCutOffs: a.eventsCutOffs + b.eventsCutOffs,
+    datagramsDropped: a.datagramsDropped + b.datagramsDropped,
     requestSeconds: addHistograms(a.requestSeconds, b.requestSeconds),
     commitSeconds: addHistograms(a.commitSeconds, b.commitSeconds),
     commitBatchSize: addHistograms(a.commitBatchSize, b.commitBatchSize),
