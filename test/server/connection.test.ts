@@ -154,6 +154,22 @@ describe('TCP connection', () => {
     assert.equal(client.text, OK + DRCV + OK + '400 BCMD\r\n' + DRCV + OK);
   });
 
+  it('stops reading a client once 1,024 replies wait behind a pending commit', async () => {
+    const store = new ControlledStore();
+    const running = await start({ store });
+    const client = await open();
+    store.isHolding = true;
+    client.write('DATA held\r\n' + 'HELO\r\n'.repeat(5_000));
+    const connection = (): { isPaused: boolean } => [...running.connections][0]!;
+    const deadline = Date.now() + 2_000;
+    while (!connection().isPaused && Date.now() < deadline) await delay(5);
+    assert.equal(connection().isPaused, true, 'reading paused while replies pile up');
+    assert.equal(client.text, '', 'nothing leaves before the pending commit');
+    store.release();
+    await client.untilBytes(DRCV.length + 5_000 * OK.length);
+    assert.equal(connection().isPaused, false, 'reading resumes once the commit is answered');
+  });
+
   it('answers a DATA whose commit is pending after the client half-closes', async () => {
     const store = new ControlledStore();
     await start({ store });

@@ -153,6 +153,19 @@ describe('WebSocket upgrade and session rules', () => {
     assert.deepEqual([...binary.messages, ...twoLines.messages], []);
   });
 
+  it('closes the WebSocket (1009) on a message over its bound, and goes on serving', async () => {
+    // The bound is the larger of --max-line + 2 and 1 MiB (docs/RELIABILITY.md).
+    const huge = await openWs(url());
+    huge.ws.send('x'.repeat((1 << 20) + 1));
+    assert.equal((await huge.closed).code, 1009);
+    const next = await openWs(url());
+    next.ws.send('HELO\r\n');
+    await until(() => next.messages.length === 1, 'a reply after the oversized message');
+    assert.equal(next.messages[0], '100 OK\r\n');
+    next.ws.close();
+    await next.closed;
+  });
+
   it('counts WebSockets against --max-connections (503 before the upgrade)', async () => {
     const held = await Promise.all([openWs(url()), openWs(url()), openWs(url())]);
     assert.equal(await upgradeStatus(url()), 503);
