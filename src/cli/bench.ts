@@ -34,6 +34,7 @@ import {
   UsageError,
 } from './args.js';
 import { parseAddress } from './address.js';
+import { formatHostPort } from '../net/host-port.js';
 import { ConnectError } from '../errors.js';
 
 const DEFAULTS = Object.freeze({
@@ -178,7 +179,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   const request = benchRequestFromFlags(flags);
   const { load } = request;
-  const target = formatTarget(load.host, load.port);
+  const target = `tcp://${formatHostPort(load.host, load.port)}`;
   // A wrong address is one line and exit 1, not a report full of errors.
   await probeTarget(load.host, load.port, load.timeoutMs || 10_000, request.waitMs);
 
@@ -199,7 +200,7 @@ export async function run(argv: string[]): Promise<number> {
       try {
         const options = { ...load, host: '127.0.0.1', port: baseline.port };
         ceiling = runReport(
-          formatTarget('127.0.0.1', baseline.port),
+          `tcp://${formatHostPort('127.0.0.1', baseline.port)}`,
           request.plan.kind,
           await measure(options, stopper.signal, 'ceiling'),
         );
@@ -380,10 +381,6 @@ function rateFlag(values: ParsedFlags['values']): number | null {
     throw new UsageError(`--rate must be a positive number of requests per second, got '${raw}'`);
   }
   return Number(raw);
-}
-
-function formatTarget(host: string, port: number): string {
-  return `tcp://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
 function settingsOf(request: BenchRequest, target: string): BenchSettings {
