@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { InvalidOptionError } from '../errors.js';
+import { DEFAULT_HOST, DEFAULT_PORT, MAX_TIMER_MS } from '../defaults.js';
 
 export interface FlagSpec {
   readonly type: 'string' | 'boolean';
@@ -129,7 +130,7 @@ export function secondsFlag(
   }
   // Round up: a tiny positive value must not become 0, which means "off".
   const ms = Math.ceil(Number(raw.trim()) * 1000);
-  if (ms > 2_147_483_647) throw new UsageError(`--${name} is too large: ${raw}`);
+  if (ms > MAX_TIMER_MS) throw new UsageError(`--${name} is too large: ${raw}`);
   return ms;
 }
 
@@ -142,14 +143,14 @@ export function textFlag(values: ParsedFlags['values'], name: string, fallback: 
 
 /** Flags every network subcommand shares. */
 export const ADDRESS_FLAGS: FlagSpecs = {
-  host: { type: 'string', valueName: 'ADDR', default: '127.0.0.1', description: 'server address' },
-  port: { type: 'string', valueName: 'N', default: '7777', description: 'TCP port' },
+  host: { type: 'string', valueName: 'ADDR', default: DEFAULT_HOST, description: 'server address' },
+  port: { type: 'string', valueName: 'N', default: String(DEFAULT_PORT), description: 'TCP port' },
 };
 
 export function hostFlag(values: ParsedFlags['values']): string {
-  return textFlag(values, 'host', '127.0.0.1');
+  return textFlag(values, 'host', DEFAULT_HOST);
 }
 
-export function portFlag(values: ParsedFlags['values'], fallback = 7777): number {
+export function portFlag(values: ParsedFlags['values'], fallback = DEFAULT_PORT): number {
   return intFlag(values, 'port', fallback, 0, 65535);
 }

@@ -35,6 +35,7 @@ import {
 } from './args.js';
 import { parseAddress } from './address.js';
 import { formatHostPort } from '../net/host-port.js';
+import { DEFAULT_CLIENT_TIMEOUT_MS, DEFAULT_HOST, DEFAULT_PORT } from '../defaults.js';
 import { ConnectError } from '../errors.js';
 
 const DEFAULTS = Object.freeze({
@@ -44,7 +45,7 @@ const DEFAULTS = Object.freeze({
   warmupMs: 1_000,
   workload: 'helo' as Workload,
   size: 100,
-  timeoutMs: 10_000,
+  timeoutMs: DEFAULT_CLIENT_TIMEOUT_MS,
 });
 
 const HELP: CommandHelp = {
@@ -181,7 +182,7 @@ export async function run(argv: string[]): Promise<number> {
   const { load } = request;
   const target = `tcp://${formatHostPort(load.host, load.port)}`;
   // A wrong address is one line and exit 1, not a report full of errors.
-  await probeTarget(load.host, load.port, load.timeoutMs || 10_000, request.waitMs);
+  await probeTarget(load.host, load.port, load.timeoutMs || DEFAULT_CLIENT_TIMEOUT_MS, request.waitMs);
 
   const stopper = new AbortController();
   const onInterrupt = (): void => stopper.abort();
@@ -198,9 +199,9 @@ export async function run(argv: string[]): Promise<number> {
         request.isHeloWorkload ? null : replyScriptFor(request.plan),
       );
       try {
-        const options = { ...load, host: '127.0.0.1', port: baseline.port };
+        const options = { ...load, host: DEFAULT_HOST, port: baseline.port };
         ceiling = runReport(
-          `tcp://${formatHostPort('127.0.0.1', baseline.port)}`,
+          `tcp://${formatHostPort(DEFAULT_HOST, baseline.port)}`,
           request.plan.kind,
           await measure(options, stopper.signal, 'ceiling'),
         );
@@ -274,7 +275,7 @@ function benchRequestFromFlags(flags: ParsedFlags): BenchRequest {
   if (flags.positionals.length > 1) {
     throw new UsageError(`expected at most one ADDRESS, got '${flags.positionals.join(' ')}'`);
   }
-  const port = intFlag(values, 'port', 7777, 1, 65535);
+  const port = intFlag(values, 'port', DEFAULT_PORT, 1, 65535);
   const address = flags.positionals[0];
   const parsed = address === undefined ? null : parseAddress(address, port);
   if (parsed !== null && parsed.transport !== 'tcp') {
