@@ -97,6 +97,24 @@ function stringFlag(values: ParsedFlags['values'], name: string): string | undef
   return typeof value === 'string' ? value : undefined;
 }
 
+/**
+ * A whole number, or `fallback` when the flag is absent. Text to number
+ * only: the range is checked where the option is used (for `helo server`,
+ * resolveServerOptions).
+ */
+export function wholeNumberFlag(
+  values: ParsedFlags['values'],
+  name: string,
+  fallback: number,
+): number {
+  const raw = stringFlag(values, name);
+  if (raw === undefined) return fallback;
+  if (!/^\d+$/.test(raw.trim())) {
+    throw new UsageError(`--${name} must be a whole number, got '${raw}'`);
+  }
+  return Number(raw.trim());
+}
+
 /** An integer in [min, max], or `fallback` when the flag is absent. */
 export function intFlag(
   values: ParsedFlags['values'],
@@ -106,11 +124,8 @@ export function intFlag(
   max: number,
 ): number {
   const raw = stringFlag(values, name);
-  if (raw === undefined) return fallback;
-  if (!/^\d+$/.test(raw.trim())) {
-    throw new UsageError(`--${name} must be a whole number, got '${raw}'`);
-  }
-  const value = Number(raw.trim());
+  const value = wholeNumberFlag(values, name, fallback);
+  if (raw === undefined) return value;
   if (value < min || value > max) {
     throw new UsageError(`--${name} must be between ${min} and ${max}, got ${raw}`);
   }
@@ -149,8 +164,4 @@ export const ADDRESS_FLAGS: FlagSpecs = {
 
 export function hostFlag(values: ParsedFlags['values']): string {
   return textFlag(values, 'host', DEFAULT_HOST);
-}
-
-export function portFlag(values: ParsedFlags['values'], fallback = DEFAULT_PORT): number {
-  return intFlag(values, 'port', fallback, 0, 65535);
 }
