@@ -182,7 +182,12 @@ export async function run(argv: string[]): Promise<number> {
   const { load } = request;
   const target = `tcp://${formatHostPort(load.host, load.port)}`;
   // A wrong address is one line and exit 1, not a report full of errors.
-  await probeTarget(load.host, load.port, load.timeoutMs || DEFAULT_CLIENT_TIMEOUT_MS, request.waitMs);
+  await probeTarget(
+    load.host,
+    load.port,
+    load.timeoutMs || DEFAULT_CLIENT_TIMEOUT_MS,
+    request.waitMs,
+  );
 
   const stopper = new AbortController();
   const onInterrupt = (): void => stopper.abort();

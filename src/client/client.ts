@@ -185,7 +185,9 @@ export async function connect(options: ConnectOptions = {}): Promise<HeloClient>
 /** Where and how to connect, checked. */
 function resolveTarget(options: ConnectOptions): StreamTarget {
   const parsed =
-    options.address === undefined ? null : parseAddress(options.address, options.port ?? CLIENT_DEFAULTS.port);
+    options.address === undefined
+      ? null
+      : parseAddress(options.address, options.port ?? CLIENT_DEFAULTS.port);
   if (parsed?.transport === 'ws') return { kind: 'ws', url: parsed.url, address: parsed.url };
   if (parsed?.transport === 'udp') {
     throw new InvalidOptionError(

@@ -525,4 +525,3 @@ function labelOf(request: Buffer): string {
   const word = text.trimStart().split(/[ \t\r\n]/, 1)[0] ?? '';
   return word === '' ? 'an empty request' : JSON.stringify(word).slice(1, -1);
 }
-
