@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { parseAddress as parseAnyAddress, type HeloAddress } from '../client/address.js';
 import type { ClientTlsOptions, ConnectOptions } from '../client/client.js';
 import { InvalidOptionError } from '../errors.js';
+import { DEFAULT_CLIENT_TIMEOUT_MS, DEFAULT_PORT } from '../defaults.js';
 import {
   ADDRESS_FLAGS,
   type FlagSpecs,
@@ -69,14 +70,14 @@ export function connectOptionsFromFlags(
   address: string | undefined,
 ): ConnectOptions & { readonly target: HeloAddress } {
   // A client connects to a real port: 0 is a bad command line here, not a runtime error.
-  const port = intFlag(values, 'port', 7777, 1, 65535);
+  const port = intFlag(values, 'port', DEFAULT_PORT, 1, 65535);
   const target: HeloAddress =
     address === undefined
       ? { transport: 'tcp', host: hostFlag(values), port }
       : parseAddress(address, port);
   const common = {
     target,
-    timeoutMs: secondsFlag(values, 'timeout', 10_000),
+    timeoutMs: secondsFlag(values, 'timeout', DEFAULT_CLIENT_TIMEOUT_MS),
     waitMs: secondsFlag(values, 'wait', 0),
   };
   switch (target.transport) {

@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { InvalidOptionError } from '../errors.js';
+import { DEFAULT_HOST, DEFAULT_PORT, MAX_TIMER_MS } from '../defaults.js';
 
 export interface FlagSpec {
   readonly type: 'string' | 'boolean';
@@ -96,6 +97,24 @@ function stringFlag(values: ParsedFlags['values'], name: string): string | undef
   return typeof value === 'string' ? value : undefined;
 }
 
+/**
+ * A whole number, or `fallback` when the flag is absent. Text to number
+ * only: the range is checked where the option is used (for `helo server`,
+ * resolveServerOptions).
+ */
+export function wholeNumberFlag(
+  values: ParsedFlags['values'],
+  name: string,
+  fallback: number,
+): number {
+  const raw = stringFlag(values, name);
+  if (raw === undefined) return fallback;
+  if (!/^\d+$/.test(raw.trim())) {
+    throw new UsageError(`--${name} must be a whole number, got '${raw}'`);
+  }
+  return Number(raw.trim());
+}
+
 /** An integer in [min, max], or `fallback` when the flag is absent. */
 export function intFlag(
   values: ParsedFlags['values'],
@@ -105,11 +124,8 @@ export function intFlag(
   max: number,
 ): number {
   const raw = stringFlag(values, name);
-  if (raw === undefined) return fallback;
-  if (!/^\d+$/.test(raw.trim())) {
-    throw new UsageError(`--${name} must be a whole number, got '${raw}'`);
-  }
-  const value = Number(raw.trim());
+  const value = wholeNumberFlag(values, name, fallback);
+  if (raw === undefined) return value;
   if (value < min || value > max) {
     throw new UsageError(`--${name} must be between ${min} and ${max}, got ${raw}`);
   }
@@ -129,7 +145,7 @@ export function secondsFlag(
   }
   // Round up: a tiny positive value must not become 0, which means "off".
   const ms = Math.ceil(Number(raw.trim()) * 1000);
-  if (ms > 2_147_483_647) throw new UsageError(`--${name} is too large: ${raw}`);
+  if (ms > MAX_TIMER_MS) throw new UsageError(`--${name} is too large: ${raw}`);
   return ms;
 }
 
@@ -142,14 +158,10 @@ export function textFlag(values: ParsedFlags['values'], name: string, fallback: 
 
 /** Flags every network subcommand shares. */
 export const ADDRESS_FLAGS: FlagSpecs = {
-  host: { type: 'string', valueName: 'ADDR', default: '127.0.0.1', description: 'server address' },
-  port: { type: 'string', valueName: 'N', default: '7777', description: 'TCP port' },
+  host: { type: 'string', valueName: 'ADDR', default: DEFAULT_HOST, description: 'server address' },
+  port: { type: 'string', valueName: 'N', default: String(DEFAULT_PORT), description: 'TCP port' },
 };
 
 export function hostFlag(values: ParsedFlags['values']): string {
-  return textFlag(values, 'host', '127.0.0.1');
-}
-
-export function portFlag(values: ParsedFlags['values'], fallback = 7777): number {
-  return intFlag(values, 'port', fallback, 0, 65535);
+  return textFlag(values, 'host', DEFAULT_HOST);
 }

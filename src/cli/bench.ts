@@ -34,6 +34,8 @@ import {
   UsageError,
 } from './args.js';
 import { parseAddress } from './address.js';
+import { formatHostPort } from '../net/host-port.js';
+import { DEFAULT_CLIENT_TIMEOUT_MS, DEFAULT_HOST, DEFAULT_PORT } from '../defaults.js';
 import { ConnectError } from '../errors.js';
 
 const DEFAULTS = Object.freeze({
@@ -43,7 +45,7 @@ const DEFAULTS = Object.freeze({
   warmupMs: 1_000,
   workload: 'helo' as Workload,
   size: 100,
-  timeoutMs: 10_000,
+  timeoutMs: DEFAULT_CLIENT_TIMEOUT_MS,
 });
 
 const HELP: CommandHelp = {
@@ -178,9 +180,14 @@ export async function run(argv: string[]): Promise<number> {
   }
   const request = benchRequestFromFlags(flags);
   const { load } = request;
-  const target = formatTarget(load.host, load.port);
+  const target = `tcp://${formatHostPort(load.host, load.port)}`;
   // A wrong address is one line and exit 1, not a report full of errors.
-  await probeTarget(load.host, load.port, load.timeoutMs || 10_000, request.waitMs);
+  await probeTarget(
+    load.host,
+    load.port,
+    load.timeoutMs || DEFAULT_CLIENT_TIMEOUT_MS,
+    request.waitMs,
+  );
 
   const stopper = new AbortController();
   const onInterrupt = (): void => stopper.abort();
@@ -197,9 +204,9 @@ export async function run(argv: string[]): Promise<number> {
         request.isHeloWorkload ? null : replyScriptFor(request.plan),
       );
       try {
-        const options = { ...load, host: '127.0.0.1', port: baseline.port };
+        const options = { ...load, host: DEFAULT_HOST, port: baseline.port };
         ceiling = runReport(
-          formatTarget('127.0.0.1', baseline.port),
+          `tcp://${formatHostPort(DEFAULT_HOST, baseline.port)}`,
           request.plan.kind,
           await measure(options, stopper.signal, 'ceiling'),
         );
@@ -273,7 +280,7 @@ function benchRequestFromFlags(flags: ParsedFlags): BenchRequest {
   if (flags.positionals.length > 1) {
     throw new UsageError(`expected at most one ADDRESS, got '${flags.positionals.join(' ')}'`);
   }
-  const port = intFlag(values, 'port', 7777, 1, 65535);
+  const port = intFlag(values, 'port', DEFAULT_PORT, 1, 65535);
   const address = flags.positionals[0];
   const parsed = address === undefined ? null : parseAddress(address, port);
   if (parsed !== null && parsed.transport !== 'tcp') {
@@ -380,10 +387,6 @@ function rateFlag(values: ParsedFlags['values']): number | null {
     throw new UsageError(`--rate must be a positive number of requests per second, got '${raw}'`);
   }
   return Number(raw);
-}
-
-function formatTarget(host: string, port: number): string {
-  return `tcp://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
 function settingsOf(request: BenchRequest, target: string): BenchSettings {

@@ -6,27 +6,29 @@ import { readFileSync } from 'node:fs';
 import { DEFAULT_STORE_URL, openStore, storeModeWarning } from '../store/open-store.js';
 import { ServerCounters } from '../server/observe/server-counters.js';
 import { createLogger, flushLogger } from '../server/logger.js';
+import { InvalidOptionError } from '../errors.js';
 import {
   DEFAULTS,
   LOG_LEVELS,
+  resolveServerOptions,
   SERVER_MODES,
   type LogLevel,
   type ServerMode,
+  type ServerOptions,
 } from '../server/options.js';
 import { runServer } from '../server/run-server.js';
-import { exposureWarnings, httpTokenFor } from '../server/exposure.js';
+import { exposureWarnings } from '../server/exposure.js';
 import { openFilesWarning, readOpenFilesLimit } from '../server/fd-limit.js';
 import { onReloadSignal, stopSignalReceived, watchStopSignals } from './stop-signals.js';
 import {
   ADDRESS_FLAGS,
   formatHelp,
   hostFlag,
-  intFlag,
   parseFlags,
-  portFlag,
   secondsFlag,
   textFlag,
   UsageError,
+  wholeNumberFlag,
   type CommandHelp,
   type ParsedFlags,
 } from './args.js';
@@ -194,7 +196,44 @@ function optionalText(values: ParsedFlags['values'], name: string): string | nul
 
 /** An extra listener's port, or null when its flag is absent (the listener is off). */
 function optionalPortFlag(values: ParsedFlags['values'], name: string): number | null {
-  return values[name] === undefined ? null : intFlag(values, name, 0, 0, 65535);
+  return values[name] === undefined ? null : wholeNumberFlag(values, name, 0);
+}
+
+/** The flag behind each option, for resolveServerOptions' messages (`port must ...` -> `--port must ...`). */
+const FLAG_OF: Readonly<Partial<Record<keyof ServerOptions, string>>> = {
+  mode: 'mode',
+  workers: 'workers',
+  host: 'host',
+  port: 'port',
+  maxLineBytes: 'max-line',
+  idleTimeoutMs: 'idle-timeout',
+  maxConnections: 'max-connections',
+  maxConnectionsPerIp: 'max-connections-per-ip',
+  slowReaderTimeoutMs: 'slow-reader-timeout',
+  unterminatedAfterMs: 'unterminated-after-ms',
+  logLevel: 'log-level',
+  workMs: 'work-ms',
+  workCpuMs: 'work-cpu-ms',
+  unixMode: 'unix-mode',
+  tlsPort: 'tls-port',
+  tlsHandshakeTimeoutMs: 'tls-handshake-timeout',
+  udpPort: 'udp-port',
+  httpPort: 'http-port',
+};
+
+/**
+ * The flags' values checked by resolveServerOptions, the one place that
+ * knows the ranges; its message, in flag terms, is the one-line usage error.
+ */
+function resolveFlags(given: Partial<ServerOptions>): ServerOptions {
+  try {
+    return resolveServerOptions(given);
+  } catch (error) {
+    if (!(error instanceof InvalidOptionError)) throw error;
+    const [option = '', ...rest] = error.message.split(' ');
+    const flag = FLAG_OF[option as keyof ServerOptions];
+    throw new UsageError(flag === undefined ? error.message : `--${flag} ${rest.join(' ')}`);
+  }
 }
 
 /** File permissions as octal digits, e.g. `660` or `0660`. */
@@ -247,34 +286,35 @@ export async function run(argv: string[]): Promise<number> {
     throw new UsageError(`unexpected argument '${flags.positionals[0]}'`);
   }
   const { values } = flags;
-  const logLevel = textFlag(values, 'log-level', DEFAULTS.logLevel);
-  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
-    throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got '${logLevel}'`);
-  }
-  const mode = textFlag(values, 'mode', DEFAULTS.mode);
-  if (!(SERVER_MODES as readonly string[]).includes(mode)) {
-    throw new UsageError(`--mode must be one of ${SERVER_MODES.join(', ')}, got '${mode}'`);
-  }
-  const options = {
-    mode: mode as ServerMode,
-    workers: intFlag(values, 'workers', DEFAULTS.workers, 1, 1024),
-    workMs: intFlag(values, 'work-ms', 0, 0, 2_147_483_647),
-    workCpuMs: intFlag(values, 'work-cpu-ms', 0, 0, 60_000),
+  const givenToken = httpTokenOption(values);
+  const options = resolveFlags({
+    mode: textFlag(values, 'mode', DEFAULTS.mode) as ServerMode,
+    workers: wholeNumberFlag(values, 'workers', DEFAULTS.workers),
+    workMs: wholeNumberFlag(values, 'work-ms', DEFAULTS.workMs),
+    workCpuMs: wholeNumberFlag(values, 'work-cpu-ms', DEFAULTS.workCpuMs),
     host: hostFlag(values),
-    port: portFlag(values),
-    maxLineBytes: intFlag(values, 'max-line', DEFAULTS.maxLineBytes, 1, 1 << 30),
+    port: wholeNumberFlag(values, 'port', DEFAULTS.port),
+    maxLineBytes: wholeNumberFlag(values, 'max-line', DEFAULTS.maxLineBytes),
     idleTimeoutMs: secondsFlag(values, 'idle-timeout', DEFAULTS.idleTimeoutMs),
-    maxConnections: intFlag(values, 'max-connections', DEFAULTS.maxConnections, 1, 1 << 30),
-    maxConnectionsPerIp: intFlag(values, 'max-connections-per-ip', 0, 0, 1 << 30),
+    maxConnections: wholeNumberFlag(values, 'max-connections', DEFAULTS.maxConnections),
+    maxConnectionsPerIp: wholeNumberFlag(
+      values,
+      'max-connections-per-ip',
+      DEFAULTS.maxConnectionsPerIp,
+    ),
     slowReaderTimeoutMs: secondsFlag(values, 'slow-reader-timeout', DEFAULTS.slowReaderTimeoutMs),
-    unterminatedAfterMs: intFlag(values, 'unterminated-after-ms', 0, 0, 2_147_483_647),
-    logLevel: logLevel as LogLevel,
+    unterminatedAfterMs: wholeNumberFlag(
+      values,
+      'unterminated-after-ms',
+      DEFAULTS.unterminatedAfterMs,
+    ),
+    logLevel: textFlag(values, 'log-level', DEFAULTS.logLevel) as LogLevel,
     unixPath: optionalText(values, 'unix'),
     unixMode: octalFlag(values, 'unix-mode'),
     tlsPort: optionalPortFlag(values, 'tls-port'),
     httpPort: optionalPortFlag(values, 'http-port'),
     wsOrigins: Array.isArray(values['ws-origin']) ? values['ws-origin'] : [],
-    httpToken: httpTokenOption(values),
+    httpToken: givenToken,
     udpPort: optionalPortFlag(values, 'udp-port'),
     tlsCertPath: optionalText(values, 'tls-cert'),
     tlsKeyPath: optionalText(values, 'tls-key'),
@@ -284,10 +324,10 @@ export async function run(argv: string[]): Promise<number> {
       1,
       secondsFlag(values, 'tls-handshake-timeout', DEFAULTS.tlsHandshakeTimeoutMs),
     ),
-  };
+  });
+  // resolveServerOptions made a token up: the HTTP port is reachable beyond loopback.
+  const tokenGenerated = givenToken === null && options.httpToken !== null;
   const storeUrl = textFlag(values, 'store', DEFAULT_STORE_URL);
-
-  const http = httpTokenFor(options.host, options.httpPort, options.httpToken);
   const logger = createLogger(options.logLevel);
   for (const warning of exposureWarnings(options)) logger.warn(warning);
   // Node raises its soft limit to the hard one by itself; below that nothing can be done from here.
@@ -319,7 +359,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   let server;
   try {
-    server = await runServer({ ...options, httpToken: http.token, store, logger, counters });
+    server = await runServer({ ...options, store, logger, counters });
   } catch (error) {
     await store.close();
     throw error;
@@ -331,16 +371,18 @@ export async function run(argv: string[]): Promise<number> {
         'give it with HELO_HTTP_TOKEN or --http-token-file instead',
     );
   }
-  const modeNote = mode === 'cluster' ? `cluster of ${options.workers} workers` : `${mode} mode`;
+  const modeNote =
+    options.mode === 'cluster' ? `cluster of ${options.workers} workers` : `${options.mode} mode`;
   process.stdout.write(`helo server listening on ${server.url} (store ${storeUrl}, ${modeNote})\n`);
   for (const url of server.urls.slice(1)) {
     process.stdout.write(`helo server listening on ${url}\n`);
     if (url.startsWith('ws://')) {
       // The page is at the root of the same port (docs/WEB.md: `/`).
       const page = `${url.slice(0, -'ws'.length).replace('ws://', 'http://')}`;
-      const withToken = http.token === null ? page : `${page}?token=${http.token}`;
+      const token = options.httpToken;
+      const withToken = token === null ? page : `${page}?token=${token}`;
       process.stdout.write(`helo server web client and dashboard on ${withToken}\n`);
-      if (http.generated) {
+      if (tokenGenerated) {
         process.stdout.write(
           'helo server: the HTTP port is reachable beyond this machine, so it needs the token above\n',
         );

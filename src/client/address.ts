@@ -4,6 +4,7 @@
  * or a bare `host:port` / `host`, which mean TCP.
  */
 import { InvalidOptionError } from '../errors.js';
+import { DEFAULT_PORT } from '../defaults.js';
 
 export type HeloAddress =
   | { readonly transport: 'tcp' | 'tls' | 'udp'; readonly host: string; readonly port: number }
@@ -27,7 +28,7 @@ export function hasScheme(text: string): boolean {
 }
 
 /** Parses an address; `defaultPort` completes a bare `host`. */
-export function parseAddress(text: string, defaultPort = 7777): HeloAddress {
+export function parseAddress(text: string, defaultPort = DEFAULT_PORT): HeloAddress {
   if (UNIX_SCHEME.test(text)) {
     const path = text.slice('unix:'.length).replace(/^\/\/(?=\/)/, '');
     if (path === '') throw new InvalidOptionError(`invalid address '${text}': no socket path`);

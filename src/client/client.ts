@@ -40,15 +40,25 @@ import {
 import { WebSocket } from 'ws';
 import { WebSocketLineStream } from '../net/websocket-line-stream.js';
 import { parseAddress } from './address.js';
+import { DEFAULT_CLIENT_TIMEOUT_MS, DEFAULT_HOST, DEFAULT_PORT } from '../defaults.js';
+import { formatHostPort } from '../net/host-port.js';
+import {
+  checkDuration,
+  checkPort,
+  FIRST_RETRY_MS,
+  formatDuration,
+  keptTrying,
+  MAX_RETRY_MS,
+} from './shared.js';
 import { ReplyParser, type Reply, type ReplySink } from './reply.js';
 
 export type { Reply } from './reply.js';
 
 /** The documented defaults (docs/PROTOCOL.md §1, README `helo client`). */
 export const CLIENT_DEFAULTS = Object.freeze({
-  host: '127.0.0.1',
-  port: 7777,
-  timeoutMs: 10_000,
+  host: DEFAULT_HOST,
+  port: DEFAULT_PORT,
+  timeoutMs: DEFAULT_CLIENT_TIMEOUT_MS,
   waitMs: 0,
 });
 
@@ -155,10 +165,6 @@ const LF = 0x0a;
 const DATA_LINE = Buffer.from('DATA\r\n');
 const QUIT_LINE = Buffer.from('QUIT\r\n');
 const EMPTY = Buffer.alloc(0);
-const FIRST_RETRY_MS = 50;
-const MAX_RETRY_MS = 1000;
-// setTimeout's limit; a larger delay would fire at once.
-const MAX_TIMER_MS = 2_147_483_647;
 // Errors after which the server may simply not be up yet (`--wait`).
 const RETRYABLE = new Set(['ECONNREFUSED', 'ENOENT', 'ECONNRESET']);
 
@@ -179,7 +185,9 @@ export async function connect(options: ConnectOptions = {}): Promise<HeloClient>
 /** Where and how to connect, checked. */
 function resolveTarget(options: ConnectOptions): StreamTarget {
   const parsed =
-    options.address === undefined ? null : parseAddress(options.address, options.port ?? 7777);
+    options.address === undefined
+      ? null
+      : parseAddress(options.address, options.port ?? CLIENT_DEFAULTS.port);
   if (parsed?.transport === 'ws') return { kind: 'ws', url: parsed.url, address: parsed.url };
   if (parsed?.transport === 'udp') {
     throw new InvalidOptionError(
@@ -200,19 +208,17 @@ function resolveTarget(options: ConnectOptions): StreamTarget {
   if (typeof host !== 'string' || host === '') {
     throw new InvalidOptionError(`host must be a non-empty string, got ${String(host)}`);
   }
-  if (!Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new InvalidOptionError(`port must be a whole number from 1 to 65535, got ${port}`);
-  }
+  checkPort(port);
   const wantsTls =
     parsed?.transport === 'tls' || (options.tls !== undefined && options.tls !== false);
-  if (!wantsTls) return { kind: 'tcp', host, port, address: formatAddress(host, port) };
+  if (!wantsTls) return { kind: 'tcp', host, port, address: formatHostPort(host, port) };
   const tlsOptions = typeof options.tls === 'object' ? options.tls : {};
   return {
     kind: 'tls',
     host,
     port,
     tls: tlsOptions,
-    address: `tls://${formatAddress(host, port)}`,
+    address: `tls://${formatHostPort(host, port)}`,
   };
 }
 
@@ -599,23 +605,6 @@ function labelOf(line: Buffer): string {
   return word === '' ? 'an empty line' : JSON.stringify(word).slice(1, -1);
 }
 
-function checkDuration(name: string, value: number): void {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > MAX_TIMER_MS) {
-    throw new InvalidOptionError(
-      `${name} must be a number of ms from 0 to ${MAX_TIMER_MS}, got ${value}`,
-    );
-  }
-}
-
-/** `host:port`, with brackets around an IPv6 address. */
-function formatAddress(host: string, port: number): string {
-  return net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
-function formatDuration(ms: number): string {
-  return ms < 1000 ? `${ms} ms` : `${Number((ms / 1000).toFixed(3))} s`;
-}
-
 /** What a client talks over: a TCP, TLS or Unix socket, or a WebSocket as a stream of lines. */
 export type ClientSocket = Duplex & { setNoDelay(noDelay?: boolean): unknown };
 
@@ -820,8 +809,7 @@ function connectError(
           ? `TLS connection to ${address} failed: ${error.message}`
           : `cannot connect to ${address}: ${error.message}`;
   }
-  if (waitedMs > 0) message += ` (kept trying for ${formatDuration(waitedMs)})`;
-  return new ConnectError(message, { cause: error });
+  return new ConnectError(message + keptTrying(waitedMs), { cause: error });
 }
 
 /**

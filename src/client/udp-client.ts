@@ -46,13 +46,23 @@ import {
   TimeoutError,
 } from '../errors.js';
 import { MAX_REPLY_BYTES, parseReply, type Reply } from './reply.js';
+import { DEFAULT_CLIENT_TIMEOUT_MS, DEFAULT_HOST, MAX_TIMER_MS } from '../defaults.js';
+import { formatHostPort } from '../net/host-port.js';
+import {
+  checkDuration,
+  checkPort,
+  FIRST_RETRY_MS,
+  formatDuration,
+  keptTrying,
+  MAX_RETRY_MS,
+} from './shared.js';
 
 export type { Reply } from './reply.js';
 
 export const UDP_CLIENT_DEFAULTS = Object.freeze({
-  host: '127.0.0.1',
+  host: DEFAULT_HOST,
   /** All tries of one request together (`--timeout`, 10 s, docs/UDP.md). */
-  timeoutMs: 10_000,
+  timeoutMs: DEFAULT_CLIENT_TIMEOUT_MS,
   /** Sends after the first: 5 tries in all. */
   retries: 4,
   /** The first try's wait for a reply; each next try waits twice as long. */
@@ -107,10 +117,6 @@ const QUIT_LINE = Buffer.from('QUIT\r\n');
 const LF = 0x0a;
 const CR = 0x0d;
 const MAX_RETRIES = 20;
-const FIRST_WAIT_MS = 50;
-const MAX_WAIT_MS = 1000;
-// setTimeout's limit; a larger delay would fire at once.
-const MAX_TIMER_MS = 2_147_483_647;
 
 /**
  * How long each try waits for its reply, in ms, for a request that may take
@@ -151,9 +157,7 @@ export async function connectUdp(options: UdpConnectOptions): Promise<UdpClient>
   if (typeof host !== 'string' || host === '') {
     throw new InvalidOptionError(`host must be a non-empty string, got ${String(host)}`);
   }
-  if (!Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new InvalidOptionError(`port must be a whole number from 1 to 65535, got ${port}`);
-  }
+  checkPort(port);
   checkDuration('timeoutMs', timeoutMs);
   checkDuration('waitMs', waitMs);
   if (!Number.isInteger(retries) || retries < 0 || retries > MAX_RETRIES) {
@@ -221,9 +225,7 @@ export class UdpClient {
   /** Most callers want `connectUdp()`, which checks the options and resolves the host. */
   constructor(config: UdpClientConfig) {
     this.#config = config;
-    this.address = config.host.includes(':')
-      ? `[${config.host}]:${config.port}`
-      : `${config.host}:${config.port}`;
+    this.address = formatHostPort(config.host, config.port);
     this.url = `udp://${this.address}`;
     const { signal } = config;
     if (signal?.aborted) this.#signalOnAbort();
@@ -394,7 +396,7 @@ export class UdpClient {
       const socket: Socket = dgram.createSocket({ type });
       const startedAt = performance.now();
       let tries = 0;
-      let refusedDelayMs = FIRST_WAIT_MS;
+      let refusedDelayMs = FIRST_RETRY_MS;
       let timer: NodeJS.Timeout | undefined;
       let isDone = false;
 
@@ -461,10 +463,9 @@ export class UdpClient {
         // ICMP port unreachable: nothing listens there (yet).
         const waitedMs = performance.now() - startedAt;
         if (waitedMs >= waitMs) {
-          const kept = waitMs > 0 ? ` (kept trying for ${formatDuration(waitMs)})` : '';
           finish(
             new ConnectError(
-              `nothing is listening at ${url} (port unreachable) — is the server running with --udp-port?${kept}`,
+              `nothing is listening at ${url} (port unreachable) — is the server running with --udp-port?${keptTrying(waitMs)}`,
               { cause: error },
             ),
           );
@@ -474,7 +475,7 @@ export class UdpClient {
         if (timer !== undefined) clearTimeout(timer);
         tries--;
         const delay = Math.min(refusedDelayMs, waitMs - waitedMs);
-        refusedDelayMs = Math.min(refusedDelayMs * 2, MAX_WAIT_MS);
+        refusedDelayMs = Math.min(refusedDelayMs * 2, MAX_RETRY_MS);
         timer = setTimeout(sendTry, delay);
       };
 
@@ -523,16 +524,4 @@ function labelOf(request: Buffer): string {
   const text = request.toString('latin1', 0, Math.min(request.length, 32));
   const word = text.trimStart().split(/[ \t\r\n]/, 1)[0] ?? '';
   return word === '' ? 'an empty request' : JSON.stringify(word).slice(1, -1);
-}
-
-function checkDuration(name: string, value: number): void {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > MAX_TIMER_MS) {
-    throw new InvalidOptionError(
-      `${name} must be a number of ms from 0 to ${MAX_TIMER_MS}, got ${value}`,
-    );
-  }
-}
-
-function formatDuration(ms: number): string {
-  return ms < 1000 ? `${Math.round(ms)} ms` : `${Number((ms / 1000).toFixed(1))} s`;
 }

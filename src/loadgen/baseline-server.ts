@@ -21,6 +21,7 @@
 import { createServer, type Socket } from 'node:net';
 import { parseArgs } from 'node:util';
 import type { ReplyScript } from './baseline.js';
+import { DEFAULT_HOST } from '../defaults.js';
 
 const LF = 0x0a;
 const OK = Buffer.from('100 OK\r\n');
@@ -128,7 +129,7 @@ function serveScript(script: ReplyScript): (socket: Socket) => void {
 const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: {
-    host: { type: 'string', default: '127.0.0.1' },
+    host: { type: 'string', default: DEFAULT_HOST },
     port: { type: 'string' },
     'reply-script': { type: 'string' },
     managed: { type: 'boolean', default: false },

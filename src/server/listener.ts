@@ -4,17 +4,13 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { ListenError } from '../errors.js';
+import { formatHostPort } from '../net/host-port.js';
 
 export interface TcpListenerOptions {
   readonly host: string;
   readonly port: number;
   /** Hand over sockets that have not started reading (to pass them to a child). */
   readonly pauseOnConnect?: boolean;
-}
-
-/** `127.0.0.1:7777`, or `[::1]:7777` for an IPv6 host. */
-export function formatHostPort(host: string, port: number): string {
-  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
 /** `tcp://127.0.0.1:7777`, the form every helo address takes. */

@@ -3,7 +3,15 @@
  * validation done once, at start-up, naming the option and the value.
  */
 import { availableParallelism } from 'node:os';
+import {
+  DEFAULT_HOST,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_MAX_LINE_BYTES,
+  DEFAULT_PORT,
+  MAX_TIMER_MS,
+} from '../defaults.js';
 import { InvalidOptionError } from '../errors.js';
+import { httpTokenFor } from './exposure.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -87,8 +95,8 @@ export interface ServerOptions {
   readonly wsOrigins: readonly string[];
   /**
    * `--http-token`: requests to the HTTP port (but `/healthz`, `/readyz`)
-   * must carry it; null = none needed. The CLI makes one up when the port
-   * is reachable beyond loopback (exposure.ts).
+   * must carry it; null = none needed. resolveServerOptions makes one up
+   * when the port is reachable beyond loopback and none is given (exposure.ts).
    */
   readonly httpToken: string | null;
 }
@@ -96,10 +104,10 @@ export interface ServerOptions {
 export const DEFAULTS: ServerOptions = Object.freeze({
   mode: 'event-loop',
   workers: availableParallelism(),
-  host: '127.0.0.1',
-  port: 7777,
-  maxLineBytes: 8192,
-  idleTimeoutMs: 300_000,
+  host: DEFAULT_HOST,
+  port: DEFAULT_PORT,
+  maxLineBytes: DEFAULT_MAX_LINE_BYTES,
+  idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS,
   maxConnections: 10_000,
   maxConnectionsPerIp: 0,
   slowReaderTimeoutMs: 30_000,
@@ -123,16 +131,18 @@ export const DEFAULTS: ServerOptions = Object.freeze({
   httpToken: null,
 });
 
-/** Timers beyond this overflow Node's 32-bit timer delay. */
-const MAX_TIMER_MS = 2_147_483_647;
-
 function checkInt(name: string, value: number, min: number, max: number): void {
   if (!Number.isInteger(value) || value < min || value > max) {
-    throw new InvalidOptionError(`${name} must be an integer from ${min} to ${max}, got ${value}`);
+    throw new InvalidOptionError(`${name} must be between ${min} and ${max}, got ${value}`);
   }
 }
 
-/** Merges `given` over the defaults into a new object and validates it. */
+/**
+ * Merges `given` over the defaults into a new object and validates it. A
+ * message names the option first (`port must be ...`): the CLI swaps in the
+ * flag's name. An HTTP port reachable beyond loopback without a token gets
+ * a generated one, for library users as for `helo server`.
+ */
 export function resolveServerOptions(given: Partial<ServerOptions> = {}): ServerOptions {
   const options: ServerOptions = { ...DEFAULTS };
   // Only the options themselves: callers pass objects that carry more (a
@@ -184,6 +194,8 @@ export function resolveServerOptions(given: Partial<ServerOptions> = {}): Server
       'an HTTP token is 16 to 256 characters from A-Z a-z 0-9 . _ ~ - (it travels in URLs)',
     );
   }
+  const http = httpTokenFor(options.host, options.httpPort, options.httpToken);
+  (options as { httpToken: string | null }).httpToken = http.token;
   if (options.unixMode !== null) checkInt('unixMode', options.unixMode, 0, 0o777);
   if (options.unixPath !== null && options.unixPath === '') {
     throw new InvalidOptionError('the Unix socket path must not be empty');

@@ -26,7 +26,8 @@ import { interpretDatagram } from '../core/datagram.js';
 import { ALL_REPLIES, Replies, type ReplyInfo } from '../core/replies.js';
 import { ListenError } from '../errors.js';
 import type { Store } from '../store/store.js';
-import { describeListenError, formatHostPort } from './listener.js';
+import { describeListenError } from './listener.js';
+import { formatHostPort } from '../net/host-port.js';
 import { ServerCounters } from './observe/server-counters.js';
 import { appendForReply } from './store-reply.js';
 
@@ -356,9 +357,7 @@ class WarningLimiter {
 
 /** `ip:port`, `[ip6]:port`: the same form as a TCP peer. */
 function formatPeer(peer: RemoteInfo): string {
-  return peer.address.includes(':')
-    ? `[${peer.address}]:${peer.port}`
-    : `${peer.address}:${peer.port}`;
+  return formatHostPort(peer.address, peer.port);
 }
 
 /** udp6 for an IPv6 host (or a name that resolves to one), udp4 otherwise. */

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { exposureWarnings, httpTokenFor, isLoopbackHost } from '../../src/server/exposure.js';
+import { resolveServerOptions } from '../../src/server/options.js';
 import { RawClient, delay } from '../helpers/raw-client.js';
 import { httpRequest, upgradeStatus } from '../helpers/http-client.js';
 import { spawnServer } from '../../support/server-process.js';
@@ -53,6 +54,21 @@ describe('exposure rules', () => {
     assert.equal(made.generated, true);
     assert.match(made.token!, /^[A-Za-z0-9_-]{22}$/);
     assert.notEqual(made.token, httpTokenFor('0.0.0.0', 7778, null).token);
+  });
+
+  // The rule lives in the options, not only in `helo server`: a program that
+  // calls startServer({ host: '0.0.0.0', httpPort }) gets a token too.
+  it('resolveServerOptions makes a token up for an HTTP port beyond loopback', () => {
+    const exposed = resolveServerOptions({ host: '0.0.0.0', httpPort: 7778 });
+    assert.match(exposed.httpToken ?? '', /^[A-Za-z0-9_-]{22}$/);
+    assert.equal(resolveServerOptions({ host: '::', httpPort: 0 }).httpToken?.length, 22);
+    assert.equal(resolveServerOptions({ host: '127.0.0.1', httpPort: 7778 }).httpToken, null);
+    assert.equal(resolveServerOptions({ host: '::1', httpPort: 7778 }).httpToken, null);
+    assert.equal(resolveServerOptions({ host: '0.0.0.0' }).httpToken, null);
+    const given = { host: '0.0.0.0', httpPort: 7778, httpToken: TOKEN };
+    assert.equal(resolveServerOptions(given).httpToken, TOKEN);
+    // Resolving again (cluster workers, forked children) keeps the token.
+    assert.equal(resolveServerOptions(exposed).httpToken, exposed.httpToken);
   });
 });
 
