@@ -364,28 +364,34 @@ export async function run(argv: string[]): Promise<number> {
     await store.close();
     throw error;
   }
-  // After start: a command line that cannot run says only why (one line).
-  if (tokenOnCommandLine(argv)) {
-    logger.warn(
-      '--http-token on the command line is visible to other local users (ps); ' +
-        'give it with HELO_HTTP_TOKEN or --http-token-file instead',
+  // A stop signal that came while the listeners opened: close at once,
+  // without announcing addresses that are about to go away.
+  if (stopSignalReceived() === null) {
+    // After start: a command line that cannot run says only why (one line).
+    if (tokenOnCommandLine(argv)) {
+      logger.warn(
+        '--http-token on the command line is visible to other local users (ps); ' +
+          'give it with HELO_HTTP_TOKEN or --http-token-file instead',
+      );
+    }
+    const modeNote =
+      options.mode === 'cluster' ? `cluster of ${options.workers} workers` : `${options.mode} mode`;
+    process.stdout.write(
+      `helo server listening on ${server.url} (store ${storeUrl}, ${modeNote})\n`,
     );
-  }
-  const modeNote =
-    options.mode === 'cluster' ? `cluster of ${options.workers} workers` : `${options.mode} mode`;
-  process.stdout.write(`helo server listening on ${server.url} (store ${storeUrl}, ${modeNote})\n`);
-  for (const url of server.urls.slice(1)) {
-    process.stdout.write(`helo server listening on ${url}\n`);
-    if (url.startsWith('ws://')) {
-      // The page is at the root of the same port (docs/WEB.md: `/`).
-      const page = `${url.slice(0, -'ws'.length).replace('ws://', 'http://')}`;
-      const token = options.httpToken;
-      const withToken = token === null ? page : `${page}?token=${token}`;
-      process.stdout.write(`helo server web client and dashboard on ${withToken}\n`);
-      if (tokenGenerated) {
-        process.stdout.write(
-          'helo server: the HTTP port is reachable beyond this machine, so it needs the token above\n',
-        );
+    for (const url of server.urls.slice(1)) {
+      process.stdout.write(`helo server listening on ${url}\n`);
+      if (url.startsWith('ws://')) {
+        // The page is at the root of the same port (docs/WEB.md: `/`).
+        const page = `${url.slice(0, -'ws'.length).replace('ws://', 'http://')}`;
+        const token = options.httpToken;
+        const withToken = token === null ? page : `${page}?token=${token}`;
+        process.stdout.write(`helo server web client and dashboard on ${withToken}\n`);
+        if (tokenGenerated) {
+          process.stdout.write(
+            'helo server: the HTTP port is reachable beyond this machine, so it needs the token above\n',
+          );
+        }
       }
     }
   }
