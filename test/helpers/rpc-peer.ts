@@ -7,7 +7,10 @@
 import { parentChannel } from '../../src/server/ipc/messages.js';
 import { answerRequests, IpcRequester, rpcChannel } from '../../src/server/ipc/rpc.js';
 
-export const ECHO = rpcChannel<{ value: number; delayMs: number }, number>('test:echo', 'test:echoed');
+export const ECHO = rpcChannel<{ value: number; delayMs: number }, number>(
+  'test:echo',
+  'test:echoed',
+);
 export const FAIL = rpcChannel<string, never>('test:fail', 'test:failed');
 export const HANG = rpcChannel<null, null>('test:hang', 'test:hung');
 export const ASK = rpcChannel<number, number>('test:ask-parent', 'test:parent-answer');
