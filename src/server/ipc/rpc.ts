@@ -178,7 +178,8 @@ export class IpcRequester<Req, Res> {
     if (!isMessage<RpcResponse<Res> & { type: string }>(message, this.#channel.response)) return;
     const entry = this.#outstanding.get(message.request);
     // Unknown: answered after its timeout, or not ours.
-    if (entry === undefined || !this.#forget(message.request)) return;
+    if (entry === undefined) return;
+    this.#forget(message.request);
     if (message.error === undefined) entry.resolve(message.result as Res);
     else {
       const error = this.#options.errors?.answer?.(message.error);
