@@ -1,6 +1,7 @@
 /** Messages between a cluster's primary and its workers (besides the store's, in ipc/). */
 import type { RejectReason } from '../admission.js';
 import type { CountersData } from '../observe/server-counters.js';
+import { rpcChannel } from '../ipc/rpc.js';
 
 /** The worker reads its options from this environment variable (JSON). */
 export const WORKER_OPTIONS_ENV = 'HELO_CLUSTER_WORKER_OPTIONS';
@@ -60,33 +61,24 @@ export interface SlotsReclaim {
   readonly type: 'helo:slots-reclaim';
 }
 
-/** Primary -> worker: send me your counters now (a scrape or a dashboard tick). */
-export interface CountersRequest {
-  readonly type: 'helo:counters-request';
-  readonly request: number;
-}
-
-/** Worker -> primary: its counters, answering `request` (0 when sent unasked, every second). */
-export interface CountersReport {
-  readonly type: 'helo:counters';
-  readonly request: number;
-  readonly counters: CountersData;
-}
+/**
+ * Primary -> worker: send me your counters now (a scrape or a dashboard
+ * tick). Besides these answers, the worker reports them unasked every
+ * second (`WorkerStats`).
+ */
+export const COUNTERS_RPC = rpcChannel<null, CountersData>(
+  'helo:counters-request',
+  'helo:counters',
+);
 
 /** What a worker's HTTP port asks the primary, which sees the whole cluster. */
 export type InsightQuestion = 'metrics' | 'snapshot' | 'store-writable';
 
-/** Worker -> primary. */
-export interface InsightRequest {
-  readonly type: 'helo:insight-request';
-  readonly request: number;
-  readonly question: InsightQuestion;
-}
-
-/** Primary -> worker: the answer (Prometheus text, a DashboardSnapshot, a boolean) or why not. */
-export interface InsightAnswer {
-  readonly type: 'helo:insight-answer';
-  readonly request: number;
-  readonly answer?: unknown;
-  readonly error?: string;
-}
+/**
+ * Worker -> primary; the answer is Prometheus text, a DashboardSnapshot or a
+ * boolean, as the question asks.
+ */
+export const INSIGHT_RPC = rpcChannel<InsightQuestion, unknown>(
+  'helo:insight-request',
+  'helo:insight-answer',
+);

@@ -23,7 +23,8 @@ import type { Logger } from 'pino';
 import { ListenError, ProcessError } from '../../errors.js';
 import type { Store } from '../../store/store.js';
 import { hostStore, type StoreHostStats } from '../ipc/store-host.js';
-import { isMessage, sendIfConnected, type IpcPeer } from '../ipc/messages.js';
+import { isMessage, type IpcPeer } from '../ipc/messages.js';
+import { answerRequests, IpcRequester } from '../ipc/rpc.js';
 import type { Observatory } from '../observe/observatory.js';
 import { RecentRecords, storeNotingRecent } from '../observe/recent-records.js';
 import {
@@ -39,11 +40,10 @@ import { createLogger } from '../logger.js';
 import { resolveServerOptions, type ServerOptions } from '../options.js';
 import { type RunningServer, type ServerStats, type StartServerOptions } from '../server.js';
 import {
+  COUNTERS_RPC,
+  INSIGHT_RPC,
   WORKER_OPTIONS_ENV,
-  type CountersReport,
-  type CountersRequest,
-  type InsightAnswer,
-  type InsightRequest,
+  type InsightQuestion,
   type WorkerListenFailed,
   type WorkerListening,
   type WorkerStats,
@@ -75,8 +75,8 @@ interface WorkerState {
   readonly detach: () => void;
   /** Its latest metrics counters (answers to requests, or the per-second report). */
   counters: CountersData | null;
-  /** Its HTTP port's questions being answered now. */
-  insightAnswers: number;
+  /** Asks it for its counters now. */
+  readonly countersNow: IpcRequester<null, CountersData>;
 }
 
 export class ClusterServer implements RunningServer {
@@ -113,8 +113,6 @@ export class ClusterServer implements RunningServer {
   #exitedCounters: CountersData | null = null;
   readonly #recent: RecentRecords | null;
   #observatory: Observatory | null = null;
-  #countersRequest = 0;
-  readonly #countersWaiting = new Map<number, (worker: Worker, data: CountersData) => void>();
 
   constructor(options: StartServerOptions) {
     const { store, logger, counters, ...rest } = options;
@@ -272,16 +270,29 @@ export class ClusterServer implements RunningServer {
     const peer = worker.process as IpcPeer;
     const stopHosting = hostStore(peer, this.#store, this.#storeStats);
     const releaseSlots = this.#slots.attach(peer);
+    const stopAnswering = answerRequests(peer, INSIGHT_RPC, this.#answerInsight, {
+      maxConcurrent: MAX_INSIGHT_ANSWERS_PER_WORKER,
+      busy: 'too many questions from this worker at once',
+    });
+    const countersNow = new IpcRequester(peer, COUNTERS_RPC, {
+      // Never reached: a collect asks each worker once, and collects run
+      // only for the insight answers (bounded per worker above) and the
+      // dashboard's sampler. A refused request counts the worker as of its
+      // last report, like an unanswered one.
+      maxOutstanding: MAX_INSIGHT_ANSWERS_PER_WORKER * this.options.workers + 1,
+    });
     const state: WorkerState = {
       worker,
       startedAt: Date.now(),
       isListening: false,
       failure: null,
       counters: null,
-      insightAnswers: 0,
+      countersNow,
       detach: () => {
         stopHosting();
         releaseSlots();
+        stopAnswering();
+        countersNow.close();
       },
     };
     this.#workers.set(worker, state);
@@ -289,14 +300,7 @@ export class ClusterServer implements RunningServer {
       this.logger.error({ workerPid: worker.process.pid, err: error.message }, 'worker error'),
     );
     worker.on('message', (message: unknown) => {
-      if (isMessage<WorkerStats>(message, 'helo:stats')) {
-        state.counters = message.counters;
-      } else if (isMessage<CountersReport>(message, 'helo:counters')) {
-        state.counters = message.counters;
-        this.#countersWaiting.get(message.request)?.(worker, message.counters);
-      } else if (isMessage<InsightRequest>(message, 'helo:insight-request')) {
-        this.#answerInsight(peer, state, message);
-      }
+      if (isMessage<WorkerStats>(message, 'helo:stats')) state.counters = message.counters;
     });
     return new Promise<WorkerListening>((resolve, reject) => {
       worker.on('message', (message: unknown) => {
@@ -387,29 +391,16 @@ export class ClusterServer implements RunningServer {
    * own (commits) and those of workers that have exited.
    */
   async #collectCounters(): Promise<CountersData> {
-    const request = ++this.#countersRequest;
-    const answered = new Set<Worker>();
-    const live = [...this.#workers.values()];
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, COUNTERS_TIMEOUT_MS);
-      this.#countersWaiting.set(request, (worker) => {
-        answered.add(worker);
-        if (live.every((state) => answered.has(state.worker))) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      let asked = 0;
-      for (const state of live) {
-        const message: CountersRequest = { type: 'helo:counters-request', request };
-        if (sendIfConnected(state.worker.process as IpcPeer, message)) asked++;
-      }
-      if (asked === 0) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    this.#countersWaiting.delete(request);
+    await Promise.all(
+      [...this.#workers.values()].map((state) =>
+        state.countersNow.request(null, { timeoutMs: COUNTERS_TIMEOUT_MS }).then(
+          (counters) => {
+            state.counters = counters;
+          },
+          () => {},
+        ),
+      ),
+    );
     return this.#latestCounters();
   }
 
@@ -424,36 +415,15 @@ export class ClusterServer implements RunningServer {
   }
 
   /** A worker's HTTP port asks for the cluster's metrics, dashboard or readiness. */
-  #answerInsight(peer: IpcPeer, state: WorkerState, message: InsightRequest): void {
+  readonly #answerInsight = (question: InsightQuestion): Promise<unknown> => {
     const observatory = this.#observatory;
-    const reply = (answer: Omit<InsightAnswer, 'type' | 'request'>): void =>
-      void sendIfConnected(peer, {
-        type: 'helo:insight-answer',
-        request: message.request,
-        ...answer,
-      } satisfies InsightAnswer);
-    if (observatory === null) {
-      reply({ error: 'the cluster is still starting' });
-      return;
-    }
-    if (state.insightAnswers >= MAX_INSIGHT_ANSWERS_PER_WORKER) {
-      reply({ error: 'too many questions from this worker at once' });
-      return;
-    }
-    state.insightAnswers++;
-    const answer =
-      message.question === 'metrics'
-        ? observatory.metrics()
-        : message.question === 'snapshot'
-          ? observatory.snapshot()
-          : observatory.storeWritable();
-    void answer
-      .then(
-        (value) => reply({ answer: value }),
-        (error: unknown) => reply({ error: String(error) }),
-      )
-      .finally(() => state.insightAnswers--);
-  }
+    if (observatory === null) throw new ProcessError('the cluster is still starting');
+    return question === 'metrics'
+      ? observatory.metrics()
+      : question === 'snapshot'
+        ? observatory.snapshot()
+        : observatory.storeWritable();
+  };
 
   close(): Promise<void> {
     this.#closed ??= this.#shutdown();

@@ -3,16 +3,17 @@
  * listening socket all workers share, with the store and the connection
  * limit held by the primary (see cluster-server.ts).
  */
+import { ProcessError } from '../../errors.js';
 import { RemoteStore } from '../ipc/remote-store.js';
-import { isMessage, parentChannel, sendIfConnected } from '../ipc/messages.js';
+import { parentChannel, sendIfConnected } from '../ipc/messages.js';
+import { answerRequests } from '../ipc/rpc.js';
 import type { CountersData } from '../observe/server-counters.js';
 import { createLogger, flushLogger } from '../logger.js';
 import type { ServerOptions } from '../options.js';
 import { HeloServer } from '../server.js';
 import {
+  COUNTERS_RPC,
   WORKER_OPTIONS_ENV,
-  type CountersReport,
-  type CountersRequest,
   type WorkerListenFailed,
   type WorkerListening,
   type WorkerStats,
@@ -62,17 +63,18 @@ function reportStats(): void {
   sendIfConnected(primary, { type: 'helo:stats', counters } satisfies WorkerStats);
 }
 
-primary.on('message', (message: unknown) => {
-  if (!isMessage<CountersRequest>(message, 'helo:counters-request')) return;
-  const counters = countersNow();
-  // Unanswered, the primary counts this worker as of its last report.
-  if (counters === null) return;
-  sendIfConnected(primary, {
-    type: 'helo:counters',
-    request: message.request,
-    counters,
-  } satisfies CountersReport);
-});
+answerRequests(
+  primary,
+  COUNTERS_RPC,
+  () => {
+    const counters = countersNow();
+    // The primary then counts this worker as of its last report.
+    if (counters === null) throw new ProcessError('no counters read yet');
+    return counters;
+  },
+  // Answered at once (no promise), so never more than one at a time.
+  { maxConcurrent: 1 },
+);
 
 let isExiting = false;
 async function exit(): Promise<void> {

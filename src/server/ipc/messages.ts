@@ -4,7 +4,6 @@
  * uses `serialization: 'advanced'` (structured clone), so payload Buffers
  * cross it as bytes, not as JSON.
  */
-import type { NewRecord } from '../../store/store.js';
 import { ProcessError } from '../../errors.js';
 
 /** The end of an IPC channel: a ChildProcess, a cluster Worker, or `process` in the child. */
@@ -13,21 +12,10 @@ export interface IpcPeer {
   readonly connected?: boolean;
   send(message: unknown, sendHandle?: unknown): boolean;
   on(event: 'message', listener: (message: unknown, handle?: unknown) => void): unknown;
+  /** The channel closed: the other process is gone (or let it go). */
+  on(event: 'disconnect', listener: () => void): unknown;
   off(event: 'message', listener: (message: unknown, handle?: unknown) => void): unknown;
-}
-
-/** Child -> parent: store these records (one message per event-loop turn). */
-export interface AppendRequest {
-  readonly type: 'helo:append';
-  readonly batch: number;
-  readonly records: readonly NewRecord[];
-}
-
-/** Parent -> child: each record's id, or why it was not stored, in order. */
-export interface AppendResult {
-  readonly type: 'helo:appended';
-  readonly batch: number;
-  readonly results: readonly ({ readonly id: number } | { readonly error: string })[];
+  off(event: 'disconnect', listener: () => void): unknown;
 }
 
 export function isMessage<T extends { type: string }>(

@@ -23,18 +23,25 @@
  */
 import { StoreError } from '../../errors.js';
 import type { NewRecord, Store, StoredRecord } from '../../store/store.js';
-import {
-  isMessage,
-  sendIfConnected,
-  type AppendRequest,
-  type AppendResult,
-  type IpcPeer,
-} from './messages.js';
+import type { IpcPeer } from './messages.js';
+import { IpcRequester, rpcChannel } from './rpc.js';
+
+/**
+ * Child -> parent: store these records (one request per event-loop turn);
+ * the answer is each record's id, or why it was not stored, in order.
+ */
+export const APPEND_RPC = rpcChannel<readonly NewRecord[], AppendResults>(
+  'helo:append',
+  'helo:appended',
+);
+type AppendResults = readonly ({ readonly id: number } | { readonly error: string })[];
 
 /** Unanswered appends (records, payload bytes) beyond which `isBackedUp` is true. */
 const APPENDS_SOFT_LIMIT = { records: 4_096, bytes: 16 << 20 };
 /** Unanswered appends beyond which a new one fails at once; the owner keeps the same bound per child. */
 export const APPENDS_HARD_LIMIT = { records: 65_536, bytes: 256 << 20 };
+
+const OWNER_GONE = 'the server process that owns the store is gone';
 
 interface Waiter {
   readonly resolve: (id: number) => void;
@@ -44,22 +51,25 @@ interface Waiter {
 }
 
 export class RemoteStore implements Store {
-  readonly #owner: IpcPeer;
-  #nextBatch = 1;
+  /** One request per batch; every batch holds a record, so the record bound below comes first. */
+  readonly #appends: IpcRequester<readonly NewRecord[], AppendResults>;
   /** Records appended in this turn, not sent yet. */
   #unsent: NewRecord[] = [];
   #unsentWaiters: Waiter[] = [];
-  /** Batches sent and not answered yet, by batch number. */
-  readonly #inFlight = new Map<number, Waiter[]>();
   #isClosed = false;
-  #onIdle: (() => void) | null = null;
   /** Appends not answered yet (unsent and in flight), and their payload bytes. */
   #unanswered = 0;
   #unansweredBytes = 0;
 
   constructor(owner: IpcPeer) {
-    this.#owner = owner;
-    owner.on('message', this.#ownerOnMessage);
+    this.#appends = new IpcRequester(owner, APPEND_RPC, {
+      maxOutstanding: APPENDS_HARD_LIMIT.records,
+      errors: {
+        gone: () => new StoreError(OWNER_GONE),
+        answer: (message) => new StoreError(message),
+      },
+      onGone: () => this.failAll(OWNER_GONE),
+    });
   }
 
   /** True while so many appends wait for an answer that connections should stop reading. */
@@ -96,48 +106,43 @@ export class RemoteStore implements Store {
   async close(): Promise<void> {
     this.#isClosed = true;
     if (this.#unsent.length > 0) this.#sendBatch();
-    if (this.#inFlight.size > 0) await new Promise<void>((resolve) => (this.#onIdle = resolve));
-    this.#owner.off('message', this.#ownerOnMessage);
+    await this.#appends.idle();
+    this.#appends.close();
   }
 
   /** The owner is gone (its process died): nothing in flight can be acknowledged. */
   failAll(reason: string): void {
     const error = new StoreError(reason);
-    for (const waiters of this.#inFlight.values())
-      for (const waiter of waiters) waiter.reject(error);
-    this.#inFlight.clear();
-    for (const waiter of this.#unsentWaiters) waiter.reject(error);
+    this.#isClosed = true;
+    this.#appends.rejectAll(error);
+    const unsent = this.#unsentWaiters;
     this.#unsent = [];
     this.#unsentWaiters = [];
-    this.#unanswered = this.#unansweredBytes = 0;
-    this.#isClosed = true;
-    this.#onIdle?.();
+    for (const waiter of unsent) this.#settle(waiter, { error });
+  }
+
+  #settle(waiter: Waiter, outcome: { readonly id: number } | { readonly error: unknown }): void {
+    this.#unanswered--;
+    this.#unansweredBytes -= waiter.bytes;
+    if ('id' in outcome) waiter.resolve(outcome.id);
+    else waiter.reject(outcome.error);
   }
 
   readonly #sendBatch = (): void => {
     if (this.#unsent.length === 0) return;
-    const batch = this.#nextBatch++;
-    const message: AppendRequest = { type: 'helo:append', batch, records: this.#unsent };
-    this.#inFlight.set(batch, this.#unsentWaiters);
+    const records = this.#unsent;
+    const waiters = this.#unsentWaiters;
     this.#unsent = [];
     this.#unsentWaiters = [];
-    if (!sendIfConnected(this.#owner, message)) {
-      this.failAll('the server process that owns the store is gone');
-    }
-  };
-
-  readonly #ownerOnMessage = (message: unknown): void => {
-    if (!isMessage<AppendResult>(message, 'helo:appended')) return;
-    const waiters = this.#inFlight.get(message.batch);
-    if (waiters === undefined) return;
-    this.#inFlight.delete(message.batch);
-    message.results.forEach((result, i) => {
-      const waiter = waiters[i]!;
-      this.#unanswered--;
-      this.#unansweredBytes -= waiter.bytes;
-      if ('id' in result) waiter.resolve(result.id);
-      else waiter.reject(new StoreError(result.error));
-    });
-    if (this.#inFlight.size === 0) this.#onIdle?.();
+    this.#appends.request(records).then(
+      (results) =>
+        waiters.forEach((waiter, i) => {
+          const result = results[i];
+          if (result === undefined) this.#settle(waiter, { error: new StoreError('no answer') });
+          else if ('id' in result) this.#settle(waiter, result);
+          else this.#settle(waiter, { error: new StoreError(result.error) });
+        }),
+      (error: unknown) => waiters.forEach((waiter) => this.#settle(waiter, { error })),
+    );
   };
 }
