@@ -447,7 +447,13 @@ export class HeloServer implements RunningServer {
         (reason) => {
           if (reason !== null) {
             refused(reason);
-          } else if (socket.destroyed || this.#isShuttingDown) {
+          } else if (socket.destroyed || socket.readableEnded) {
+            // Gone while the answer travelled (a port probe, a health check).
+            // Its EOF was read with no 'end' listener yet, and the listener
+            // keeps half-open sockets, so no session would ever see it close.
+            this.#admission.release(ip);
+            socket.destroy();
+          } else if (this.#isShuttingDown) {
             this.#admission.release(ip);
             refused('shutdown');
           } else {
