@@ -458,7 +458,14 @@ export class HeloServer implements RunningServer {
         (reason) => {
           if (reason !== null) {
             refused(reason);
-          } else if (socket.destroyed || (this.#isShuttingDown && !duringShutdown)) {
+          } else if (socket.destroyed || (!duringShutdown && socket.readableEnded)) {
+            // Gone while the answer travelled (a port probe, a health check).
+            // Its EOF was read with no 'end' listener yet, and the listener
+            // keeps half-open sockets, so no session would ever see it close.
+            // (An HTTP socket is read by the HTTP parser, which sees its end.)
+            this.#admission.release(ip);
+            socket.destroy();
+          } else if (this.#isShuttingDown && !duringShutdown) {
             this.#admission.release(ip);
             refused('shutdown');
           } else {
