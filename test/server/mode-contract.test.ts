@@ -20,7 +20,7 @@ import type { ServerMode } from '../../src/server/options.js';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
 import { childPids, processGroupMembers, waitFor } from '../helpers/processes.js';
 import { delay, RawClient } from '../helpers/raw-client.js';
-import { spawnServer, type ServerProcess } from '../helpers/server-process.js';
+import { spawnServer, type ServerProcess } from '../../support/server-process.js';
 
 const MODES: readonly ServerMode[] = ['event-loop', 'sequential', 'fork', 'cluster'];
 const MAX_CONNECTIONS = 5;
