@@ -33,6 +33,7 @@ import { WebClientAssets } from './http/web-client.js';
 import { describeListenError } from './listener.js';
 import { formatHostPort } from '../net/host-port.js';
 import type { Insight } from './observe/observatory.js';
+import { faultFields } from './fault-boundary.js';
 
 export interface HttpListenerOptions {
   readonly host: string;
@@ -294,10 +295,14 @@ export class HttpListener {
     }
   }
 
-  /** The one place an unexpected exception of a request ends: that request, not the process. */
+  /**
+   * The one place an unexpected exception of a request ends: that request,
+   * not the process (the same rule as a protocol connection's, fault-boundary.ts).
+   */
   #requestFailed(request: IncomingMessage, error: unknown): void {
+    this.#pages.counters.connectionFaults++;
     this.#pages.logger.error(
-      { err: String(error), method: request.method, url: request.url?.slice(0, 200) },
+      { ...faultFields(error), method: request.method, url: request.url?.slice(0, 200) },
       'http request failed',
     );
   }
