@@ -57,6 +57,8 @@ export interface HttpCounters {
   httpIdleCloses: number;
   /** `/events` subscribers cut off for not reading, or to make room for a new one. */
   eventsCutOffs: number;
+  /** Requests that ended because helo's own code threw (fault-boundary.ts). */
+  connectionFaults: number;
 }
 
 /** What the pages other than `/ws` need from the server. */
