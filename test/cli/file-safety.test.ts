@@ -4,7 +4,7 @@
  * `bin/helo server`, with another real user (`nobody`) where it matters.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import {
   chmodSync,
@@ -23,7 +23,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { connect } from '../../src/client/client.js';
-import { HELO_BIN, REPO_ROOT } from '../../support/server-process.js';
+import { startServerProcess, type StartingServer } from '../../support/server-process.js';
 import { assertFailed, runHelo } from '../helpers/run-cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'helo-file-safety-'));
@@ -33,56 +33,9 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 const isRoot = process.getuid?.() === 0;
 
-interface Helo {
-  readonly child: ChildProcess;
-  readonly stdout: () => string;
-  readonly stderr: () => string;
-  /** Resolves with the port once the server listens. */
-  readonly listening: Promise<number>;
-  stop(): Promise<number | null>;
-}
-
 /** `bin/helo server ...args` under `umask`, as a shell would start it. */
-function startHelo(args: readonly string[], umask: string): Helo {
-  const command = `umask ${umask}; exec "$0" "$@"`;
-  const child = spawn('bash', ['-c', command, process.execPath, HELO_BIN, 'server', ...args], {
-    cwd: REPO_ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (text: string) => (stderr += text));
-  const exited = once(child, 'exit');
-  const listening = new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no start; stderr: ${stderr}`)), 15_000);
-    child.stdout!.setEncoding('utf8').on('data', (text: string) => {
-      stdout += text;
-      const match = /listening on tcp:\/\/[^\s]*:(\d+)/.exec(stdout);
-      if (match) {
-        clearTimeout(timer);
-        resolve(Number(match[1]));
-      }
-    });
-    void exited.then(() => {
-      clearTimeout(timer);
-      reject(new Error(`server exited before listening; stderr: ${stderr}`));
-    });
-  });
-  listening.catch(() => {});
-  return {
-    child,
-    stdout: () => stdout,
-    stderr: () => stderr,
-    listening,
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
-      child.kill('SIGTERM');
-      const killer = setTimeout(() => child.kill('SIGKILL'), 12_000);
-      const [code] = (await exited) as [number | null];
-      clearTimeout(killer);
-      return code;
-    },
-  };
+function startHelo(args: readonly string[], umask: string): StartingServer {
+  return startServerProcess([...args], { shell: `umask ${umask}`, leadingArgs: [] });
 }
 
 async function storePayloads(address: string, payloads: readonly string[]): Promise<void> {
@@ -187,7 +140,7 @@ describe('Unix socket file at exit', () => {
   it("leaves a successor's socket in place when the first server stops", async () => {
     const path = join(dir, 'successor.sock');
     const first = startHelo(['--port', '0', '--store', 'memory:', '--unix', path], '022');
-    let second: Helo | null = null;
+    let second: StartingServer | null = null;
     try {
       await first.listening;
       // An operator moves the old socket aside and starts a new server on the path.

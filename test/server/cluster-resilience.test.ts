@@ -7,7 +7,6 @@
  * file descriptors.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
@@ -16,9 +15,8 @@ import { makeTestPki } from '../helpers/certificates.js';
 import { childPids, waitFor } from '../helpers/processes.js';
 import { delay, RawClient } from '../helpers/raw-client.js';
 import {
-  HELO_BIN,
-  REPO_ROOT,
   spawnServer,
+  startServerProcess,
   type ServerProcess,
 } from '../../support/server-process.js';
 
@@ -143,29 +141,10 @@ describe('a cluster replaces dying workers', () => {
 
 describe('a cluster worker out of file descriptors', () => {
   it('refuses or closes what it cannot serve, keeps running and serves again after', async () => {
-    const child = spawn(
-      'bash',
-      ['-c', 'ulimit -n 256; exec "$@"', 'bash', process.execPath, HELO_BIN, 'server'].concat([
-        ...CLUSTER,
-        '--workers',
-        '2',
-        '--port',
-        '0',
-      ]),
-      { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
-    child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
-    cleanups.push(async () => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      await once(child, 'exit');
-    });
-    const port = Number(
-      (await waitFor(() => /listening on tcp:\/\/[^\s]*:(\d+)/.exec(stdout), Boolean))![1],
-    );
+    const server = startServerProcess([...CLUSTER, '--workers', '2'], { shell: 'ulimit -n 256' });
+    const { child } = server;
+    cleanups.push(async () => void (await server.stop()));
+    const port = await server.listening;
     const workers = await workersOf(child.pid!, 2, new Set());
 
     // More than both workers' 256 descriptors together.
@@ -184,7 +163,11 @@ describe('a cluster worker out of file descriptors', () => {
       workers.sort(),
       'no worker died or was replaced',
     );
-    assert.equal(child.exitCode, null, `the primary runs (stderr: ${stderr.slice(-2000)})`);
+    assert.equal(
+      child.exitCode,
+      null,
+      `the primary runs (stderr: ${server.stderr().slice(-2000)})`,
+    );
   });
 });
 

@@ -4,8 +4,7 @@
  * `helo server` started under a low `ulimit -n`.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
-import { once } from 'node:events';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -22,7 +21,7 @@ import {
 } from '../../src/server/fd-limit.js';
 import { httpRequest } from '../helpers/http-client.js';
 import { delay, RawClient } from '../helpers/raw-client.js';
-import { HELO_BIN, REPO_ROOT } from '../../support/server-process.js';
+import { startServerProcess } from '../../support/server-process.js';
 
 const FD_LIMIT_MODULE = fileURLToPath(new URL('../../src/server/fd-limit.js', import.meta.url));
 const isLinux = existsSync('/proc/self/limits');
@@ -159,43 +158,17 @@ describe('open-files limit: the decision', () => {
  * returns its stderr once it listens (and its logs have had a moment).
  */
 async function serverStderrUnderLimit(openFiles: number, args: string[]): Promise<string> {
-  const child = spawn(
-    'sh',
-    [
-      '-c',
-      `ulimit -n ${openFiles} && exec "$0" "$@"`,
-      process.execPath,
-      HELO_BIN,
-      'server',
-      '--port',
-      '0',
-      '--store',
-      'memory:',
-      ...args,
-    ],
-    { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
-  child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
-  const exited = once(child, 'exit');
+  const server = startServerProcess(['--store', 'memory:', ...args], {
+    shell: `ulimit -n ${openFiles}`,
+  });
   try {
-    const deadline = Date.now() + 10_000;
-    while (!stdout.includes('listening on') && Date.now() < deadline) {
-      if (child.exitCode !== null) break;
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    assert.match(stdout, /listening on/, `the server did not start; stderr: ${stderr}`);
+    await server.listening;
     // The logs are written asynchronously: give them a moment.
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await delay(300);
   } finally {
-    child.kill('SIGTERM');
-    const killer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-    await exited;
-    clearTimeout(killer);
+    await server.stop();
   }
-  return stderr;
+  return server.stderr();
 }
 
 describe('open-files limit: the real server', { skip: !isLinux && 'needs /proc (Linux)' }, () => {
@@ -227,37 +200,18 @@ describe('open-files limit: running out', { skip: !isLinux && 'needs /proc (Linu
     { timeout: 30_000 },
     async () => {
       const dir = mkdtempSync(join(tmpdir(), 'helo-emfile-'));
-      const child = spawn(
-        'bash',
-        [
-          '-c',
-          'ulimit -n 256 && exec "$0" "$@"',
-          process.execPath,
-          HELO_BIN,
-          'server',
-          '--port',
-          '0',
-          '--http-port',
-          '0',
-          '--store',
-          `sqlite:${join(dir, 'db')}`,
-        ],
-        { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+      const server = startServerProcess(
+        ['--http-port', '0', '--store', `sqlite:${join(dir, 'db')}`],
+        {
+          shell: 'ulimit -n 256',
+        },
       );
-      let stdout = '';
-      let stderr = '';
-      child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
-      child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
-      const exited = once(child, 'exit');
+      const { child } = server;
+      const stderr = (): string => server.stderr();
       const sockets: Socket[] = [];
       try {
-        const deadline = Date.now() + 10_000;
-        while (!/ws:\/\//.test(stdout) && child.exitCode === null && Date.now() < deadline) {
-          await delay(20);
-        }
-        const port = Number(/listening on tcp:\/\/[^\s]*:(\d+)/.exec(stdout)?.[1]);
-        const httpPort = Number(/listening on ws:\/\/[^\s]*:(\d+)/.exec(stdout)?.[1]);
-        assert.ok(port > 0 && httpPort > 0, `the server did not start; stderr: ${stderr}`);
+        const port = await server.listening;
+        const httpPort = Number((await server.untilStdout(/listening on ws:\/\/[^\s]*:(\d+)/))[1]);
 
         sockets.push(...openMany(port, 400), ...openMany(httpPort, 50));
         const closedEarly = sockets.map(() => false);
@@ -265,7 +219,7 @@ describe('open-files limit: running out', { skip: !isLinux && 'needs /proc (Linu
         // Long enough for the 1-second memory and CPU sampler to run twice
         // while every descriptor is taken.
         await delay(3_000);
-        assert.equal(child.exitCode, null, `the server ended; stderr: ${stderr.slice(-2000)}`);
+        assert.equal(child.exitCode, null, `the server ended; stderr: ${stderr().slice(-2000)}`);
         // The limit was really reached: some connections were closed unanswered.
         assert.ok(
           closedEarly.some((closed) => closed),
@@ -280,13 +234,10 @@ describe('open-files limit: running out', { skip: !isLinux && 'needs /proc (Linu
         assert.match(client.text, /^100 OK/);
         client.close();
         assert.equal((await httpRequest(httpPort, '/healthz')).status, 200);
-        assert.equal(child.exitCode, null, `the server ended; stderr: ${stderr.slice(-2000)}`);
+        assert.equal(child.exitCode, null, `the server ended; stderr: ${stderr().slice(-2000)}`);
       } finally {
         for (const socket of sockets) socket.destroy();
-        if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-        const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-        await exited;
-        clearTimeout(killer);
+        await server.stop();
         rmSync(dir, { recursive: true, force: true });
       }
     },
@@ -300,37 +251,14 @@ describe('open-files limit: fork mode', { skip: !isLinux && 'needs /proc (Linux)
     async () => {
       // About 21 descriptors are the fork server's own: a few sessions fit, then
       // starting a child (its IPC pipe) fails with EMFILE.
-      const child = spawn(
-        'bash',
-        [
-          '-c',
-          'ulimit -n 34 && exec "$0" "$@"',
-          process.execPath,
-          HELO_BIN,
-          'server',
-          '--port',
-          '0',
-          '--mode',
-          'fork',
-          '--store',
-          'memory:',
-        ],
-        { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
-      );
-      let stdout = '';
-      let stderr = '';
-      child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
-      child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
-      const exited = once(child, 'exit');
+      const server = startServerProcess(['--mode', 'fork', '--store', 'memory:'], {
+        shell: 'ulimit -n 34',
+      });
+      const { child } = server;
+      const stderr = (): string => server.stderr();
       const sessions: Socket[] = [];
       try {
-        const deadline = Date.now() + 10_000;
-        while (!/listening on tcp/.test(stdout) && child.exitCode === null) {
-          assert.ok(Date.now() < deadline, `the server did not start; stderr: ${stderr}`);
-          await delay(20);
-        }
-        const port = Number(/listening on tcp:\/\/[^\s]*:(\d+)/.exec(stdout)?.[1]);
-        assert.ok(port > 0, `the server did not start; stderr: ${stderr}`);
+        const port = await server.listening;
         // Raw sockets: a connection the server cannot accept is reset, maybe
         // before it is even connected.
         const sockets = openMany(port, 15);
@@ -349,8 +277,8 @@ describe('open-files limit: fork mode', { skip: !isLinux && 'needs /proc (Linux)
         const settled = (): boolean => sockets.every((_, index) => answered[index] || ended[index]);
         while (!settled() && Date.now() < waitUntil) await delay(50);
         const waiting = sockets.filter((_, index) => !answered[index] && !ended[index]).length;
-        assert.equal(waiting, 0, `clients left waiting; stderr: ${stderr.slice(-2000)}`);
-        assert.match(stderr, /spawn \S+ EMFILE/, 'no session child failed to start');
+        assert.equal(waiting, 0, `clients left waiting; stderr: ${stderr().slice(-2000)}`);
+        assert.match(stderr(), /spawn \S+ EMFILE/, 'no session child failed to start');
         for (const socket of sessions) socket.destroy();
         await delay(1_000);
 
@@ -358,13 +286,10 @@ describe('open-files limit: fork mode', { skip: !isLinux && 'needs /proc (Linux)
         client.write('HELO again\nDATA x\nQUIT\n');
         await client.untilEnded(10_000);
         assert.equal(client.text, '100 OK\r\n300 DRCV\r\n200 BYE\r\n');
-        assert.equal(child.exitCode, null, `the server ended; stderr: ${stderr.slice(-2000)}`);
+        assert.equal(child.exitCode, null, `the server ended; stderr: ${stderr().slice(-2000)}`);
       } finally {
         for (const socket of sessions) socket.destroy();
-        if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-        const killer = setTimeout(() => child.kill('SIGKILL'), 12_000);
-        await exited;
-        clearTimeout(killer);
+        await server.stop();
       }
     },
   );
