@@ -120,7 +120,7 @@ type WriteOutcome = 'written' | 'closed';
 async function* pages(store: Store): AsyncGenerator<StoredRecord[]> {
   let afterId = 0;
   for (;;) {
-    const page = store.read(afterId, PAGE_RECORDS);
+    const page = await store.read(afterId, PAGE_RECORDS);
     if (page.length === 0) return;
     yield page;
     const last = page[page.length - 1] as StoredRecord;

@@ -214,7 +214,7 @@ export class SqliteStore implements Store {
     });
   }
 
-  read(afterId: number, limit: number): StoredRecord[] {
+  async read(afterId: number, limit: number): Promise<StoredRecord[]> {
     checkReadRange(afterId, limit);
     if (!this.#isOpen) throw new StoreError(`store ${this.#label} is closed`);
     try {

@@ -54,8 +54,12 @@ export interface Store {
    */
   append(record: NewRecord): Promise<number>;
 
-  /** Records with id greater than `afterId`, oldest first, at most `limit`. */
-  read(afterId: number, limit: number): StoredRecord[];
+  /**
+   * Records with id greater than `afterId`, oldest first, at most `limit`.
+   * Asynchronous because a shared database answers over the network;
+   * SQLite and memory resolve at once.
+   */
+  read(afterId: number, limit: number): Promise<StoredRecord[]>;
 
   /** Waits for appends in flight, then releases the store. */
   close(): Promise<void>;

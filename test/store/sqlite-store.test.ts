@@ -107,7 +107,7 @@ describe('SqliteStore group commit', () => {
       blocker.exec('COMMIT');
       const id = await store.append(record('d'));
       assert.deepEqual(
-        store.read(0, 10).map((stored) => [stored.id, stored.payload.toString()]),
+        (await store.read(0, 10)).map((stored) => [stored.id, stored.payload.toString()]),
         [[id, 'd']],
       );
       assert.equal(commits.at(-1)?.ok, true);
@@ -131,7 +131,7 @@ describe('SqliteStore group commit', () => {
       assert.equal(rejected.status, 'rejected');
       assert.ok(rejected.status === 'rejected' && rejected.reason instanceof InvalidArgumentError);
       assert.deepEqual(
-        store.read(0, 10).map((stored) => stored.payload.toString()),
+        (await store.read(0, 10)).map((stored) => stored.payload.toString()),
         ['good'],
       );
     } finally {
@@ -158,7 +158,7 @@ describe('SqliteStore file', () => {
 
     const second = SqliteStore.open(path);
     try {
-      const read = second.read(0, 10);
+      const read = await second.read(0, 10);
       assert.deepEqual(
         read.map((stored) => [stored.id, stored.payload.toString(), stored.name]),
         [
@@ -219,12 +219,12 @@ describe('SqliteStore file', () => {
       const reader = SqliteStore.openExisting(path);
       try {
         assert.deepEqual(
-          reader.read(0, 10).map((stored) => stored.payload.toString()),
+          (await reader.read(0, 10)).map((stored) => stored.payload.toString()),
           ['first'],
         );
         await writer.append(record('second'));
         assert.deepEqual(
-          reader.read(1, 10).map((stored) => stored.payload.toString()),
+          (await reader.read(1, 10)).map((stored) => stored.payload.toString()),
           ['second'],
         );
       } finally {
@@ -280,7 +280,7 @@ describe('SqliteStore file', () => {
     const store = SqliteStore.open(path);
     try {
       await store.append({ ...record('new'), clientCert: 'CN=alice' });
-      const records = store.read(0, 10);
+      const records = await store.read(0, 10);
       assert.deepEqual(
         records.map((r) => [r.payload.toString(), r.clientCert]),
         [
@@ -343,10 +343,10 @@ describe('SqliteStore file', () => {
     );
   });
 
-  test('read after close throws a StoreError', async () => {
+  test('read after close rejects with a StoreError', async () => {
     const store = SqliteStore.open(newPath());
     await store.close();
-    assert.throws(
+    await assert.rejects(
       () => store.read(0, 1),
       (error) => assertStoreError(error, /closed/),
     );
