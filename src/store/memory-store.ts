@@ -52,6 +52,7 @@ export class MemoryStore implements Store {
       name: record.name,
       payload: Buffer.from(record.payload),
       clientCert: record.clientCert ?? null,
+      proxy: record.proxy ?? null,
     };
     return new Promise<number>((resolve) => {
       this.#pending.push({ record: stored, resolve });

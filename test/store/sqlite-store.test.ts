@@ -186,7 +186,7 @@ describe('SqliteStore file', () => {
     const db = new Database(path, { readonly: true });
     try {
       assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
-      assert.equal(db.pragma('user_version', { simple: true }), 2);
+      assert.equal(db.pragma('user_version', { simple: true }), 3);
       const columns = db.pragma('table_info(records)') as {
         name: string;
         type: string;
@@ -202,6 +202,7 @@ describe('SqliteStore file', () => {
           ['name', 'TEXT', 0],
           ['payload', 'BLOB', 1],
           ['client_cert', 'TEXT', 0],
+          ['proxy', 'TEXT', 0],
         ],
       );
       const sql = db.prepare("SELECT sql FROM sqlite_master WHERE name = 'records'").pluck().get();
@@ -279,13 +280,13 @@ describe('SqliteStore file', () => {
     );
     const store = SqliteStore.open(path);
     try {
-      await store.append({ ...record('new'), clientCert: 'CN=alice' });
+      await store.append({ ...record('new'), clientCert: 'CN=alice', proxy: '10.0.0.1:4000' });
       const records = await store.read(0, 10);
       assert.deepEqual(
-        records.map((r) => [r.payload.toString(), r.clientCert]),
+        records.map((r) => [r.payload.toString(), r.clientCert, r.proxy]),
         [
-          ['old', null],
-          ['new', 'CN=alice'],
+          ['old', null, null],
+          ['new', 'CN=alice', '10.0.0.1:4000'],
         ],
       );
     } finally {
@@ -296,7 +297,7 @@ describe('SqliteStore file', () => {
   test('refuses a store written with a newer schema version', () => {
     const path = newPath();
     const db = new Database(path);
-    db.pragma('user_version = 3');
+    db.pragma('user_version = 4');
     db.close();
     assert.throws(
       () => SqliteStore.open(path),

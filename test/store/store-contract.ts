@@ -80,6 +80,21 @@ export function storeContract(name: string, createStore: StoreFactory): void {
       });
     });
 
+    test('keeps clientCert and proxy, null when absent', async () => {
+      await withStore(createStore, async (store) => {
+        await store.append(record('plain'));
+        await store.append(record('both', { clientCert: 'CN=alice,O=lab', proxy: '10.0.0.9:443' }));
+        const read = await store.read(0, 10);
+        assert.deepEqual(
+          read.map((stored) => [stored.payload.toString(), stored.clientCert, stored.proxy]),
+          [
+            ['plain', null, null],
+            ['both', 'CN=alice,O=lab', '10.0.0.9:443'],
+          ],
+        );
+      });
+    });
+
     test('pages with afterId and limit, oldest first', async () => {
       await withStore(createStore, async (store) => {
         const ids = await Promise.all(
