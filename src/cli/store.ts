@@ -103,7 +103,7 @@ export async function run(argv: string[]): Promise<number> {
     if (error instanceof InvalidOptionError) throw new UsageError(error.message);
     throw error;
   }
-  const store = openStoreForReading(url);
+  const store = await openStoreForReading(url);
   try {
     // Ending early because the reader went away (`helo store export |
     // head -1`) is how pipelines end, not a failure worth a message.
