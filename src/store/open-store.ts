@@ -86,6 +86,11 @@ export async function openStoreForReading(url: string): Promise<Store> {
   return SqliteStore.openExisting(location.path);
 }
 
+/** The URL for logs and stdout: a PostgreSQL password is never shown. */
+export function shownStoreUrl(url: string): string {
+  return isPostgresUrl(url) ? redactPostgresUrl(url) : url;
+}
+
 /**
  * For start-up logs: a warning when the SQLite file lets other users read
  * or write it. New files are made private (sqlite-store.ts); an existing

@@ -49,7 +49,7 @@ const STATEMENT_TIMEOUT_MS = 2500;
 /** Client side: no reply after this and the connection is dropped (outcome unknown). */
 const QUERY_TIMEOUT_MS = 3000;
 /** How long a batch whose outcome is unknown is retried before it is answered 500 FAIL. */
-const RETRY_WINDOW_MS = 3000;
+const RETRY_WINDOW_MS = 2000;
 /** Reconnection backoff while the database is unreachable: from, to (capped), both jittered. */
 const BACKOFF_FIRST_MS = 100;
 const BACKOFF_MAX_MS = 2000;
@@ -57,7 +57,7 @@ const BACKOFF_MAX_MS = 2000;
 export interface PostgresStoreOptions {
   /** Called after every group commit and on each reachability change; see CommitInfo. */
   readonly onCommit?: (info: CommitInfo) => void;
-  /** For tests: how long an unknown outcome is retried (default 3000 ms). */
+  /** For tests: how long an unknown outcome is retried (default 2000 ms). */
   readonly retryWindowMs?: number;
 }
 
