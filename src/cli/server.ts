@@ -55,7 +55,7 @@ const HELP: CommandHelp = {
       type: 'string',
       valueName: 'URL',
       default: DEFAULT_STORE_URL,
-      description: 'sqlite:PATH or memory:',
+      description: 'sqlite:PATH, memory: or postgres://USER@HOST[:PORT]/DATABASE',
     },
     mode: {
       type: 'string',

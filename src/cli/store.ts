@@ -25,7 +25,7 @@ const FLAGS: FlagSpecs = {
     type: 'string',
     valueName: 'URL',
     default: DEFAULT_STORE_URL,
-    description: 'the store to read, sqlite:PATH',
+    description: 'the store to read, sqlite:PATH or postgres://…',
   },
 };
 

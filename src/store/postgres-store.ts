@@ -53,6 +53,12 @@ const RETRY_WINDOW_MS = 2000;
 /** Reconnection backoff while the database is unreachable: from, to (capped), both jittered. */
 const BACKOFF_FIRST_MS = 100;
 const BACKOFF_MAX_MS = 2000;
+/**
+ * With no commit for this long, a `SELECT 1` checks that the database still
+ * answers, so that `/readyz` turns 503 on an idle server too (an idle pooled
+ * connection usually tells at once, but the pool closes idle ones after 30 s).
+ */
+const HEARTBEAT_MS = 5000;
 
 export interface PostgresStoreOptions {
   /** Called after every group commit and on each reachability change; see CommitInfo. */
@@ -199,6 +205,8 @@ export class PostgresStore implements Store {
   #probeTimer: NodeJS.Timeout | undefined;
   #probing: Promise<void> | undefined;
   #probeAttempt = 0;
+  #lastAnswerAt = performance.now();
+  readonly #heartbeat: NodeJS.Timeout;
   #isOpen = true;
 
   /**
@@ -231,6 +239,7 @@ export class PostgresStore implements Store {
       }
     } catch (error) {
       store.#isOpen = false;
+      clearInterval(store.#heartbeat);
       await store.#pool.end().catch(() => {});
       const where = `${target.host}:${target.port}/${target.database}`;
       if (error instanceof StoreError) {
@@ -265,6 +274,12 @@ export class PostgresStore implements Store {
     // An idle client whose server went away (restart, pg_terminate_backend):
     // the pool drops it; find out at once whether the database still answers.
     this.#pool.on('error', (error) => this.#connectionLost(error));
+    this.#heartbeat = setInterval(() => {
+      if (this.#reachable && performance.now() - this.#lastAnswerAt >= HEARTBEAT_MS) {
+        this.#probeSoon(0);
+      }
+    }, HEARTBEAT_MS);
+    this.#heartbeat.unref();
   }
 
   get isOpen(): boolean {
@@ -314,6 +329,7 @@ export class PostgresStore implements Store {
       this.#flush();
       if (this.#inFlight.size > 0) await Promise.race(this.#inFlight);
     }
+    clearInterval(this.#heartbeat);
     clearTimeout(this.#probeTimer);
     await this.#probing;
     await this.#pool.end();
@@ -400,6 +416,7 @@ export class PostgresStore implements Store {
       }
       rows = retried;
     }
+    this.#lastAnswerAt = performance.now();
     const ids = new Map(rows.map((row) => [row.request_key, Number(row.id)]));
     for (const pending of batch) {
       const id = ids.get(pending.key);
@@ -511,6 +528,7 @@ export class PostgresStore implements Store {
       }
       return;
     }
+    this.#lastAnswerAt = performance.now();
     if (!this.#reachable) {
       this.#reachable = true;
       this.#onCommit?.({ records: 0, durationMs: 0, ok: true });

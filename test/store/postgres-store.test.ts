@@ -15,6 +15,7 @@ import {
   startPostgres,
   type PostgresCluster,
 } from '../../support/postgres.js';
+import { runHelo } from '../helpers/run-cli.js';
 import { storeContract } from './store-contract.js';
 
 let cluster: PostgresCluster;
@@ -211,6 +212,44 @@ describe('PostgresStore', () => {
     }
   });
 
+  test('an idle store notices the database going away and coming back, without crashing', async () => {
+    const url = await cluster.createDatabase();
+    const proxy = await FaultyProxy.start(cluster.port);
+    const reports: CommitInfo[] = [];
+    const store = await PostgresStore.open(cluster.url(databaseOf(url), proxy.port), {
+      onCommit: (info) => reports.push(info),
+    });
+    const waitFor = async (reachable: boolean) => {
+      const deadline = Date.now() + 5000;
+      while (store.isReachable !== reachable && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.equal(store.isReachable, reachable);
+    };
+    try {
+      await store.append(record('warm the pool'));
+      proxy.refuse = true; // Idle pooled connections break: 'error' on idle clients.
+      await waitFor(false);
+      const started = Date.now();
+      await assert.rejects(store.append(record('refused')), /unreachable/);
+      assert.ok(Date.now() - started < 500, 'rejected at once while unreachable');
+      proxy.refuse = false;
+      await waitFor(true);
+      assert.ok(await store.append(record('back')));
+      assert.deepEqual(
+        reports
+          .filter((info) => info.records === 0)
+          .map((info) => info.ok)
+          .at(-1),
+        true,
+      );
+      assert.deepEqual(await storedPayloads(url), ['warm the pool', 'back']);
+    } finally {
+      await store.close();
+      await proxy.close();
+    }
+  });
+
   test('start-up with an unreachable database fails with one clear line', async () => {
     const deadPort = await freePort();
     await assert.rejects(
@@ -224,5 +263,67 @@ describe('PostgresStore', () => {
         return true;
       },
     );
+  });
+});
+
+describe('helo with a postgres:// store', () => {
+  test('helo server exits 1 with one clear line when the database cannot be reached', async () => {
+    const deadPort = await freePort();
+    const run = await runHelo([
+      'server',
+      '--port',
+      '0',
+      '--store',
+      `postgres://helo:secret@127.0.0.1:${deadPort}/nowhere`,
+    ]);
+    assert.equal(run.status, 1);
+    assert.equal(
+      run.stderr,
+      `helo server: cannot reach the PostgreSQL store at 127.0.0.1:${deadPort}/nowhere (ECONNREFUSED)\n`,
+    );
+  });
+
+  test('helo store export reads it, over the socket folder given by PGHOST/PGPORT as psql would', async () => {
+    const url = await cluster.createDatabase();
+    const store = await PostgresStore.open(url);
+    await store.append(record('one'));
+    await store.append({ ...record('two'), clientCert: 'CN=x' });
+    await store.close();
+    const database = databaseOf(url);
+    const run = await runHelo(['store', 'export', '--store', `postgresql:///${database}`], {
+      env: { PGHOST: cluster.directory, PGPORT: String(cluster.port), PGUSER: 'helo' },
+    });
+    assert.equal(run.status, 0, run.stderr);
+    const lines = run.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    assert.deepEqual(
+      lines.map((line) => [
+        Buffer.from(line.payloadBase64 as string, 'base64').toString(),
+        line.clientCert,
+      ]),
+      [
+        ['one', null],
+        ['two', 'CN=x'],
+      ],
+    );
+    const viaQuery = await runHelo([
+      'store',
+      'list',
+      '--store',
+      `postgres://helo@/${database}?host=${encodeURIComponent(cluster.directory)}&port=${cluster.port}`,
+    ]);
+    assert.equal(viaQuery.status, 0, viaQuery.stderr);
+    assert.match(viaQuery.stdout, /two/);
+  });
+
+  test('helo store export on a database without the schema creates nothing and says so', async () => {
+    const url = await cluster.createDatabase();
+    const run = await runHelo(['store', 'export', '--store', url]);
+    assert.equal(run.status, 1);
+    assert.match(run.stderr, /not a helo store/);
+    const tables = await cluster.query(databaseOf(url), "SELECT to_regclass('records') AS t");
+    assert.deepEqual(tables, [{ t: null }]);
   });
 });
