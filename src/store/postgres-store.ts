@@ -208,6 +208,9 @@ export class PostgresStore implements Store {
   #lastAnswerAt = performance.now();
   readonly #heartbeat: NodeJS.Timeout;
   #isOpen = true;
+  #commits = 0;
+  #failedCommits = 0;
+  #retriedCommits = 0;
 
   /**
    * Connects, creates or upgrades the schema, and returns the store.
@@ -291,6 +294,15 @@ export class PostgresStore implements Store {
     return this.#reachable;
   }
 
+  /** Counters since the store was opened (a retried commit: its first reply was lost). */
+  get stats(): { commits: number; failedCommits: number; retriedCommits: number } {
+    return {
+      commits: this.#commits,
+      failedCommits: this.#failedCommits,
+      retriedCommits: this.#retriedCommits,
+    };
+  }
+
   /** Records answered 500 FAIL whose removal is still to be done. */
   get inDoubtPending(): number {
     return this.#inDoubt.size;
@@ -341,26 +353,37 @@ export class PostgresStore implements Store {
     while (this.#queue.length > 0 && this.#inFlight.size < MAX_COMMITS_IN_FLIGHT) {
       const batch = this.#queue;
       this.#queue = [];
-      const commit = this.#commit(batch).finally(() => {
-        this.#inFlight.delete(commit);
-        // What filled meanwhile goes next, without waiting for another append.
-        if (this.#queue.length > 0 && this.#isOpen) {
-          this.#flushImmediate ??= setImmediate(() => this.#flush());
-        }
-      });
+      const commit = this.#commit(batch)
+        .catch((error: unknown) => {
+          // Not expected (#commit settles every append itself); never leave one hanging.
+          const failure = new StoreError(`cannot store in ${this.#label}: ${reason(error)}`, {
+            cause: error,
+          });
+          for (const pending of batch) pending.reject(failure);
+        })
+        .finally(() => {
+          this.#inFlight.delete(commit);
+          // What filled meanwhile goes next, without waiting for another append.
+          if (this.#queue.length > 0 && this.#isOpen) {
+            this.#flushImmediate ??= setImmediate(() => this.#flush());
+          }
+        });
       this.#inFlight.add(commit);
     }
   }
 
   async #commit(batch: PendingAppend[]): Promise<void> {
     const started = performance.now();
-    const settle = (ok: boolean, inDoubt = 0) =>
+    const settle = (ok: boolean, inDoubt = 0) => {
+      if (ok) this.#commits += 1;
+      else this.#failedCommits += 1;
       this.#onCommit?.({
         records: batch.length,
         durationMs: performance.now() - started,
         ok,
         ...(inDoubt > 0 ? { inDoubt } : {}),
       });
+    };
     const fail = (message: string, cause: unknown) => {
       const failure = new StoreError(
         `cannot store ${batch.length} record(s) in ${this.#label}: ${message}`,
@@ -405,6 +428,7 @@ export class PostgresStore implements Store {
         settle(false);
         return;
       }
+      this.#retriedCommits += 1;
       const retried = await this.#retry(params, performance.now() + this.#retryWindowMs);
       if (retried === null) {
         // In doubt: answered 500 FAIL, so removed as soon as the database answers.
@@ -444,10 +468,10 @@ export class PostgresStore implements Store {
         const rows = (await client.query<KeyedId>(timed(RETRY_SQL, params, timeoutMs))).rows;
         client.release();
         return rows;
-      } catch (error) {
+      } catch {
+        // Even a refused retry (a cancel, a constraint) says nothing about
+        // the first attempt: keep trying until the window ends.
         client?.release(true);
-        // The retry itself was refused (a constraint, a cancel): not stored, and known.
-        if (outcomeKnown(error)) throw error;
       }
       await sleep(Math.min(backoff(attempt), Math.max(0, deadline - performance.now())));
     }

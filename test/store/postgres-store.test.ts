@@ -160,6 +160,77 @@ describe('PostgresStore', () => {
     }
   });
 
+  test('backends terminated mid-commit again and again: resolved stored once, rejected not at all', async () => {
+    const url = await cluster.createDatabase();
+    const database = databaseOf(url);
+    const commits: CommitInfo[] = [];
+    const store = await PostgresStore.open(url, { onCommit: (info) => commits.push(info) });
+    let killing = true;
+    let kills = 0;
+    const killer = (async () => {
+      while (killing) {
+        const rows = await cluster.query<{ t: boolean }>(
+          database,
+          `SELECT pg_terminate_backend(pid) AS t FROM pg_stat_activity
+            WHERE application_name = 'helo' AND datname = $1`,
+          [database],
+        );
+        kills += rows.filter((row) => row.t).length;
+        await new Promise((resolve) => setTimeout(resolve, 10 + Math.random() * 20));
+      }
+    })();
+    const outcomes = new Map<string, boolean>();
+    let next = 0;
+    const started = Date.now();
+    const writer = async () => {
+      while (Date.now() - started < 2000) {
+        const payloads = Array.from({ length: 50 }, () => `p${next++}`);
+        const settled = await Promise.allSettled(payloads.map((p) => store.append(record(p))));
+        settled.forEach((outcome, index) =>
+          outcomes.set(payloads[index]!, outcome.status === 'fulfilled'),
+        );
+      }
+    };
+    try {
+      await Promise.all([writer(), writer(), writer()]);
+      killing = false;
+      await killer;
+      const deadline = Date.now() + 10_000;
+      while (!store.isReachable && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      // Anything still in doubt is removed before this commits.
+      await store.append(record('final'));
+      assert.equal(store.inDoubtPending, 0);
+      const counts = new Map<string, number>();
+      for (const payload of await storedPayloads(url)) {
+        counts.set(payload, (counts.get(payload) ?? 0) + 1);
+      }
+      let resolved = 0;
+      let rejected = 0;
+      for (const [payload, ok] of outcomes) {
+        if (ok) {
+          resolved += 1;
+          assert.equal(counts.get(payload), 1, `${payload} acknowledged: stored exactly once`);
+        } else {
+          rejected += 1;
+          assert.equal(counts.get(payload), undefined, `${payload} refused: not stored`);
+        }
+      }
+      const inDoubt = commits.reduce((sum, info) => sum + (info.inDoubt ?? 0), 0);
+      console.log(
+        `# terminate storm ${JSON.stringify({ kills, resolved, rejected, inDoubt, ...store.stats })}`,
+      );
+      assert.ok(kills > 10, `backends terminated: ${kills}`);
+      assert.ok(resolved > 0);
+      assert.ok(store.stats.retriedCommits > 0, 'some commits lost their connection mid-way');
+    } finally {
+      killing = false;
+      await killer;
+      await store.close();
+    }
+  });
+
   test('an outcome still unknown after the retry window: 500 FAIL, in doubt, removed before anything new', async () => {
     const url = await cluster.createDatabase();
     const proxy = await FaultyProxy.start(cluster.port);
