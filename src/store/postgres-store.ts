@@ -245,8 +245,9 @@ export class PostgresStore implements Store {
       clearInterval(store.#heartbeat);
       await store.#pool.end().catch(() => {});
       const where = `${target.host}:${target.port}/${target.database}`;
-      if (error instanceof StoreError) {
-        throw new StoreError(`PostgreSQL store at ${where}: ${error.message}`, { cause: error });
+      // Reached, but refused (a wrong password, no such database) or a schema problem.
+      if (error instanceof StoreError || error instanceof pg.DatabaseError) {
+        throw new StoreError(`PostgreSQL store at ${where}: ${reason(error)}`, { cause: error });
       }
       throw new StoreError(
         `cannot reach the PostgreSQL store at ${where} (${shortReason(error)})`,

@@ -168,3 +168,34 @@ test('a database crash mid-load: 500 FAIL promptly, 503 not ready, then service 
   assert.ok(slowestFailMs < 6000, `500 FAIL within a few seconds (slowest ${slowestFailMs} ms)`);
   assert.ok(Number.isInteger(inDoubt), 'helo_store_in_doubt_total exposed');
 });
+
+test('two servers on one database: every payload of both stored once, ids unique', async () => {
+  const url = await cluster.createDatabase();
+  const database = new URL(url).pathname.slice(1);
+  const servers = await Promise.all([spawnServer(['--store', url]), spawnServer(['--store', url])]);
+  try {
+    const sent: string[] = [];
+    await Promise.all(
+      servers.flatMap((each, which) =>
+        Array.from({ length: 3 }, async (_, index) => {
+          const client = await LineClient.open(each.port);
+          for (let n = 0; n < 100; n += 1) {
+            const payload = `s${which}-c${index}-${n}`;
+            sent.push(payload);
+            assert.equal(await client.request(`DATA ${payload}`), '300 DRCV');
+          }
+          client.close();
+        }),
+      ),
+    );
+    const rows = await cluster.query<{ id: string; payload: Buffer }>(
+      database,
+      'SELECT id, payload FROM records',
+    );
+    assert.equal(rows.length, sent.length);
+    assert.equal(new Set(rows.map((row) => row.id)).size, rows.length, 'ids unique');
+    assert.deepEqual(rows.map((row) => row.payload.toString()).sort(), [...sent].sort());
+  } finally {
+    await Promise.all(servers.map((each) => each.stop()));
+  }
+});
