@@ -100,6 +100,12 @@ describe('PostgresStore', () => {
       );
       assert.deepEqual(settings, [{ setting: 'on' }]);
       assert.equal((await storedPayloads(url)).length, 500);
+      // Rows written by one transaction share its id (xmin).
+      const transactions = await cluster.query(
+        databaseOf(url),
+        'SELECT count(DISTINCT xmin::text)::int AS n FROM records',
+      );
+      assert.deepEqual(transactions, [{ n: 1 }], 'one transaction for the 500 appends');
     } finally {
       await store.close();
     }
