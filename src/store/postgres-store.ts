@@ -105,15 +105,6 @@ export function redactPostgresUrl(url: string): string {
   return redact(url);
 }
 
-/**
- * Where a URL points, for messages (never the password), with libpq's
- * environment variables filling what the URL leaves out, as in psql.
- */
-export function describePostgresUrl(url: string): string {
-  const { host, port, database } = connectionTarget(url);
-  return `${host}:${port}/${database}`;
-}
-
 interface Target {
   readonly host: string;
   readonly port: number;
@@ -284,10 +275,6 @@ export class PostgresStore implements Store {
       }
     }, HEARTBEAT_MS);
     this.#heartbeat.unref();
-  }
-
-  get isOpen(): boolean {
-    return this.#isOpen;
   }
 
   /** False while the database does not answer (what `/readyz` reports for this store). */
