@@ -3,7 +3,12 @@
  * cleanly on SIGTERM / SIGINT (README, "Exit statuses and signals").
  */
 import { readFileSync } from 'node:fs';
-import { DEFAULT_STORE_URL, openStore, storeModeWarning } from '../store/open-store.js';
+import {
+  DEFAULT_STORE_URL,
+  openStore,
+  shownStoreUrl,
+  storeModeWarning,
+} from '../store/open-store.js';
 import { ServerCounters } from '../server/observe/server-counters.js';
 import { createLogger, flushLogger } from '../server/logger.js';
 import { InvalidOptionError } from '../errors.js';
@@ -50,7 +55,7 @@ const HELP: CommandHelp = {
       type: 'string',
       valueName: 'URL',
       default: DEFAULT_STORE_URL,
-      description: 'sqlite:PATH or memory:',
+      description: 'sqlite:PATH, memory: or postgres://USER@HOST[:PORT]/DATABASE',
     },
     mode: {
       type: 'string',
@@ -377,7 +382,7 @@ export async function run(argv: string[]): Promise<number> {
     const modeNote =
       options.mode === 'cluster' ? `cluster of ${options.workers} workers` : `${options.mode} mode`;
     process.stdout.write(
-      `helo server listening on ${server.url} (store ${storeUrl}, ${modeNote})\n`,
+      `helo server listening on ${server.url} (store ${shownStoreUrl(storeUrl)}, ${modeNote})\n`,
     );
     for (const url of server.urls.slice(1)) {
       process.stdout.write(`helo server listening on ${url}\n`);

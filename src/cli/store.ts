@@ -25,7 +25,7 @@ const FLAGS: FlagSpecs = {
     type: 'string',
     valueName: 'URL',
     default: DEFAULT_STORE_URL,
-    description: 'the store to read, sqlite:PATH',
+    description: 'the store to read, sqlite:PATH or postgres://…',
   },
 };
 
@@ -103,7 +103,7 @@ export async function run(argv: string[]): Promise<number> {
     if (error instanceof InvalidOptionError) throw new UsageError(error.message);
     throw error;
   }
-  const store = openStoreForReading(url);
+  const store = await openStoreForReading(url);
   try {
     // Ending early because the reader went away (`helo store export |
     // head -1`) is how pipelines end, not a failure worth a message.
@@ -120,7 +120,7 @@ type WriteOutcome = 'written' | 'closed';
 async function* pages(store: Store): AsyncGenerator<StoredRecord[]> {
   let afterId = 0;
   for (;;) {
-    const page = store.read(afterId, PAGE_RECORDS);
+    const page = await store.read(afterId, PAGE_RECORDS);
     if (page.length === 0) return;
     yield page;
     const last = page[page.length - 1] as StoredRecord;

@@ -52,6 +52,7 @@ export class MemoryStore implements Store {
       name: record.name,
       payload: Buffer.from(record.payload),
       clientCert: record.clientCert ?? null,
+      proxy: record.proxy ?? null,
     };
     return new Promise<number>((resolve) => {
       this.#pending.push({ record: stored, resolve });
@@ -59,7 +60,7 @@ export class MemoryStore implements Store {
     });
   }
 
-  read(afterId: number, limit: number): StoredRecord[] {
+  async read(afterId: number, limit: number): Promise<StoredRecord[]> {
     checkReadRange(afterId, limit);
     if (!this.#isOpen) throw new StoreError('store memory: is closed');
     // Ids are 1..n at indexes 0..n-1, so the first id above afterId is at

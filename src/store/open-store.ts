@@ -1,11 +1,18 @@
 /**
  * `--store URL` (README, `helo server`): which store a server writes to and the `helo
- * store` commands read from. `sqlite:PATH` (the default, durable) or
- * `memory:` (nothing durable); `postgres://…` may follow.
+ * store` commands read from. `sqlite:PATH` (the default, durable),
+ * `memory:` (nothing durable), or `postgres://…` / `postgresql://…` (one
+ * database shared by many servers; docs/STORES.md).
  */
 import { statSync } from 'node:fs';
 import { InvalidOptionError, StoreError } from '../errors.js';
 import { MemoryStore } from './memory-store.js';
+import {
+  PostgresStore,
+  isPostgresUrl,
+  parsePostgresUrl,
+  redactPostgresUrl,
+} from './postgres-store.js';
 import { SqliteStore } from './sqlite-store.js';
 import type { CommitInfo } from './sqlite-store.js';
 import type { Store } from './store.js';
@@ -14,7 +21,9 @@ import type { Store } from './store.js';
 export const DEFAULT_STORE_URL = 'sqlite:./data/helo.db';
 
 export type StoreLocation =
-  { readonly kind: 'sqlite'; readonly path: string } | { readonly kind: 'memory' };
+  | { readonly kind: 'sqlite'; readonly path: string }
+  | { readonly kind: 'memory' }
+  | { readonly kind: 'postgres'; readonly url: string };
 
 export interface OpenStoreOptions {
   /** Called after every group commit; see SqliteStore's `onCommit`. */
@@ -32,21 +41,32 @@ const MEMORY_URL = 'memory:';
  */
 export function parseStoreUrl(url: string): StoreLocation {
   if (url === MEMORY_URL) return { kind: 'memory' };
+  if (isPostgresUrl(url)) {
+    // USER[:PASSWORD]@HOST[:PORT]/DATABASE, every part optional as in psql.
+    if (parsePostgresUrl(url) !== null) return { kind: 'postgres', url };
+  }
   if (url.startsWith(SQLITE_PREFIX)) {
     const path = url.slice(SQLITE_PREFIX.length);
     // ':memory:' (and '') would make SQLite open a private in-memory
     // database: a store that looks durable and is not.
     if (path.trim() !== '' && path !== ':memory:') return { kind: 'sqlite', path };
   }
-  throw new InvalidOptionError(`--store must be sqlite:PATH or memory:, got '${url}'`);
+  const shown = redactPostgresUrl(url);
+  throw new InvalidOptionError(
+    `--store must be sqlite:PATH, memory: or postgres://USER@HOST[:PORT]/DATABASE, got '${shown}'`,
+  );
 }
 
-/** Opens the store a server writes to, creating a SQLite file when missing. */
-export function openStore(url: string, options: OpenStoreOptions = {}): Store {
+/**
+ * Opens the store a server writes to, creating a SQLite file, or the
+ * PostgreSQL schema, when missing. A PostgreSQL database that cannot be
+ * reached fails here, with one line (docs/STORES.md: start-up exits).
+ */
+export async function openStore(url: string, options: OpenStoreOptions = {}): Promise<Store> {
   const location = parseStoreUrl(url);
-  if (location.kind === 'memory') {
-    return new MemoryStore(options.onCommit ? { onCommit: options.onCommit } : {});
-  }
+  const onCommit = options.onCommit ? { onCommit: options.onCommit } : {};
+  if (location.kind === 'memory') return new MemoryStore(onCommit);
+  if (location.kind === 'postgres') return PostgresStore.open(location.url, onCommit);
   return SqliteStore.open(location.path, options);
 }
 
@@ -55,14 +75,20 @@ export function openStore(url: string, options: OpenStoreOptions = {}): Store {
  * never creates one. A `memory:` store lives inside its server process, so
  * there is nothing another process could read.
  */
-export function openStoreForReading(url: string): Store {
+export async function openStoreForReading(url: string): Promise<Store> {
   const location = parseStoreUrl(url);
+  if (location.kind === 'postgres') return PostgresStore.openExisting(location.url);
   if (location.kind === 'memory') {
     throw new StoreError(
       'a memory: store lives inside its server process and cannot be read from another; use --store sqlite:PATH',
     );
   }
   return SqliteStore.openExisting(location.path);
+}
+
+/** The URL for logs and stdout: a PostgreSQL password is never shown. */
+export function shownStoreUrl(url: string): string {
+  return isPostgresUrl(url) ? redactPostgresUrl(url) : url;
 }
 
 /**
@@ -73,7 +99,7 @@ export function openStoreForReading(url: string): Store {
  */
 export function storeModeWarning(url: string): string | null {
   const location = parseStoreUrl(url);
-  if (location.kind === 'memory') return null;
+  if (location.kind !== 'sqlite') return null;
   const mode = statSync(location.path, { throwIfNoEntry: false })?.mode;
   if (mode === undefined || (mode & 0o077) === 0) return null;
   const octal = (mode & 0o777).toString(8).padStart(3, '0');

@@ -19,7 +19,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
 import { InvalidArgumentError, StoreError } from '../errors.js';
-import { checkReadRange } from './store.js';
+import { checkReadRange, recordProblem } from './store.js';
 import type { CommitInfo, NewRecord, Store, StoredRecord } from './store.js';
 
 /** Defined with the Store interface; still exported here, where it was first. */
@@ -30,7 +30,7 @@ export type { CommitInfo } from './store.js';
  * from the previous version. A file with a higher version was written by a
  * newer helo and is refused rather than misread.
  */
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 
 export interface SqliteStoreOptions {
   /**
@@ -82,6 +82,7 @@ type InsertParams = [
   name: string | null,
   payload: Buffer,
   clientCert: string | null,
+  proxy: string | null,
 ];
 
 /**
@@ -214,7 +215,7 @@ export class SqliteStore implements Store {
     });
   }
 
-  read(afterId: number, limit: number): StoredRecord[] {
+  async read(afterId: number, limit: number): Promise<StoredRecord[]> {
     checkReadRange(afterId, limit);
     if (!this.#isOpen) throw new StoreError(`store ${this.#label} is closed`);
     try {
@@ -308,11 +309,12 @@ export class SqliteStore implements Store {
 
 function prepare(db: Database.Database): Connected {
   const insert = db.prepare<InsertParams>(
-    `INSERT INTO records (received_at, session, peer, name, payload, client_cert)
-     VALUES (?, ?, ?, ?, ?, ?)`,
+    `INSERT INTO records (received_at, session, peer, name, payload, client_cert, proxy)
+     VALUES (?, ?, ?, ?, ?, ?, ?)`,
   );
   const readAfter = db.prepare<[number, number], StoredRecord>(
-    `SELECT id, received_at AS receivedAt, session, peer, name, payload, client_cert AS clientCert
+    `SELECT id, received_at AS receivedAt, session, peer, name, payload,
+            client_cert AS clientCert, proxy
        FROM records WHERE id > ? ORDER BY id LIMIT ?`,
   );
   const insertBatch = db.transaction((batch: readonly NewRecord[]) =>
@@ -325,6 +327,7 @@ function prepare(db: Database.Database): Connected {
           record.name,
           record.payload,
           record.clientCert ?? null,
+          record.proxy ?? null,
         ).lastInsertRowid as number,
     ),
   );
@@ -392,11 +395,14 @@ function ensureSchema(db: Database.Database, create: boolean): void {
         peer TEXT NOT NULL,
         name TEXT,
         payload BLOB NOT NULL,
-        client_cert TEXT
+        client_cert TEXT,
+        proxy TEXT
       )`);
     } else {
       // Version 1 -> 2: the TLS client certificate's subject (NULL otherwise).
-      db.exec('ALTER TABLE records ADD COLUMN client_cert TEXT');
+      if (current < 2) db.exec('ALTER TABLE records ADD COLUMN client_cert TEXT');
+      // Version 2 -> 3: the balancer's address under the PROXY protocol (NULL otherwise).
+      db.exec('ALTER TABLE records ADD COLUMN proxy TEXT');
     }
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
   }).immediate();
@@ -500,21 +506,6 @@ function syncNewEntries(path: string, firstCreatedDirectory: string | undefined)
       closeSync(fd);
     }
   }
-}
-
-function recordProblem(record: NewRecord): string | undefined {
-  if (!Buffer.isBuffer(record.payload)) return 'payload must be a Buffer';
-  if (!Number.isFinite(record.receivedAt)) return 'receivedAt must be a number of ms';
-  if (typeof record.session !== 'string') return 'session must be a string';
-  if (typeof record.peer !== 'string') return 'peer must be a string';
-  if (record.name !== null && typeof record.name !== 'string') {
-    return 'name must be a string or null';
-  }
-  const cert = record.clientCert;
-  if (cert !== undefined && cert !== null && typeof cert !== 'string') {
-    return 'clientCert must be a string or null';
-  }
-  return undefined;
 }
 
 /** better-sqlite3's error code (`SQLITE_FULL`, `SQLITE_READONLY`, …), or ''. */

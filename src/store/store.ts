@@ -25,6 +25,12 @@ export interface NewRecord {
    * `CN=alice,O=lab`; null (or absent) for every other connection.
    */
   readonly clientCert?: string | null;
+  /**
+   * Where the connection really came from (`IP:PORT`) when a PROXY protocol
+   * header named another client as `peer` (docs/PROTOCOL.md §10); null (or
+   * absent) on servers without `--proxy-protocol`.
+   */
+  readonly proxy?: string | null;
 }
 
 /** What one group commit did; for metrics (`helo_commit_batch_size`, `helo_store_commit_seconds`). */
@@ -33,8 +39,17 @@ export interface CommitInfo {
   readonly records: number;
   /** Wall time of the transaction (BEGIN to synced COMMIT, or to the failure), in ms. */
   readonly durationMs: number;
-  /** False when the transaction failed and every record in it was rejected. */
+  /**
+   * False when the transaction failed and every record in it was rejected.
+   * A report with `records: 0` is no commit: the store says whether its
+   * database answers (PostgreSQL lost it, or has it back), for `/readyz`.
+   */
   readonly ok: boolean;
+  /**
+   * Records rejected because the commit's outcome stayed unknown through
+   * the retry window (a shared database: `helo_store_in_doubt_total`).
+   */
+  readonly inDoubt?: number;
 }
 
 /** A record as stored: the new record plus its id. */
@@ -42,6 +57,7 @@ export interface StoredRecord extends NewRecord {
   /** Monotonically increasing, assigned by the store. */
   readonly id: number;
   readonly clientCert: string | null;
+  readonly proxy: string | null;
 }
 
 export interface Store {
@@ -54,8 +70,12 @@ export interface Store {
    */
   append(record: NewRecord): Promise<number>;
 
-  /** Records with id greater than `afterId`, oldest first, at most `limit`. */
-  read(afterId: number, limit: number): StoredRecord[];
+  /**
+   * Records with id greater than `afterId`, oldest first, at most `limit`.
+   * Asynchronous because a shared database answers over the network;
+   * SQLite and memory resolve at once.
+   */
+  read(afterId: number, limit: number): Promise<StoredRecord[]>;
 
   /** Waits for appends in flight, then releases the store. */
   close(): Promise<void>;
@@ -81,4 +101,28 @@ export function checkReadRange(afterId: number, limit: number): void {
   if (!Number.isSafeInteger(limit) || limit < 1) {
     throw new InvalidArgumentError(`limit must be a whole number >= 1, got ${limit}`);
   }
+}
+
+/**
+ * What is wrong with a record, or undefined. Checked at append(), one
+ * record at a time: a malformed record inside a batch would fail the whole
+ * transaction and every other client's payload in it.
+ */
+export function recordProblem(record: NewRecord): string | undefined {
+  if (!Buffer.isBuffer(record.payload)) return 'payload must be a Buffer';
+  if (!Number.isFinite(record.receivedAt)) return 'receivedAt must be a number of ms';
+  if (typeof record.session !== 'string') return 'session must be a string';
+  if (typeof record.peer !== 'string') return 'peer must be a string';
+  if (record.name !== null && typeof record.name !== 'string') {
+    return 'name must be a string or null';
+  }
+  const cert = record.clientCert;
+  if (cert !== undefined && cert !== null && typeof cert !== 'string') {
+    return 'clientCert must be a string or null';
+  }
+  const proxy = record.proxy;
+  if (proxy !== undefined && proxy !== null && typeof proxy !== 'string') {
+    return 'proxy must be a string or null';
+  }
+  return undefined;
 }

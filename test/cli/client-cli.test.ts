@@ -27,8 +27,8 @@ describe('helo client', () => {
     return server;
   }
 
-  function payloads(): string[] {
-    return store.read(0, 100_000).map((record) => record.payload.toString('latin1'));
+  async function payloads(): Promise<string[]> {
+    return (await store.read(0, 100_000)).map((record) => record.payload.toString('latin1'));
   }
 
   afterEach(async () => {
@@ -47,7 +47,7 @@ describe('helo client', () => {
         stdout: '100 OK\n300 DRCV\n400 BCMD\n200 BYE\n',
         stderr: '',
       });
-      assert.deepEqual(payloads(), ['Hello world']);
+      assert.deepEqual(await payloads(), ['Hello world']);
     });
 
     it('accepts CRLF lines, a last line without LF, and a tcp:// address', BOUNDED, async () => {
@@ -56,7 +56,7 @@ describe('helo client', () => {
         input: 'HELO lab\r\nDATA x\r\nQUIT',
       });
       assert.deepEqual(result, { status: 0, stdout: '100 OK\n300 DRCV\n200 BYE\n', stderr: '' });
-      assert.deepEqual(payloads(), ['x']);
+      assert.deepEqual(await payloads(), ['x']);
     });
 
     it('sends a payload line byte for byte, whatever it says', BOUNDED, async () => {
@@ -69,7 +69,7 @@ describe('helo client', () => {
       const result = await runHelo(['client', `127.0.0.1:${port}`], { input });
       assert.equal(result.stdout, '300 DRCV\n300 DRCV\n300 DRCV\n200 BYE\n');
       assert.equal(result.status, 0);
-      assert.deepEqual(payloads(), ['\x00\xffA\r', 'QUIT', '']);
+      assert.deepEqual(await payloads(), ['\x00\xffA\r', 'QUIT', '']);
     });
 
     it('waits for every reply when stdin ends without QUIT, then exits 0', BOUNDED, async () => {
@@ -86,7 +86,7 @@ describe('helo client', () => {
         input: 'HELO\nQUIT\nDATA late\n',
       });
       assert.deepEqual(result, { status: 0, stdout: '100 OK\n200 BYE\n', stderr: '' });
-      assert.deepEqual(payloads(), []);
+      assert.deepEqual(await payloads(), []);
     });
 
     it('pipelines thousands of commands and prints every reply in order', BOUNDED, async () => {
@@ -100,7 +100,7 @@ describe('helo client', () => {
       const expected = lines.map((line) => (line === 'USER' ? '400 BCMD' : '300 DRCV'));
       assert.equal(result.stdout, `${[...expected, '200 BYE'].join('\n')}\n`);
       assert.deepEqual(
-        payloads(),
+        await payloads(),
         lines.filter((line) => line !== 'USER').map((line) => line.slice(5)),
       );
     });
@@ -294,7 +294,7 @@ describe('helo client', () => {
           await tmuxRun('send-keys', '-t', 'helo', 'C-d');
           await waitForScreen(/C: QUIT\nS: 200 BYE {3}\(\d+\.\d ms\)\n/);
           assert.equal(await exitStatus(statusFile), '0');
-          assert.deepEqual(payloads(), ['Hello world']);
+          assert.deepEqual(await payloads(), ['Hello world']);
         } finally {
           rmSync(dir, { recursive: true, force: true });
         }

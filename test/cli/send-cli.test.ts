@@ -20,8 +20,8 @@ describe('helo send', () => {
     return server.port;
   }
 
-  function stored(store: Store): { payload: string; name: string | null }[] {
-    return store.read(0, 100_000).map((record) => ({
+  async function stored(store: Store): Promise<{ payload: string; name: string | null }[]> {
+    return (await store.read(0, 100_000)).map((record) => ({
       payload: record.payload.toString('latin1'),
       name: record.name,
     }));
@@ -37,7 +37,7 @@ describe('helo send', () => {
     const port = await start(store);
     const result = await runHelo(['send', '--port', String(port), 'a', 'b c', '']);
     assert.deepEqual(result, { status: 0, stdout: '', stderr: '' });
-    assert.deepEqual(stored(store), [
+    assert.deepEqual(await stored(store), [
       { payload: 'a', name: null },
       { payload: 'b c', name: null },
       { payload: '', name: null },
@@ -49,7 +49,7 @@ describe('helo send', () => {
     const port = await start(store);
     const result = await runHelo(['send', '--port', String(port), '--name', 'lab 1', 'x']);
     assert.equal(result.status, 0, result.stderr);
-    assert.deepEqual(stored(store), [{ payload: 'x', name: 'lab 1' }]);
+    assert.deepEqual(await stored(store), [{ payload: 'x', name: 'lab 1' }]);
   });
 
   it('sends a first argument with a scheme helo does not speak as a payload', BOUNDED, async () => {
@@ -57,7 +57,7 @@ describe('helo send', () => {
     const port = await start(store);
     const result = await runHelo(['send', '--port', String(port), 'https://example.com/']);
     assert.equal(result.status, 0, result.stderr);
-    assert.deepEqual(stored(store), [{ payload: 'https://example.com/', name: null }]);
+    assert.deepEqual(await stored(store), [{ payload: 'https://example.com/', name: null }]);
   });
 
   it('takes the address from a tcp:// first argument', BOUNDED, async () => {
@@ -71,7 +71,7 @@ describe('helo send', () => {
     ]);
     assert.equal(result.status, 0, result.stderr);
     assert.deepEqual(
-      stored(store).map((record) => record.payload),
+      (await stored(store)).map((record) => record.payload),
       ['only', 'tcp://not-an-address'],
     );
   });
@@ -87,7 +87,7 @@ describe('helo send', () => {
     const result = await runHelo(['send', '--port', String(port)], { input });
     assert.deepEqual(result, { status: 0, stdout: '', stderr: '' });
     assert.deepEqual(
-      stored(store).map((record) => record.payload),
+      (await stored(store)).map((record) => record.payload),
       ['first', 'second', '', 'DATA', 'QUIT', '\x00\xff\r', 'last without LF'],
     );
   });
@@ -101,7 +101,7 @@ describe('helo send', () => {
     });
     assert.equal(result.status, 0, result.stderr);
     assert.deepEqual(
-      stored(store).map((record) => record.payload),
+      (await stored(store)).map((record) => record.payload),
       lines,
     );
   });

@@ -99,7 +99,7 @@ describe('helo server (process)', () => {
     [['--max-line', '0'], /--max-line must be between/],
     [['--idle-timeout', 'soon'], /--idle-timeout must be a number of seconds/],
     [['--log-level', 'loud'], /--log-level must be one of/],
-    [['--store', 'redis://x'], /--store must be sqlite:PATH or memory:/],
+    [['--store', 'redis://x'], /--store must be sqlite:PATH, memory: or postgres:/],
     [['--bogus'], /bogus/],
     [['--port', '-1'], /--port/],
     [['--mode', 'threads'], /--mode must be one of event-loop, sequential, fork, cluster/],

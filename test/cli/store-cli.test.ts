@@ -409,7 +409,11 @@ describe('helo store failures and help', () => {
 
   test('an unknown store URL is a usage error, exit 2', TEST_OPTIONS, async () => {
     const run = await helo(['store', 'export', '--store', 'bogus:']);
-    assertFailed(run, 2, /--store must be sqlite:PATH or memory:, got 'bogus:'/);
+    assertFailed(
+      run,
+      2,
+      /--store must be sqlite:PATH, memory: or postgres:\/\/USER@HOST\[:PORT\]\/DATABASE, got 'bogus:'/,
+    );
     const fromEnv = await helo(['store', 'list'], { env: { HELO_STORE: 'postgres:nope' } });
     assertFailed(fromEnv, 2, /got 'postgres:nope'/);
   });

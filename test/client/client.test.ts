@@ -113,7 +113,7 @@ describe('HeloClient', () => {
         assert.equal(client.state, 'closed');
         assert.deepEqual(await closed, [null]);
         assert.deepEqual(
-          store.read(0, 100).map((record) => record.payload.toString()),
+          (await store.read(0, 100)).map((record) => record.payload.toString()),
           ['Hello world'],
         );
       },
@@ -143,7 +143,7 @@ describe('HeloClient', () => {
         replies.map((reply) => reply.line),
         expected,
       );
-      const records = store.read(0, 1000);
+      const records = await store.read(0, 1000);
       assert.deepEqual(
         records.map((record) => record.payload.toString()),
         Array.from({ length: 200 }, (_, i) => `payload ${i}`),
@@ -167,7 +167,7 @@ describe('HeloClient', () => {
       ];
       for (const payload of payloads) assert.equal((await client.data(payload)).line, '300 DRCV');
       assert.equal((await client.data('a string payload')).line, '300 DRCV');
-      const stored = store.read(0, 100).map((record) => record.payload);
+      const stored = (await store.read(0, 100)).map((record) => record.payload);
       assert.deepEqual(stored, [...payloads, Buffer.from('a string payload')]);
     });
 
@@ -188,7 +188,7 @@ describe('HeloClient', () => {
       client.on('reply', (reply) => replies.push(reply.line));
       await client.helo();
       assert.deepEqual(replies, ['100 OK']);
-      assert.deepEqual(store.read(0, 100), []);
+      assert.deepEqual(await store.read(0, 100), []);
     });
 
     it(
@@ -204,7 +204,7 @@ describe('HeloClient', () => {
         assert.equal((await bare).line, '300 DRCV');
         assert.equal((await payload).line, '300 DRCV');
         assert.equal((await next).line, '400 BCMD');
-        assert.equal(store.read(0, 10)[0]?.payload.toString(), 'HELO');
+        assert.equal((await store.read(0, 10))[0]?.payload.toString(), 'HELO');
       },
     );
 
@@ -222,7 +222,7 @@ describe('HeloClient', () => {
       assert.equal((await payload).line, '300 DRCV');
       assert.equal((await client.send('DATA inline payload ')).line, '300 DRCV');
       assert.deepEqual(
-        store.read(0, 100).map((record) => record.payload.toString()),
+        (await store.read(0, 100)).map((record) => record.payload.toString()),
         ['QUIT', 'inline payload '],
       );
     });

@@ -35,7 +35,7 @@ export class ControlledStore implements Store {
     for (const resolve of held) resolve();
   }
 
-  read(afterId: number, limit: number): StoredRecord[] {
+  read(afterId: number, limit: number): Promise<StoredRecord[]> {
     return this.inner.read(afterId, limit);
   }
 

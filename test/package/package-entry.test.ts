@@ -15,7 +15,7 @@ describe("the 'helo' package entry point", () => {
       assert.equal((await client.helo('reader')).line, '100 OK');
       assert.equal((await client.data('from the package')).line, '300 DRCV');
       assert.equal((await client.quit()).line, '200 BYE');
-      assert.equal(store.read(0, 10)[0]?.name, 'reader');
+      assert.equal((await store.read(0, 10))[0]?.name, 'reader');
       assert.equal(typeof helo.ConnectError, 'function');
       assert.equal(helo.Replies.DRCV.code, 300);
     } finally {

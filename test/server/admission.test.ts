@@ -204,7 +204,7 @@ describe('--max-connections-per-ip with IPv4 and IPv6 clients', () => {
         assert.equal(await heloFrom(dualPort, '127.0.0.1', '127.0.0.2'), `${OK}200 BYE\r\n`);
         assert.equal(await heloFrom(dualPort, '::1'), `${OK}200 BYE\r\n`);
         // The record keeps the address as the socket reported it.
-        assert.match(store.read(0, 10)[0]?.peer ?? '', /^127\.0\.0\.1:\d+$/);
+        assert.match((await store.read(0, 10))[0]?.peer ?? '', /^127\.0\.0\.1:\d+$/);
       },
     );
   }
@@ -232,7 +232,7 @@ describe('--max-connections-per-ip with IPv4 and IPv6 clients', () => {
         // Not every IPv4 client in one key: 127.0.0.2 is another client.
         assert.equal(await heloFrom(server.port, '127.0.0.1', '127.0.0.2'), `${OK}200 BYE\r\n`);
         assert.equal(await heloFrom(server.port, '::1'), `${OK}200 BYE\r\n`);
-        assert.match(store.read(0, 10)[0]?.peer ?? '', /^\[::ffff:127\.0\.0\.1\]:\d+$/);
+        assert.match((await store.read(0, 10))[0]?.peer ?? '', /^\[::ffff:127\.0\.0\.1\]:\d+$/);
       },
     );
   }

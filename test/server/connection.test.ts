@@ -133,7 +133,7 @@ describe('TCP connection', () => {
     await client.untilEnded();
     assert.equal(client.text, '500 FAIL\r\n' + DRCV + BYE);
     assert.deepEqual(
-      store.read(0, 10).map((record) => record.payload.toString()),
+      (await store.read(0, 10)).map((record) => record.payload.toString()),
       ['kept'],
     );
   });
@@ -181,7 +181,7 @@ describe('TCP connection', () => {
     store.release();
     await client.untilEnded();
     assert.equal(client.text, DRCV);
-    assert.equal(store.read(0, 10)[0]?.payload.toString(), 'last words');
+    assert.equal((await store.read(0, 10))[0]?.payload.toString(), 'last words');
   });
 
   it('survives a client reset in the middle of DATA', async () => {
@@ -194,7 +194,7 @@ describe('TCP connection', () => {
     await client.closed;
     await delay(50);
     assert.equal(running.connections.size, 0);
-    assert.equal(store.read(0, 10).length, 0);
+    assert.equal((await store.read(0, 10)).length, 0);
     const next = await open();
     next.write('DATA\r\nwhole\r\nQUIT\r\n');
     await next.untilEnded();
@@ -214,7 +214,7 @@ describe('TCP connection', () => {
     await delay(50);
     assert.equal(running.connections.size, 0);
     // Stored but never acknowledged: allowed (protocol.md §4 only forbids the reverse).
-    assert.equal(store.read(0, 10).length, 1);
+    assert.equal((await store.read(0, 10)).length, 1);
   });
 
   it('survives EOF in the middle of DATA', async () => {
@@ -225,7 +225,7 @@ describe('TCP connection', () => {
     client.socket.end();
     await client.untilEnded();
     assert.equal(client.text, '');
-    assert.equal(store.read(0, 10).length, 0);
+    assert.equal((await store.read(0, 10)).length, 0);
   });
 
   it('on shutdown answers what was received, then 503 BUSY, and refuses newcomers', async () => {

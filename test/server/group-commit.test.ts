@@ -46,10 +46,7 @@ describe('group commit', () => {
       );
       assert.equal(batches.length, 1, `expected one transaction, got batches ${batches.join(',')}`);
       assert.deepEqual(
-        store
-          .read(0, 100)
-          .map((record) => record.payload.toString())
-          .sort(),
+        (await store.read(0, 100)).map((record) => record.payload.toString()).sort(),
         Array.from({ length: CLIENTS }, (_, i) => `payload ${i}`).sort(),
       );
     } finally {

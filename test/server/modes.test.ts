@@ -279,7 +279,7 @@ describe('cluster mode', () => {
     const drcv = '300 DRCV\r\n';
     await Promise.all(clients.map((raw) => raw.untilBytes(drcv.length * perClient, 20_000)));
     for (const raw of clients) assert.equal(raw.text, drcv.repeat(perClient));
-    const payloads = store.read(0, 10_000).map((record) => record.payload.toString());
+    const payloads = (await store.read(0, 10_000)).map((record) => record.payload.toString());
     assert.equal(payloads.length, clients.length * perClient);
     assert.equal(new Set(payloads).size, payloads.length, 'no duplicates');
   });

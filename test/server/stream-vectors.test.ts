@@ -109,7 +109,7 @@ function describeVectors(mode: ServerMode, transport: StreamTransport): void {
       after(() => server.close());
 
       async function replay(vector: Vector, split: Split, halfClose: boolean): Promise<void> {
-        const lastId = store.read(0, Number.MAX_SAFE_INTEGER).at(-1)?.id ?? 0;
+        const lastId = (await store.read(0, Number.MAX_SAFE_INTEGER)).at(-1)?.id ?? 0;
         const handedOver = server instanceof ForkServer ? server.sessionsHandedOver : 0;
         const client = await openClient(server, transport, thisGroup);
         try {
@@ -140,7 +140,7 @@ function describeVectors(mode: ServerMode, transport: StreamTransport): void {
             assert.equal(client.isEnded, false, 'the server must keep the connection open');
           }
           assert.equal(client.text, vector.replies, 'replies');
-          const records = store.read(lastId, 1000);
+          const records = await store.read(lastId, 1000);
           assert.deepEqual(
             records.map((record) => record.payload.toString('latin1')),
             vector.stored,

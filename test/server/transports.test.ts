@@ -105,7 +105,7 @@ describe('mutual TLS', () => {
       'HELO\r\nDATA signed\r\nQUIT\r\n',
     );
     assert.equal(result.text, '100 OK\r\n300 DRCV\r\n200 BYE\r\n');
-    const [record] = store.read(0, 10);
+    const [record] = await store.read(0, 10);
     assert.equal(record?.payload.toString(), 'signed');
     assert.equal(record?.clientCert, 'O=lab, CN=alice');
   });
@@ -119,7 +119,7 @@ describe('mutual TLS', () => {
     const { server, store } = await serve(MUTUAL_TLS);
     const result = await tlsExchange(server.tlsPort!, huge, 'HELO\r\nDATA big\r\nQUIT\r\n');
     assert.equal(result.text, '100 OK\r\n300 DRCV\r\n200 BYE\r\n');
-    const stored = store.read(0, 10)[0]?.clientCert ?? '';
+    const stored = (await store.read(0, 10))[0]?.clientCert ?? '';
     assert.ok(Buffer.byteLength(stored) <= 1024, `${Buffer.byteLength(stored)} bytes stored`);
     assert.ok(Buffer.byteLength(stored) > 1000, 'the budget is used, not wasted');
     assert.ok(stored.endsWith('…'));
@@ -135,7 +135,7 @@ describe('mutual TLS', () => {
       const { server, store } = await serve(MUTUAL_TLS);
       const result = await tlsExchange(server.tlsPort!, options, 'HELO\r\nDATA unsigned\r\n');
       assert.equal(result.text, '', 'no reply at all');
-      assert.equal(store.read(0, 10).length, 0, 'nothing stored');
+      assert.equal((await store.read(0, 10)).length, 0, 'nothing stored');
       assert.equal(server.stats.connectionsTotal, 0, 'never became a session');
     });
   }
@@ -166,7 +166,7 @@ describe('mutual TLS', () => {
     ]);
     assert.equal(cli.status, 0, cli.stderr);
     assert.deepEqual(
-      store.read(0, 10).map((r) => [r.payload.toString(), r.clientCert]),
+      (await store.read(0, 10)).map((r) => [r.payload.toString(), r.clientCert]),
       [
         ['from the library', 'O=lab, CN=alice'],
         ['from the CLI', 'O=lab, CN=alice'],
@@ -369,7 +369,7 @@ describe('Unix domain socket', () => {
     await client.helo('local');
     await client.data('over a unix socket');
     await client.quit();
-    assert.equal(store.read(0, 10)[0]?.peer, 'unix');
+    assert.equal((await store.read(0, 10))[0]?.peer, 'unix');
     await server.close();
     servers.splice(servers.indexOf(server), 1);
     assert.throws(() => statSync(path), /ENOENT/);

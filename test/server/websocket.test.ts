@@ -77,7 +77,7 @@ describe('protocol vectors over WebSocket, one message per line', () => {
   for (const vector of messageVectors()) {
     it(vector.name, async () => {
       const { server, store } = servers.get(JSON.stringify(vector.options ?? {}))!;
-      const lastId = store.read(0, 1_000_000).at(-1)?.id ?? 0;
+      const lastId = (await store.read(0, 1_000_000)).at(-1)?.id ?? 0;
       const session = await openWs(`ws://127.0.0.1:${server.httpPort}/ws`);
       const input = Buffer.concat(segmentsOf(vector) as Buffer[]);
       for (let start = 0; start < input.length;) {
@@ -98,7 +98,7 @@ describe('protocol vectors over WebSocket, one message per line', () => {
         session.messages.every((m) => /^\d{3} [A-Z]+\r\n$/.test(m)),
         'one reply per message',
       );
-      const records = store.read(lastId, 1000);
+      const records = await store.read(lastId, 1000);
       assert.deepEqual(
         records.map((record) => record.payload.toString('latin1')),
         vector.stored.map((payload) => bytes(payload).toString('latin1')),
@@ -183,6 +183,6 @@ describe('WebSocket upgrade and session rules', () => {
     assert.equal((await client.send('over ws')).line, '300 DRCV');
     assert.equal((await bare).line, '300 DRCV');
     await client.quit();
-    assert.equal(store.read(0, 100).at(-1)?.name, 'browser-less');
+    assert.equal((await store.read(0, 100)).at(-1)?.name, 'browser-less');
   });
 });

@@ -107,7 +107,7 @@ describe('SqliteStore group commit', () => {
       blocker.exec('COMMIT');
       const id = await store.append(record('d'));
       assert.deepEqual(
-        store.read(0, 10).map((stored) => [stored.id, stored.payload.toString()]),
+        (await store.read(0, 10)).map((stored) => [stored.id, stored.payload.toString()]),
         [[id, 'd']],
       );
       assert.equal(commits.at(-1)?.ok, true);
@@ -131,7 +131,7 @@ describe('SqliteStore group commit', () => {
       assert.equal(rejected.status, 'rejected');
       assert.ok(rejected.status === 'rejected' && rejected.reason instanceof InvalidArgumentError);
       assert.deepEqual(
-        store.read(0, 10).map((stored) => stored.payload.toString()),
+        (await store.read(0, 10)).map((stored) => stored.payload.toString()),
         ['good'],
       );
     } finally {
@@ -158,7 +158,7 @@ describe('SqliteStore file', () => {
 
     const second = SqliteStore.open(path);
     try {
-      const read = second.read(0, 10);
+      const read = await second.read(0, 10);
       assert.deepEqual(
         read.map((stored) => [stored.id, stored.payload.toString(), stored.name]),
         [
@@ -186,7 +186,7 @@ describe('SqliteStore file', () => {
     const db = new Database(path, { readonly: true });
     try {
       assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
-      assert.equal(db.pragma('user_version', { simple: true }), 2);
+      assert.equal(db.pragma('user_version', { simple: true }), 3);
       const columns = db.pragma('table_info(records)') as {
         name: string;
         type: string;
@@ -202,6 +202,7 @@ describe('SqliteStore file', () => {
           ['name', 'TEXT', 0],
           ['payload', 'BLOB', 1],
           ['client_cert', 'TEXT', 0],
+          ['proxy', 'TEXT', 0],
         ],
       );
       const sql = db.prepare("SELECT sql FROM sqlite_master WHERE name = 'records'").pluck().get();
@@ -219,12 +220,12 @@ describe('SqliteStore file', () => {
       const reader = SqliteStore.openExisting(path);
       try {
         assert.deepEqual(
-          reader.read(0, 10).map((stored) => stored.payload.toString()),
+          (await reader.read(0, 10)).map((stored) => stored.payload.toString()),
           ['first'],
         );
         await writer.append(record('second'));
         assert.deepEqual(
-          reader.read(1, 10).map((stored) => stored.payload.toString()),
+          (await reader.read(1, 10)).map((stored) => stored.payload.toString()),
           ['second'],
         );
       } finally {
@@ -279,13 +280,13 @@ describe('SqliteStore file', () => {
     );
     const store = SqliteStore.open(path);
     try {
-      await store.append({ ...record('new'), clientCert: 'CN=alice' });
-      const records = store.read(0, 10);
+      await store.append({ ...record('new'), clientCert: 'CN=alice', proxy: '10.0.0.1:4000' });
+      const records = await store.read(0, 10);
       assert.deepEqual(
-        records.map((r) => [r.payload.toString(), r.clientCert]),
+        records.map((r) => [r.payload.toString(), r.clientCert, r.proxy]),
         [
-          ['old', null],
-          ['new', 'CN=alice'],
+          ['old', null, null],
+          ['new', 'CN=alice', '10.0.0.1:4000'],
         ],
       );
     } finally {
@@ -296,7 +297,7 @@ describe('SqliteStore file', () => {
   test('refuses a store written with a newer schema version', () => {
     const path = newPath();
     const db = new Database(path);
-    db.pragma('user_version = 3');
+    db.pragma('user_version = 4');
     db.close();
     assert.throws(
       () => SqliteStore.open(path),
@@ -343,10 +344,10 @@ describe('SqliteStore file', () => {
     );
   });
 
-  test('read after close throws a StoreError', async () => {
+  test('read after close rejects with a StoreError', async () => {
     const store = SqliteStore.open(newPath());
     await store.close();
-    assert.throws(
+    await assert.rejects(
       () => store.read(0, 1),
       (error) => assertStoreError(error, /closed/),
     );

@@ -63,7 +63,7 @@ export function storeContract(name: string, createStore: StoreFactory): void {
       await withStore(createStore, async (store) => {
         const ids: number[] = [];
         for (const each of records) ids.push(await store.append(each));
-        const read = store.read(0, 100);
+        const read = await store.read(0, 100);
         assert.equal(read.length, records.length);
         read.forEach((stored, index) => {
           const expected = records[index] as NewRecord;
@@ -80,20 +80,35 @@ export function storeContract(name: string, createStore: StoreFactory): void {
       });
     });
 
+    test('keeps clientCert and proxy, null when absent', async () => {
+      await withStore(createStore, async (store) => {
+        await store.append(record('plain'));
+        await store.append(record('both', { clientCert: 'CN=alice,O=lab', proxy: '10.0.0.9:443' }));
+        const read = await store.read(0, 10);
+        assert.deepEqual(
+          read.map((stored) => [stored.payload.toString(), stored.clientCert, stored.proxy]),
+          [
+            ['plain', null, null],
+            ['both', 'CN=alice,O=lab', '10.0.0.9:443'],
+          ],
+        );
+      });
+    });
+
     test('pages with afterId and limit, oldest first', async () => {
       await withStore(createStore, async (store) => {
         const ids = await Promise.all(
           ['a', 'b', 'c', 'd', 'e'].map((payload) => store.append(record(payload))),
         );
-        const texts = (afterId: number, limit: number) =>
-          store.read(afterId, limit).map((stored) => stored.payload.toString());
-        assert.deepEqual(texts(0, 2), ['a', 'b']);
-        assert.deepEqual(texts(ids[1] as number, 2), ['c', 'd']);
-        assert.deepEqual(texts(ids[3] as number, 2), ['e']);
-        assert.deepEqual(texts(ids[4] as number, 2), []);
-        assert.deepEqual(texts(ids[0] as number, 100), ['b', 'c', 'd', 'e']);
+        const texts = async (afterId: number, limit: number) =>
+          (await store.read(afterId, limit)).map((stored) => stored.payload.toString());
+        assert.deepEqual(await texts(0, 2), ['a', 'b']);
+        assert.deepEqual(await texts(ids[1] as number, 2), ['c', 'd']);
+        assert.deepEqual(await texts(ids[3] as number, 2), ['e']);
+        assert.deepEqual(await texts(ids[4] as number, 2), []);
+        assert.deepEqual(await texts(ids[0] as number, 100), ['b', 'c', 'd', 'e']);
         assert.deepEqual(
-          store.read(0, 3).map((stored) => stored.id),
+          (await store.read(0, 3)).map((stored) => stored.id),
           ids.slice(0, 3),
         );
       });
@@ -101,7 +116,7 @@ export function storeContract(name: string, createStore: StoreFactory): void {
 
     test('reads nothing from an empty store', async () => {
       await withStore(createStore, async (store) => {
-        assert.deepEqual(store.read(0, 10), []);
+        assert.deepEqual(await store.read(0, 10), []);
       });
     });
 
@@ -116,7 +131,7 @@ export function storeContract(name: string, createStore: StoreFactory): void {
         for (let index = 1; index < count; index += 1) {
           assert.ok((ids[index] as number) > (ids[index - 1] as number), `id order at ${index}`);
         }
-        const read = store.read(0, count + 1);
+        const read = await store.read(0, count + 1);
         assert.equal(read.length, count);
         assert.deepEqual(
           read.map((stored) => stored.payload.toString()),
@@ -145,7 +160,7 @@ export function storeContract(name: string, createStore: StoreFactory): void {
         payload.fill(0x21);
         const id = await appended;
         payload.write('changed!');
-        const stored = store.read(0, 10).find((each) => each.id === id);
+        const stored = (await store.read(0, 10)).find((each) => each.id === id);
         assert.equal(stored?.payload.toString(), 'original');
       });
     });

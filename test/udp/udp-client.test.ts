@@ -42,8 +42,8 @@ function isHeloError(type: new (...args: never[]) => HeloError, pattern?: RegExp
   };
 }
 
-function payloads(store: Store): string[] {
-  return store.read(0, 100_000).map((record) => record.payload.toString('latin1'));
+async function payloads(store: Store): Promise<string[]> {
+  return (await store.read(0, 100_000)).map((record) => record.payload.toString('latin1'));
 }
 
 /** A UDP socket on 127.0.0.1 that reads everything and answers as `answer` says. */
@@ -141,9 +141,9 @@ describe('UdpClient', BOUNDED, () => {
       assert.equal((await udp.send('USER')).line, '400 BCMD');
       assert.equal((await udp.send('DATA\nraw form')).line, '300 DRCV');
       assert.equal((await udp.send('DATA')).line, '400 BCMD', 'a bare DATA alone');
-      assert.deepEqual(payloads(store), ['Hello world', 'after quit', 'raw form']);
+      assert.deepEqual(await payloads(store), ['Hello world', 'after quit', 'raw form']);
       assert.deepEqual(
-        store.read(0, 10).map((record) => record.name),
+        (await store.read(0, 10)).map((record) => record.name),
         [null, null, null],
       );
     });
@@ -162,7 +162,7 @@ describe('UdpClient', BOUNDED, () => {
       ];
       for (const payload of sent) assert.equal((await udp.data(payload)).code, 300);
       assert.deepEqual(
-        store.read(0, 100).map((record) => record.payload),
+        (await store.read(0, 100)).map((record) => record.payload),
         sent,
       );
     });
@@ -174,8 +174,8 @@ describe('UdpClient', BOUNDED, () => {
       assert.equal(udp.pending, 5);
       await Promise.all(calls);
       assert.equal(udp.pending, 0);
-      assert.deepEqual(payloads(store), ['1', '2', '3', '4', '5']);
-      const peers = store.read(0, 10).map((record) => record.peer);
+      assert.deepEqual(await payloads(store), ['1', '2', '3', '4', '5']);
+      const peers = (await store.read(0, 10)).map((record) => record.peer);
       assert.equal(new Set(peers).size, 5, 'a fresh socket per request');
     });
 
@@ -258,7 +258,7 @@ describe('UdpClient', BOUNDED, () => {
       assert.equal((await udp.data('once')).code, 300);
       assert.equal(lossy.counts['to-server'].dropped, 1);
       assert.equal(lossy.counts['to-server'].forwarded, 1);
-      assert.deepEqual(payloads(store), ['once']);
+      assert.deepEqual(await payloads(store), ['once']);
     });
 
     it('a lost 300 DRCV means a second copy: DATA is at-least-once', async () => {
@@ -271,8 +271,8 @@ describe('UdpClient', BOUNDED, () => {
       assert.equal(lossy.counts['to-client'].dropped, 1);
       // The retry is a new datagram, identical to the first, and the server
       // cannot tell it from a second DATA: both are stored (docs/UDP.md).
-      assert.deepEqual(payloads(store), ['twice', 'twice']);
-      const [first, second] = store.read(0, 2);
+      assert.deepEqual(await payloads(store), ['twice', 'twice']);
+      const [first, second] = await store.read(0, 2);
       assert.equal(first!.peer, second!.peer, 'both tries came from the same request socket');
       assert.notEqual(first!.session, second!.session);
     });
@@ -289,7 +289,7 @@ describe('UdpClient', BOUNDED, () => {
       const sent = Array.from({ length: 40 }, (_, i) => `payload-${i}`);
       for (const payload of sent) assert.equal((await udp.data(payload)).code, 300);
 
-      const stored = payloads(store);
+      const stored = await payloads(store);
       // Exactly one record per DATA datagram that reached the server.
       assert.equal(stored.length, lossy.counts['to-server'].forwarded);
       assert.ok(lossy.counts['to-server'].dropped > 0 && lossy.counts['to-client'].dropped > 0);
@@ -322,7 +322,7 @@ describe('UdpClient', BOUNDED, () => {
       assert.ok(performance.now() - started >= 380, 'the HELO was waiting at 300 ms');
       assert.ok(lossy.counts['to-client'].forwarded >= 3, 'the stale reply was delivered');
       // Its retry was stored too: at-least-once.
-      assert.deepEqual(payloads(store), ['slow', 'slow']);
+      assert.deepEqual(await payloads(store), ['slow', 'slow']);
     });
 
     it('all tries lost: TimeoutError saying how many tries over how long to where', async () => {
@@ -343,7 +343,7 @@ describe('UdpClient', BOUNDED, () => {
       const elapsed = performance.now() - started;
       assert.ok(elapsed >= 590 && elapsed < 1_500, `took ${elapsed} ms`);
       assert.equal(lossy.counts['to-server'].dropped, 4);
-      assert.deepEqual(payloads(store), []);
+      assert.deepEqual(await payloads(store), []);
       // The client is still usable once the network is back.
       lossy.decide = () => 'forward';
       assert.equal((await udp.helo()).code, 100);
@@ -407,7 +407,7 @@ describe('UdpClient', BOUNDED, () => {
         ).then((endpoint) => cleanups.push(() => endpoint.close()));
       }, 300);
       assert.equal((await udp.data('waited')).code, 300);
-      assert.deepEqual(payloads(store), ['waited']);
+      assert.deepEqual(await payloads(store), ['waited']);
     });
 
     it('waitMs over: a ConnectError that says how long it tried', async () => {

@@ -62,8 +62,8 @@ async function startEndpoint(
   return { endpoint, store, state, logLines: lines };
 }
 
-function allRecords(store: Store) {
-  return store.read(0, 100_000);
+async function allRecords(store: Store) {
+  return await store.read(0, 100_000);
 }
 
 /**
@@ -137,7 +137,7 @@ describe('UDP endpoint: the shared protocol vectors, one request per datagram', 
       for (const { vector, datagrams } of entries) {
         it(vector.name, async () => {
           const { endpoint, store } = harness;
-          const before = allRecords(store).length;
+          const before = (await allRecords(store)).length;
           let replies = '';
           for (const datagram of datagrams) {
             const reply = await peer.request(datagram, endpoint.port);
@@ -145,7 +145,7 @@ describe('UDP endpoint: the shared protocol vectors, one request per datagram', 
             replies += reply;
           }
           assert.equal(replies, vector.replies, 'replies');
-          const records = allRecords(store).slice(before);
+          const records = (await allRecords(store)).slice(before);
           assert.deepEqual(
             records.map((record) => record.payload.toString('latin1')),
             vector.stored,
@@ -182,9 +182,9 @@ describe('UDP endpoint: §6 rules and how UDP differs', BOUNDED, () => {
   async function exchange(
     datagram: string | Buffer,
   ): Promise<{ reply: string | null; stored: string[] }> {
-    const before = allRecords(harness.store).length;
+    const before = (await allRecords(harness.store)).length;
     const reply = await peer.request(datagram, harness.endpoint.port, SILENCE_MS * 4);
-    const stored = allRecords(harness.store)
+    const stored = (await allRecords(harness.store))
       .slice(before)
       .map((record) => record.payload.toString('latin1'));
     return { reply, stored };
@@ -244,9 +244,9 @@ describe('UDP endpoint: §6 rules and how UDP differs', BOUNDED, () => {
 
   it('a HELO name never labels a payload', async () => {
     assert.equal((await exchange('HELO alice\r\n')).reply, '100 OK\r\n');
-    const before = allRecords(harness.store).length;
+    const before = (await allRecords(harness.store)).length;
     assert.equal((await exchange('DATA 1\r\n')).reply, '300 DRCV\r\n');
-    assert.equal(allRecords(harness.store)[before]!.name, null);
+    assert.equal((await allRecords(harness.store))[before]!.name, null);
   });
 
   it('QUIT answers 200 BYE and closes nothing', async () => {
@@ -342,7 +342,7 @@ describe('UDP endpoint: §6 rules and how UDP differs', BOUNDED, () => {
     assert.ok((stats.repliesByCode[300] ?? 0) > 5);
     assert.ok((stats.repliesByCode[400] ?? 0) > 5);
     assert.ok((stats.repliesByCode[401] ?? 0) > 3);
-    assert.equal(stats.payloadsStored, allRecords(harness.store).length);
+    assert.equal(stats.payloadsStored, (await allRecords(harness.store)).length);
     assert.equal(stats.payloadsFailed, 0);
     assert.equal(stats.pendingAppends, 0);
     const replies = Object.values(stats.repliesByCode).reduce((sum, count) => sum + count, 0);
@@ -373,7 +373,7 @@ describe('UDP endpoint: store failure, shutdown, close, bind', BOUNDED, () => {
     store.isFailing = false;
     assert.equal(await peer.request('DATA kept', endpoint.port), '300 DRCV\r\n');
     assert.deepEqual(
-      allRecords(store).map((record) => record.payload.toString()),
+      (await allRecords(store)).map((record) => record.payload.toString()),
       ['kept'],
     );
   });
@@ -396,7 +396,7 @@ describe('UDP endpoint: store failure, shutdown, close, bind', BOUNDED, () => {
     assert.equal(await peer.request('DATA late', endpoint.port), '503 BUSY\r\n');
     assert.equal(await peer.request('nonsense', endpoint.port), '503 BUSY\r\n');
     assert.equal(await peer.request('GET / HTTP/1.1', endpoint.port, SILENCE_MS), null);
-    assert.equal(allRecords(store).length, 0);
+    assert.equal((await allRecords(store)).length, 0);
   });
 
   it('close() answers the appends in flight, 503 BUSY meanwhile, then closes the socket', async () => {
@@ -413,7 +413,7 @@ describe('UDP endpoint: store failure, shutdown, close, bind', BOUNDED, () => {
     assert.equal((await peer.next())?.toString(), '300 DRCV\r\n');
     await closed;
     assert.deepEqual(
-      allRecords(store).map((record) => record.payload.toString()),
+      (await allRecords(store)).map((record) => record.payload.toString()),
       ['in flight'],
     );
     // The socket is gone: nothing answers any more.
@@ -457,7 +457,7 @@ describe('UDP endpoint: store failure, shutdown, close, bind', BOUNDED, () => {
     assert.deepEqual(replies, ['300 DRCV\r\n', '300 DRCV\r\n']);
     assert.equal(await peer.next(SILENCE_MS), null);
     assert.deepEqual(
-      allRecords(store).map((record) => record.payload.toString()),
+      (await allRecords(store)).map((record) => record.payload.toString()),
       ['a', 'b'],
     );
   });
@@ -524,7 +524,7 @@ describe('UDP endpoint: store failure, shutdown, close, bind', BOUNDED, () => {
       await peer.request('DATA v6', harness.endpoint.port, 2_000, '::1'),
       '300 DRCV\r\n',
     );
-    assert.equal(allRecords(harness.store)[0]!.peer, `[::1]:${peer.port}`);
+    assert.equal((await allRecords(harness.store))[0]!.peer, `[::1]:${peer.port}`);
   });
 
   it('url is udp://host:port', async () => {
@@ -546,7 +546,7 @@ describe('UDP endpoint: random datagrams over the socket', BOUNDED, () => {
       await fc.assert(
         fc.asyncProperty(datagramArbitrary, async (datagram) => {
           run++;
-          const before = allRecords(harness.store).length;
+          const before = (await allRecords(harness.store)).length;
           const expected = interpretDatagram(datagram, MAX);
           await sender.send(datagram, harness.endpoint.port);
           // The probe is handled after the datagram: once its reply is here,
@@ -563,7 +563,7 @@ describe('UDP endpoint: random datagrams over the socket', BOUNDED, () => {
             const code = expected.type === 'store' ? Replies.DRCV.code : expected.reply.code;
             assert.equal(text.slice(0, 3), String(code));
           }
-          const stored = allRecords(harness.store)
+          const stored = (await allRecords(harness.store))
             .slice(before)
             .map((record) => record.payload.toString('latin1'));
           const payload = expected.type === 'store' ? [expected.payload.toString('latin1')] : [];

@@ -98,7 +98,7 @@ export class RemoteStore implements Store {
     });
   }
 
-  read(): StoredRecord[] {
+  async read(): Promise<StoredRecord[]> {
     throw new StoreError('records are read where the store is, not through a server process');
   }
 

@@ -180,6 +180,12 @@ const HELO_METRICS: readonly MetricDefinition[] = [
     samples: single((d) => d.datagramsDropped),
   },
   {
+    name: 'helo_store_in_doubt_total',
+    help: 'Payloads answered 500 FAIL because the outcome of their commit to a shared database stayed unknown (removed once it answers again).',
+    type: 'counter',
+    samples: single((d) => d.storeInDoubt),
+  },
+  {
     name: 'helo_server_resident_memory_bytes',
     help: 'Resident memory of every process of the server (a cluster: primary and workers).',
     type: 'gauge',

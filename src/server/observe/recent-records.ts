@@ -54,7 +54,7 @@ export function storeNotingRecent(store: Store, recent: RecentRecords): Store {
       recent.add(id, record);
       return id;
     },
-    read: (afterId: number, limit: number): StoredRecord[] => store.read(afterId, limit),
+    read: (afterId: number, limit: number): Promise<StoredRecord[]> => store.read(afterId, limit),
     close: () => store.close(),
   };
 }

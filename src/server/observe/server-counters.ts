@@ -58,6 +58,8 @@ export interface CountersData {
   readonly eventsCutOffs: number;
   /** UDP `DATA` datagrams dropped unanswered because too many appends were waiting. */
   readonly datagramsDropped: number;
+  /** Records answered 500 FAIL because their commit's outcome stayed unknown (PostgreSQL). */
+  readonly storeInDoubt: number;
   readonly requestSeconds: HistogramData;
   readonly commitSeconds: HistogramData;
   readonly commitBatchSize: HistogramData;
@@ -123,15 +125,21 @@ export class ServerCounters {
   readonly commitBatchSize = new BucketHistogram(BATCH_SIZE_BOUNDS);
   lastCommitOk = true;
   lastCommitFailedAt = 0;
+  storeInDoubt = 0;
 
   /** For the store's `onCommit`: one group commit finished. */
   readonly onCommit = (info: {
     readonly records: number;
     readonly durationMs: number;
     readonly ok: boolean;
+    readonly inDoubt?: number;
   }): void => {
-    this.commitSeconds.observe(info.durationMs / 1000);
-    this.commitBatchSize.observe(info.records);
+    // records 0: no commit, only the store saying whether its database answers.
+    if (info.records > 0) {
+      this.commitSeconds.observe(info.durationMs / 1000);
+      this.commitBatchSize.observe(info.records);
+    }
+    this.storeInDoubt += info.inDoubt ?? 0;
     this.lastCommitOk = info.ok;
     if (!info.ok) this.lastCommitFailedAt = Date.now();
   };
@@ -156,6 +164,7 @@ export class ServerCounters {
       httpIdleCloses: this.httpIdleCloses,
       eventsCutOffs: this.eventsCutOffs,
       datagramsDropped: this.datagramsDropped,
+      storeInDoubt: this.storeInDoubt,
       requestSeconds: this.requestSeconds.toData(),
       commitSeconds: this.commitSeconds.toData(),
       commitBatchSize: this.commitBatchSize.toData(),
@@ -195,6 +204,7 @@ export function addCounters(a: CountersData, b: CountersData): CountersData {
     httpIdleCloses: a.httpIdleCloses + b.httpIdleCloses,
     eventsCutOffs: a.eventsCutOffs + b.eventsCutOffs,
     datagramsDropped: a.datagramsDropped + b.datagramsDropped,
+    storeInDoubt: a.storeInDoubt + b.storeInDoubt,
     requestSeconds: addHistograms(a.requestSeconds, b.requestSeconds),
     commitSeconds: addHistograms(a.commitSeconds, b.commitSeconds),
     commitBatchSize: addHistograms(a.commitBatchSize, b.commitBatchSize),
