@@ -182,7 +182,7 @@ for (const mode of MODES) {
       const store = SqliteStore.openExisting(file);
       try {
         assert.deepEqual(
-          store.read(0, 100).map((record) => record.payload.toString()),
+          (await store.read(0, 100)).map((record) => record.payload.toString()),
           payloads,
         );
       } finally {
