@@ -109,7 +109,7 @@ function ignoreError(): void {}
  * however it behaves; then the socket goes, so refused sockets cannot pile up.
  * `onClosed` runs once the socket is gone.
  */
-export function refuseSocket(socket: Duplex, onClosed?: () => void): void {
+function refuseSocket(socket: Duplex, onClosed?: () => void): void {
   socket.on('error', ignoreError);
   // Read (and drop) whatever it sends, so that its FIN is seen and the socket closes.
   socket.resume();
@@ -119,4 +119,84 @@ export function refuseSocket(socket: Duplex, onClosed?: () => void): void {
     clearTimeout(timer);
     onClosed?.();
   });
+}
+
+/**
+ * Admitted sockets not served yet (a TLS handshake, an HTTP connection that
+ * may become a WebSocket, a sequential client waiting for its turn), each
+ * holding its place among the limits. A socket that closes first gives its
+ * place back here, once; `take()` passes the place on to whatever serves the
+ * socket, which gives it back when done. One class for every such wait, so
+ * that no path can forget a slot.
+ */
+export class HeldSlots<T = null> {
+  readonly #admission: Admission;
+  /** Insertion order is arrival order: the sequential queue relies on it. */
+  readonly #held = new Map<Duplex, HeldSlot<T>>();
+
+  constructor(admission: Admission) {
+    this.#admission = admission;
+  }
+
+  get size(): number {
+    return this.#held.size;
+  }
+
+  /** Holds `ip`'s place while `socket` waits; `onGone` runs after a close gave it back. */
+  hold(socket: Duplex, ip: string, data: T, onGone?: () => void): void {
+    const onClose = (): void => {
+      if (!this.#held.delete(socket)) return;
+      this.#admission.release(ip);
+      onGone?.();
+    };
+    socket.once('close', onClose);
+    this.#held.set(socket, { ip, data, onClose });
+  }
+
+  /** Stops holding `socket`: its place is now the caller's to give back. */
+  take(socket: Duplex): HeldSlot<T> | undefined {
+    const held = this.#held.get(socket);
+    if (held === undefined) return undefined;
+    this.#held.delete(socket);
+    socket.off('close', held.onClose);
+    return held;
+  }
+
+  /** The socket held longest, or undefined. */
+  oldest(): Duplex | undefined {
+    return this.#held.keys().next().value;
+  }
+
+  /** Every socket held, oldest first (a copy: safe to `take()` while iterating). */
+  sockets(): Duplex[] {
+    return [...this.#held.keys()];
+  }
+}
+
+interface HeldSlot<T> {
+  readonly ip: string;
+  readonly data: T;
+  readonly onClose: () => void;
+}
+
+/** Sockets answered `503 BUSY` (counted by reason), until they close; `destroyAll()` at the end of a shutdown. */
+export class RefusedSockets {
+  readonly #sockets = new Set<Duplex>();
+
+  constructor(
+    readonly counts: Record<RejectReason, number>,
+    private readonly logger: { debug(details: object, message: string): void },
+  ) {}
+
+  refuse(socket: Duplex & { remoteAddress?: string | undefined }, reason: RejectReason): void {
+    this.counts[reason]++;
+    if (socket.destroyed) return;
+    this.logger.debug({ peer: socket.remoteAddress, reason }, 'connection refused: 503 BUSY');
+    this.#sockets.add(socket);
+    refuseSocket(socket, () => this.#sockets.delete(socket));
+  }
+
+  destroyAll(): void {
+    for (const socket of this.#sockets) socket.destroy();
+  }
 }
