@@ -8,7 +8,7 @@
  * see only their own connections, so they ask through `Admission` too, with
  * an answer that may arrive later (see cluster/connection-slots.ts).
  */
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIPv4, isIPv6, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Replies } from '../core/replies.js';
 
@@ -119,6 +119,69 @@ function refuseSocket(socket: Duplex, onClosed?: () => void): void {
     clearTimeout(timer);
     onClosed?.();
   });
+}
+
+/**
+ * Decides, before any other work (no session, no parsing, no handshake),
+ * whether a socket may be served: at once with `ConnectionLimits`, or once
+ * a cluster's primary has answered.
+ */
+export class AdmissionGate {
+  readonly #admission: Admission;
+  readonly #isShuttingDown: () => boolean;
+
+  constructor(admission: Admission, isShuttingDown: () => boolean) {
+    this.#admission = admission;
+    this.#isShuttingDown = isShuttingDown;
+  }
+
+  /**
+   * Calls `admitted` (the socket now holds a slot for `ip`, the client's
+   * address as admission counts it) or `refused`. `duringShutdown`: admit
+   * even during a shutdown (the HTTP port, whose /readyz says 503 then).
+   */
+  decide(
+    socket: Socket,
+    ip: string,
+    admitted: (ip: string) => void,
+    refused: (reason: RejectReason) => void,
+    { duringShutdown = false } = {},
+  ): void {
+    if (this.#isShuttingDown() && !duringShutdown) {
+      refused('shutdown');
+      return;
+    }
+    const decision = this.#admission.admit(ip);
+    if (decision === null) {
+      admitted(ip);
+    } else if (typeof decision === 'string') {
+      refused(decision);
+    } else {
+      // An answer from elsewhere (a cluster's primary): the socket holds its
+      // bytes meanwhile, since nothing reads it yet.
+      socket.on('error', ignoreError);
+      decision.then(
+        (reason) => {
+          if (reason !== null) {
+            refused(reason);
+          } else if (socket.destroyed || (!duringShutdown && socket.readableEnded)) {
+            // Gone while the answer travelled (a port probe, a health check).
+            // Its EOF was read with no 'end' listener yet, and the listener
+            // keeps half-open sockets, so no session would ever see it close.
+            // (An HTTP socket is read by the HTTP parser, which sees its end.)
+            this.#admission.release(ip);
+            socket.destroy();
+          } else if (this.#isShuttingDown() && !duringShutdown) {
+            this.#admission.release(ip);
+            refused('shutdown');
+          } else {
+            admitted(ip);
+          }
+        },
+        () => refused('max-connections'),
+      );
+    }
+  }
 }
 
 /**

@@ -8,7 +8,7 @@
  *   queue, their bytes held by the kernel and by the paused socket.
  *
  * It reads top to bottom as a connection's life: listeners (transports/)
- * → admission (`#arrive`, `#decide`) → sessions (`#admit`, the sequential
+ * → admission (`#arrive`, admission.ts) → sessions (`#admit`, the sequential
  * queue) → shutdown. The other two models (`fork`, `cluster`) run this
  * class in other processes: see fork/ and cluster/.
  */
@@ -18,10 +18,10 @@ import type { WebSocket } from 'ws';
 import type { Store } from '../store/store.js';
 import {
   ConnectionLimits,
+  AdmissionGate,
   HeldSlots,
   RefusedSockets,
   type Admission,
-  type RejectReason,
 } from './admission.js';
 import {
   Connection,
@@ -67,6 +67,8 @@ export interface SessionInfo {
 export class HeloServer extends ServerBase {
   readonly #store: Store;
   readonly #admission: Admission;
+  /** The limits, asked for every connection before any other work. */
+  readonly #gate: AdmissionGate;
   readonly counters: ServerCounters;
   readonly #insight: Insight | null;
   /** This server's own metrics and dashboard feed, when it has an HTTP port and no other insight. */
@@ -109,6 +111,7 @@ export class HeloServer extends ServerBase {
     this.#admission =
       admission ??
       new ConnectionLimits(this.options.maxConnections, this.options.maxConnectionsPerIp);
+    this.#gate = new AdmissionGate(this.#admission, () => this.isShuttingDown);
     this.#opening = new HeldSlots(this.#admission);
     this.#onHttpPort = new HeldSlots(this.#admission);
     this.#waiting = new HeldSlots(this.#admission);
@@ -294,14 +297,15 @@ export class HeloServer extends ServerBase {
    * cannot get around the limits) while it holds its slot in `#opening`.
    */
   #arrive(socket: Socket, transport: StreamTransport): void {
-    this.#decide(
+    this.#gate.decide(
       socket,
+      socket.remoteAddress ?? '',
       (ip) => {
         this.#opening.hold(socket, ip, null);
         transport.open(socket, (stream, clientCert) => {
-          // Closed before this (a failed or timed-out handshake): #opening gave its slot back.
-          const held = this.#opening.take(socket);
-          const ip = held?.ip ?? socket.remoteAddress ?? '';
+          // From here the slot is the session's. (A socket that closed before
+          // this, a failed or timed-out handshake, gave it back in #opening.)
+          this.#opening.take(socket);
           if (this.isShuttingDown) {
             this.#admission.release(ip);
             this.#refused.refuse(stream, 'shutdown');
@@ -326,61 +330,19 @@ export class HeloServer extends ServerBase {
    * which names the session) or taken from any listener (tests).
    */
   serveSocket(socket: Socket, info: SessionInfo = {}): void {
-    this.#decide(
+    this.#gate.decide(
       socket,
+      socket.remoteAddress ?? '',
       (ip) => this.#admit(socket, ip, info),
       (reason) => this.#refused.refuse(socket, reason),
     );
   }
 
-  /** Limits are decided before any other work: no session, no parsing, no handshake. */
-  #decide(
-    socket: Socket,
-    admitted: (ip: string) => void,
-    refused: (reason: RejectReason) => void,
-    { duringShutdown = false } = {},
-  ): void {
-    if (this.isShuttingDown && !duringShutdown) {
-      refused('shutdown');
-      return;
-    }
-    const ip = socket.remoteAddress ?? '';
-    const decision = this.#admission.admit(ip);
-    if (decision === null) {
-      admitted(ip);
-    } else if (typeof decision === 'string') {
-      refused(decision);
-    } else {
-      // An answer from elsewhere (a cluster's primary): the socket holds its
-      // bytes meanwhile, since nothing reads it yet.
-      socket.on('error', ignoreError);
-      decision.then(
-        (reason) => {
-          if (reason !== null) {
-            refused(reason);
-          } else if (socket.destroyed || (!duringShutdown && socket.readableEnded)) {
-            // Gone while the answer travelled (a port probe, a health check).
-            // Its EOF was read with no 'end' listener yet, and the listener
-            // keeps half-open sockets, so no session would ever see it close.
-            // (An HTTP socket is read by the HTTP parser, which sees its end.)
-            this.#admission.release(ip);
-            socket.destroy();
-          } else if (this.isShuttingDown && !duringShutdown) {
-            this.#admission.release(ip);
-            refused('shutdown');
-          } else {
-            admitted(ip);
-          }
-        },
-        () => refused('max-connections'),
-      );
-    }
-  }
-
   /** Every HTTP connection takes a slot as it arrives, even during shutdown: /readyz says 503 meanwhile. */
   #admitHttp(socket: Socket, go: (refusal: string | null) => void): void {
-    this.#decide(
+    this.#gate.decide(
       socket,
+      socket.remoteAddress ?? '',
       (ip) => {
         this.#onHttpPort.hold(socket, ip, null);
         go(null);
