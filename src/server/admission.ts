@@ -7,6 +7,10 @@
  * process, so `ConnectionLimits` decides at once. A cluster's workers each
  * see only their own connections, so they ask through `Admission` too, with
  * an answer that may arrive later (see cluster/connection-slots.ts).
+ *
+ * A connection's slot, once admitted, is held by exactly one owner: a
+ * `HeldSlots` while the socket waits (a TLS handshake, an HTTP connection,
+ * the sequential queue), then its `Connection` until it closes.
  */
 import { isIPv4, isIPv6, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
