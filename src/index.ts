@@ -22,14 +22,9 @@ export {
   type UdpConnectOptions,
   type UdpRequestOptions,
 } from './client/udp-client.js';
-export {
-  startServer,
-  HeloServer,
-  type StartServerOptions,
-  type ServerStats,
-  type RunningServer,
-  type RejectReason,
-} from './server/server.js';
+export { startServer, HeloServer } from './server/server.js';
+export type { StartServerOptions, ServerStats, RunningServer } from './server/running-server.js';
+export type { RejectReason } from './server/admission.js';
 export { runServer } from './server/run-server.js';
 export {
   DEFAULTS as SERVER_DEFAULTS,

@@ -2,7 +2,7 @@
  * The protocol over datagrams (UDP, docs/PROTOCOL.md §6): one request per
  * datagram, no state across datagrams. Pure: bytes in, what to do out (a
  * reply, a payload to store, or silence); no socket, timer or clock. The
- * UDP endpoint (src/server/udp-endpoint.ts) does the I/O around it.
+ * UDP endpoint (src/server/transports/udp.ts) does the I/O around it.
  *
  * A datagram is read exactly as the same bytes would be read on a TCP
  * connection that has just opened, with these rules on top:

@@ -7,8 +7,12 @@
  * process, so `ConnectionLimits` decides at once. A cluster's workers each
  * see only their own connections, so they ask through `Admission` too, with
  * an answer that may arrive later (see cluster/connection-slots.ts).
+ *
+ * A connection's slot, once admitted, is held by exactly one owner: a
+ * `HeldSlots` while the socket waits (a TLS handshake, an HTTP connection,
+ * the sequential queue), then its `Connection` until it closes.
  */
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIPv4, isIPv6, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Replies } from '../core/replies.js';
 
@@ -109,7 +113,7 @@ function ignoreError(): void {}
  * however it behaves; then the socket goes, so refused sockets cannot pile up.
  * `onClosed` runs once the socket is gone.
  */
-export function refuseSocket(socket: Duplex, onClosed?: () => void): void {
+function refuseSocket(socket: Duplex, onClosed?: () => void): void {
   socket.on('error', ignoreError);
   // Read (and drop) whatever it sends, so that its FIN is seen and the socket closes.
   socket.resume();
@@ -119,4 +123,147 @@ export function refuseSocket(socket: Duplex, onClosed?: () => void): void {
     clearTimeout(timer);
     onClosed?.();
   });
+}
+
+/**
+ * Decides, before any other work (no session, no parsing, no handshake),
+ * whether a socket may be served: at once with `ConnectionLimits`, or once
+ * a cluster's primary has answered.
+ */
+export class AdmissionGate {
+  readonly #admission: Admission;
+  readonly #isShuttingDown: () => boolean;
+
+  constructor(admission: Admission, isShuttingDown: () => boolean) {
+    this.#admission = admission;
+    this.#isShuttingDown = isShuttingDown;
+  }
+
+  /**
+   * Calls `admitted` (the socket now holds a slot for `ip`, the client's
+   * address as admission counts it) or `refused`. `duringShutdown`: admit
+   * even during a shutdown (the HTTP port, whose /readyz says 503 then).
+   */
+  decide(
+    socket: Socket,
+    ip: string,
+    admitted: (ip: string) => void,
+    refused: (reason: RejectReason) => void,
+    { duringShutdown = false } = {},
+  ): void {
+    if (this.#isShuttingDown() && !duringShutdown) {
+      refused('shutdown');
+      return;
+    }
+    const decision = this.#admission.admit(ip);
+    if (decision === null) {
+      admitted(ip);
+    } else if (typeof decision === 'string') {
+      refused(decision);
+    } else {
+      // An answer from elsewhere (a cluster's primary): the socket holds its
+      // bytes meanwhile, since nothing reads it yet.
+      socket.on('error', ignoreError);
+      decision.then(
+        (reason) => {
+          if (reason !== null) {
+            refused(reason);
+          } else if (socket.destroyed || (!duringShutdown && socket.readableEnded)) {
+            // Gone while the answer travelled (a port probe, a health check).
+            // Its EOF was read with no 'end' listener yet, and the listener
+            // keeps half-open sockets, so no session would ever see it close.
+            // (An HTTP socket is read by the HTTP parser, which sees its end.)
+            this.#admission.release(ip);
+            socket.destroy();
+          } else if (this.#isShuttingDown() && !duringShutdown) {
+            this.#admission.release(ip);
+            refused('shutdown');
+          } else {
+            admitted(ip);
+          }
+        },
+        () => refused('max-connections'),
+      );
+    }
+  }
+}
+
+/**
+ * Admitted sockets not served yet (a TLS handshake, an HTTP connection that
+ * may become a WebSocket, a sequential client waiting for its turn), each
+ * holding its place among the limits. A socket that closes first gives its
+ * place back here, once; `take()` passes the place on to whatever serves the
+ * socket, which gives it back when done. One class for every such wait, so
+ * that no path can forget a slot.
+ */
+export class HeldSlots<T = null> {
+  readonly #admission: Admission;
+  /** Insertion order is arrival order: the sequential queue relies on it. */
+  readonly #held = new Map<Duplex, HeldSlot<T>>();
+
+  constructor(admission: Admission) {
+    this.#admission = admission;
+  }
+
+  get size(): number {
+    return this.#held.size;
+  }
+
+  /** Holds `ip`'s place while `socket` waits; `onGone` runs after a close gave it back. */
+  hold(socket: Duplex, ip: string, data: T, onGone?: () => void): void {
+    const onClose = (): void => {
+      if (!this.#held.delete(socket)) return;
+      this.#admission.release(ip);
+      onGone?.();
+    };
+    socket.once('close', onClose);
+    this.#held.set(socket, { ip, data, onClose });
+  }
+
+  /** Stops holding `socket`: its place is now the caller's to give back. */
+  take(socket: Duplex): HeldSlot<T> | undefined {
+    const held = this.#held.get(socket);
+    if (held === undefined) return undefined;
+    this.#held.delete(socket);
+    socket.off('close', held.onClose);
+    return held;
+  }
+
+  /** The socket held longest, or undefined. */
+  oldest(): Duplex | undefined {
+    return this.#held.keys().next().value;
+  }
+
+  /** Every socket held, oldest first (a copy: safe to `take()` while iterating). */
+  sockets(): Duplex[] {
+    return [...this.#held.keys()];
+  }
+}
+
+interface HeldSlot<T> {
+  readonly ip: string;
+  readonly data: T;
+  readonly onClose: () => void;
+}
+
+/** Sockets answered `503 BUSY` (counted by reason), until they close; `destroyAll()` at the end of a shutdown. */
+export class RefusedSockets {
+  readonly #sockets = new Set<Duplex>();
+
+  constructor(
+    readonly counts: Record<RejectReason, number>,
+    private readonly logger: { debug(details: object, message: string): void },
+  ) {}
+
+  refuse(socket: Duplex & { remoteAddress?: string | undefined }, reason: RejectReason): void {
+    this.counts[reason]++;
+    if (socket.destroyed) return;
+    this.logger.debug({ peer: socket.remoteAddress, reason }, 'connection refused: 503 BUSY');
+    this.#sockets.add(socket);
+    refuseSocket(socket, () => this.#sockets.delete(socket));
+  }
+
+  destroyAll(): void {
+    for (const socket of this.#sockets) socket.destroy();
+  }
 }

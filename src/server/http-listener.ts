@@ -30,7 +30,7 @@ import type { Logger } from 'pino';
 import { ListenError } from '../errors.js';
 import { EventsStream } from './http/events-stream.js';
 import { WebClientAssets } from './http/web-client.js';
-import { describeListenError } from './listener.js';
+import { describeListenError } from './transports/tcp.js';
 import { formatHostPort } from '../net/host-port.js';
 import type { Insight } from './observe/observatory.js';
 import { faultFields } from './fault-boundary.js';

@@ -4,7 +4,8 @@
  */
 import { ClusterServer } from './cluster/cluster-server.js';
 import { ForkServer } from './fork/fork-server.js';
-import { HeloServer, type RunningServer, type StartServerOptions } from './server.js';
+import type { RunningServer, StartServerOptions } from './running-server.js';
+import { HeloServer } from './server.js';
 
 export async function runServer(options: StartServerOptions): Promise<RunningServer> {
   switch (options.mode ?? 'event-loop') {

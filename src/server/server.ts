@@ -1,6 +1,5 @@
 /**
- * The TCP server of one process: a listener, the connections it serves and
- * their graceful shutdown. Two of the four concurrency models run here:
+ * The server of one process, for two of the four concurrency models:
  *
  * - `event-loop` (the default): every connection is driven by its own
  *   `Connection` on the one event loop, all at once;
@@ -8,17 +7,22 @@
  *   served strictly one at a time, in arrival order; the others wait in a
  *   queue, their bytes held by the kernel and by the paused socket.
  *
- * The other two models (`fork`, `cluster`) run this class in other
- * processes: see fork/ and cluster/.
+ * It reads top to bottom as a connection's life: listeners (transports/)
+ * → admission (`#arrive`, admission.ts) → sessions (`#admit`, the sequential
+ * queue) → shutdown. The other two models (`fork`, `cluster`) run this
+ * class in other processes: see fork/ and cluster/.
  */
-import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import type { Server, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
-import type { WebSocketLineStream } from '../net/websocket-line-stream.js';
-import type { Logger } from 'pino';
 import type { Store } from '../store/store.js';
-import { ConnectionLimits, refuseSocket, type Admission, type RejectReason } from './admission.js';
+import {
+  ConnectionLimits,
+  AdmissionGate,
+  HeldSlots,
+  RefusedSockets,
+  type Admission,
+} from './admission.js';
 import {
   Connection,
   peerOf,
@@ -26,45 +30,30 @@ import {
   type StreamSocket,
   type Transport,
 } from './connection.js';
-import { boundPort, listenTcp, tcpUrl } from './listener.js';
-// The extra transports are loaded only when their listener is opened: a
+// The other transports are loaded only when their listener is opened: a
 // fork-mode child, which serves one handed-over socket, starts faster
 // without them (a process start per connection is the cost of that mode).
-import type { TlsHandshaker } from './tls-listener.js';
-import type { UdpEndpoint } from './udp-endpoint.js';
+import { boundPort, TcpTransport } from './transports/tcp.js';
+import type { StreamTransport } from './transports/transport.js';
+import type { TlsTransport, TlsTransportOptions } from './transports/tls.js';
+import type { UdpEndpoint } from './transports/udp.js';
+import type { webSocketStream } from './transports/websocket.js';
 import type { HttpListener } from './http-listener.js';
-import { createLogger } from './logger.js';
 import type { Insight, Observatory } from './observe/observatory.js';
 import { RecentRecords, storeNotingRecent } from './observe/recent-records.js';
 import { ServerCounters, streamConnections, type CountersData } from './observe/server-counters.js';
-import { resolveServerOptions, type ServerOptions } from './options.js';
+import { resolveServerOptions } from './options.js';
+import {
+  ServerBase,
+  type ServerInternals,
+  type ServerStats,
+  type StartServerOptions,
+} from './running-server.js';
 import { InvalidOptionError } from '../errors.js';
 
 export type { RejectReason } from './admission.js';
-
-export interface StartServerOptions extends Partial<ServerOptions> {
-  /** Where payloads go. The caller owns it: the server never closes it. */
-  readonly store: Store;
-  /** Defaults to a JSON logger on stderr at `logLevel`. */
-  readonly logger?: Logger;
-  /**
-   * Who decides whether a connection may be served. Defaults to exact
-   * limits counted in this process; a cluster worker asks its primary.
-   */
-  readonly admission?: Admission;
-  /**
-   * Where the server counts what it does (`/metrics`, the dashboard). Give
-   * the same object's `onCommit` to the store to count its commits too.
-   */
-  readonly counters?: ServerCounters;
-  /**
-   * Where the HTTP port gets metrics and the dashboard: by default this
-   * server's own; a cluster worker's comes from its primary.
-   */
-  readonly insight?: Insight;
-}
-
 export type { Transport } from './connection.js';
+export type { RunningServer, ServerStats, StartServerOptions } from './running-server.js';
 
 /** What is known about a connection before its session starts. */
 export interface SessionInfo {
@@ -75,86 +64,44 @@ export interface SessionInfo {
   readonly clientCert?: string | null;
 }
 
-export interface ServerStats {
-  readonly connectionsTotal: number;
-  /** Connections open now, waiting ones included. */
-  readonly connectionsCurrent: number;
-  /** Sequential mode: clients connected and waiting for their turn. */
-  readonly waiting: number;
-  readonly rejected: Readonly<Record<RejectReason, number>>;
-  /** Payloads acknowledged by sessions that have closed (counted at session close). */
-  readonly payloadsStored: number;
-}
-
-/** What every concurrency model's server offers its caller (the CLI, tests). */
-export interface RunningServer {
-  readonly options: ServerOptions;
-  readonly port: number;
-  readonly host: string;
-  /** `tcp://127.0.0.1:7777`, with brackets around an IPv6 host. */
-  readonly url: string;
-  /** Every address listened on: `url` first, then `unix:…`, `tls://…`. */
-  readonly urls: readonly string[];
-  readonly stats: ServerStats;
-  /** SIGHUP: read the TLS certificate files again (no-op without TLS). */
-  reloadTls(): void;
-  /** Graceful shutdown (README, "Exit statuses and signals"); safe to call twice. */
-  close(): Promise<void>;
-  /** Settles if the server gives up on its own (a cluster whose workers cannot start). */
-  readonly failure?: Promise<Error>;
-}
-
-export function emptyRejectCounts(): Record<RejectReason, number> {
-  return { 'max-connections': 0, 'max-connections-per-ip': 0, shutdown: 0 };
-}
-
-export class HeloServer implements RunningServer {
-  readonly options: ServerOptions;
-  readonly logger: Logger;
+export class HeloServer extends ServerBase {
   readonly #store: Store;
   readonly #admission: Admission;
+  /** The limits, asked for every connection before any other work. */
+  readonly #gate: AdmissionGate;
   readonly counters: ServerCounters;
   readonly #insight: Insight | null;
   /** This server's own metrics and dashboard feed, when it has an HTTP port and no other insight. */
   #observatory: Observatory | null = null;
   readonly #recent: RecentRecords | null;
-  #server: Server | null = null;
-  #tlsServer: Server | null = null;
-  #tls: TlsHandshaker | null = null;
+  /** Every stream listener open, TCP first. */
+  readonly #transports: StreamTransport[] = [];
+  #tcp: TcpTransport | null = null;
+  #tls: TlsTransport | null = null;
   #udp: UdpEndpoint | null = null;
   #http: HttpListener | null = null;
-  #webSocketLineStream: typeof WebSocketLineStream | null = null;
-  /**
-   * Sockets of the HTTP port, with their address: each holds a place among
-   * the limits until it closes or, as a WebSocket, passes it to its session.
-   */
-  readonly #upgrading = new Map<Socket, string>();
-  /** Every listener open, TCP first. */
-  readonly #listeners: Server[] = [];
-  /** Admitted TLS sockets still in their handshake, with their client's address. */
-  readonly #handshaking = new Map<Socket, string>();
+  #webSocketStream: typeof webSocketStream | null = null;
+  // Admitted sockets not served yet, each holding its admission slot (HeldSlots):
+  /** Stream sockets their transport is opening (a TLS handshake). */
+  readonly #opening: HeldSlots;
+  /** Connections of the HTTP port, until they close or, as a WebSocket, pass their slot on. */
+  readonly #onHttpPort: HeldSlots;
+  /** Sequential mode: sockets waiting for their turn, oldest first. */
+  readonly #waiting: HeldSlots<WaitingSession>;
   readonly #connections = new Set<Connection>();
-  /** Sequential mode: sockets admitted and waiting for their turn, oldest first. */
-  readonly #waiting = new Map<StreamSocket, WaitingSession>();
-  /** Sockets answered 503 BUSY, until they close. */
-  readonly #refused = new Set<StreamSocket>();
-  /** Session ids are `<boot id>-<counter>`: unique across restarts, cheap to make. */
-  readonly #bootId = randomBytes(4).toString('hex');
-  #sessionCounter = 0;
-  #isShuttingDown = false;
-  #closed: Promise<void> | null = null;
+  readonly #refused: RefusedSockets;
   #payloadsStored = 0;
   #onAllClosed: (() => void) | null = null;
 
-  constructor(options: StartServerOptions) {
-    const { store, logger, admission, counters, insight, ...rest } = options;
-    this.options = resolveServerOptions(rest);
+  constructor(options: StartServerOptions, internals: ServerInternals = {}) {
+    const { store, logger, counters, ...rest } = options;
+    super(resolveServerOptions(rest), logger);
     if (this.options.mode === 'fork' || this.options.mode === 'cluster') {
       throw new InvalidOptionError(
         `HeloServer runs the event-loop and sequential modes; use startServer()`,
       );
     }
-    this.logger = logger ?? createLogger(this.options.logLevel);
+    const { admission, insight } = internals;
     this.counters = counters ?? new ServerCounters();
     this.#insight = insight ?? null;
     // The server that answers for itself on the HTTP port notes its latest records for the dashboard.
@@ -164,19 +111,18 @@ export class HeloServer implements RunningServer {
     this.#admission =
       admission ??
       new ConnectionLimits(this.options.maxConnections, this.options.maxConnectionsPerIp);
+    this.#gate = new AdmissionGate(this.#admission, () => this.isShuttingDown);
+    this.#opening = new HeldSlots(this.#admission);
+    this.#onHttpPort = new HeldSlots(this.#admission);
+    this.#waiting = new HeldSlots(this.#admission);
+    this.#refused = new RefusedSockets(this.counters.rejected, this.logger);
   }
 
   /** The port actually bound (differs from `options.port` when that is 0). */
   get port(): number {
-    return this.#server === null ? this.options.port : boundPort(this.#server, this.options.port);
-  }
-
-  get host(): string {
-    return this.options.host;
-  }
-
-  get url(): string {
-    return tcpUrl(this.host, this.port);
+    return this.#tcp === null
+      ? this.options.port
+      : boundPort(this.#tcp.listener, this.options.port);
   }
 
   get stats(): ServerStats {
@@ -194,6 +140,114 @@ export class HeloServer implements RunningServer {
     return this.counters.toData();
   }
 
+  /** The live connections (for tests and, later, the dashboard). */
+  get connections(): ReadonlySet<Connection> {
+    return this.#connections;
+  }
+
+  /** Every address this server listens on: `tcp://…`, then `unix:…`, `tls://…`, `udp://…`, `ws://…`. */
+  get urls(): string[] {
+    const urls = [this.url, ...this.#transports.slice(1).map((transport) => transport.url)];
+    if (this.#udp !== null) urls.push(this.#udp.url);
+    if (this.#http !== null) urls.push(this.#http.wsUrl);
+    return urls;
+  }
+
+  /** The HTTP port actually bound, or null without one. */
+  get httpPort(): number | null {
+    return this.#http?.port ?? null;
+  }
+
+  /** The UDP port actually bound, or null without UDP. */
+  get udpPort(): number | null {
+    return this.#udp?.port ?? null;
+  }
+
+  /** The TLS port actually bound, or null without TLS. */
+  get tlsPort(): number | null {
+    return this.#tls?.port ?? null;
+  }
+
+  // ---- Listeners ----------------------------------------------------------
+
+  /** Opens every listener the options ask for; if one fails, closes the others. */
+  async listen(): Promise<void> {
+    const { host, port, unixPath, tlsPort, udpPort, httpPort } = this.options;
+    const arrive = (socket: Socket, transport: StreamTransport): void =>
+      this.#arrive(socket, transport);
+    try {
+      this.#tcp = await TcpTransport.listen({ host, port }, arrive);
+      this.#transports.push(this.#tcp);
+      if (unixPath !== null) {
+        const { UnixTransport } = await import('./transports/unix.js');
+        const unix = { path: unixPath, mode: this.options.unixMode };
+        this.#transports.push(await UnixTransport.listen(unix, arrive));
+      }
+      if (udpPort !== null) await this.#listenUdp(udpPort);
+      if (httpPort !== null) await this.#listenHttp(httpPort);
+      if (tlsPort !== null) {
+        const { TlsTransport } = await import('./transports/tls.js');
+        this.#tls = await TlsTransport.listen(this.#tlsOptions(tlsPort), arrive, (raw, error) =>
+          this.logger.debug(
+            { peer: raw.remoteAddress, err: error.message },
+            'TLS handshake failed',
+          ),
+        );
+        this.#transports.push(this.#tls);
+      }
+    } catch (error) {
+      for (const transport of this.#transports.splice(0)) void transport.close();
+      await this.#udp?.close();
+      await this.#http?.close();
+      throw error;
+    }
+    for (const { listener } of this.#transports) {
+      listener.on('error', (error) => this.logger.error({ err: error.message }, 'listener error'));
+    }
+    this.logger.info({ urls: this.urls, mode: this.options.mode }, 'listening');
+  }
+
+  async #listenUdp(port: number): Promise<void> {
+    const { UdpEndpoint } = await import('./transports/udp.js');
+    const { host, maxLineBytes, shutdownGraceMs } = this.options;
+    this.#udp = await UdpEndpoint.bind(
+      { host, port, maxLineBytes, shutdownGraceMs },
+      {
+        store: this.#store,
+        logger: this.logger,
+        newSessionId: () => this.newSessionId(),
+        isShuttingDown: () => this.isShuttingDown,
+        counters: this.counters,
+      },
+    );
+  }
+
+  async #listenHttp(port: number): Promise<void> {
+    const { HttpListener } = await import('./http-listener.js');
+    this.#webSocketStream = (await import('./transports/websocket.js')).webSocketStream;
+    this.#http = await HttpListener.listen(
+      {
+        host: this.options.host,
+        port,
+        wsOrigins: this.options.wsOrigins,
+        token: this.options.httpToken,
+        maxMessageBytes: Math.max(this.options.maxLineBytes + 2, 1 << 20),
+        // Short, whatever --idle-timeout says: a page's connections are cheap to reopen.
+        idleTimeoutMs: Math.min(this.options.idleTimeoutMs || HTTP_IDLE_MS, HTTP_IDLE_MS),
+      },
+      {
+        admit: (socket, go) => this.#admitHttp(socket, go),
+        onWebSocket: (ws, request) => this.#serveWebSocket(ws, request),
+      },
+      {
+        insight: this.#insight ?? (await this.#openObservatory()),
+        isShuttingDown: () => this.isShuttingDown,
+        logger: this.logger,
+        counters: this.counters,
+      },
+    );
+  }
+
   async #openObservatory(): Promise<Observatory> {
     const { Observatory } = await import('./observe/observatory.js');
     this.#observatory = new Observatory({
@@ -205,163 +259,25 @@ export class HeloServer implements RunningServer {
     return this.#observatory;
   }
 
-  /** The live connections (for tests and, later, the dashboard). */
-  get connections(): ReadonlySet<Connection> {
-    return this.#connections;
-  }
-
-  /** Opens every listener the options ask for; if one fails, closes the others. */
-  async listen(): Promise<void> {
-    const { host, port, unixPath, tlsPort, udpPort, httpPort } = this.options;
-    try {
-      this.#server = await listenTcp({ host, port }, (socket) => this.serveSocket(socket));
-      this.#listeners.push(this.#server);
-      if (unixPath !== null) {
-        const { listenUnix } = await import('./unix-listener.js');
-        const unix = await listenUnix({ path: unixPath, mode: this.options.unixMode }, (socket) =>
-          this.serveSocket(socket, { transport: 'unix' }),
-        );
-        this.#listeners.push(unix);
-      }
-      if (udpPort !== null) {
-        const { UdpEndpoint } = await import('./udp-endpoint.js');
-        this.#udp = await UdpEndpoint.bind(
-          {
-            host,
-            port: udpPort,
-            maxLineBytes: this.options.maxLineBytes,
-            shutdownGraceMs: this.options.shutdownGraceMs,
-          },
-          {
-            store: this.#store,
-            logger: this.logger,
-            newSessionId: () => this.#newSessionId(),
-            isShuttingDown: () => this.#isShuttingDown,
-            counters: this.counters,
-          },
-        );
-      }
-      if (httpPort !== null) {
-        const { HttpListener } = await import('./http-listener.js');
-        this.#webSocketLineStream = (
-          await import('../net/websocket-line-stream.js')
-        ).WebSocketLineStream;
-        this.#http = await HttpListener.listen(
-          {
-            host,
-            port: httpPort,
-            wsOrigins: this.options.wsOrigins,
-            token: this.options.httpToken,
-            maxMessageBytes: Math.max(this.options.maxLineBytes + 2, 1 << 20),
-            // Short, whatever --idle-timeout says: a page's connections are cheap to reopen.
-            idleTimeoutMs: Math.min(this.options.idleTimeoutMs || HTTP_IDLE_MS, HTTP_IDLE_MS),
-          },
-          {
-            admit: (socket, go) =>
-              this.#decide(
-                socket,
-                (ip) => {
-                  this.#upgrading.set(socket, ip);
-                  socket.once('close', () => {
-                    if (this.#upgrading.delete(socket)) this.#admission.release(ip);
-                  });
-                  go(null);
-                },
-                (reason) => {
-                  this.counters.rejected[reason]++;
-                  go('503 Service Unavailable');
-                },
-                // The HTTP port serves until it closes last: /readyz says 503 meanwhile.
-                { duringShutdown: true },
-              ),
-            onWebSocket: (ws, request) => this.#serveWebSocket(ws, request),
-          },
-          {
-            insight: this.#insight ?? (await this.#openObservatory()),
-            isShuttingDown: () => this.#isShuttingDown,
-            logger: this.logger,
-            counters: this.counters,
-          },
-        );
-      }
-      if (tlsPort !== null) {
-        const { TlsHandshaker } = await import('./tls-listener.js');
-        this.#tls = this.#createTlsHandshaker(TlsHandshaker);
-        this.#tlsServer = await listenTcp({ host, port: tlsPort }, (raw) => this.#serveTls(raw));
-        this.#listeners.push(this.#tlsServer);
-      }
-    } catch (error) {
-      for (const listener of this.#listeners.splice(0)) listener.close();
-      await this.#udp?.close();
-      await this.#http?.close();
-      throw error;
-    }
-    for (const listener of this.#listeners) {
-      listener.on('error', (error) => this.logger.error({ err: error.message }, 'listener error'));
-    }
-    this.logger.info({ urls: this.urls, mode: this.options.mode }, 'listening');
-  }
-
-  /** Every address this server listens on: `tcp://…`, then `unix:…`, `tls://…`. */
-  get urls(): string[] {
-    const urls = [this.url];
-    if (this.options.unixPath !== null) urls.push(`unix:${this.options.unixPath}`);
-    if (this.#tlsServer !== null) {
-      urls.push(tcpUrl(this.host, boundPort(this.#tlsServer, 0)).replace('tcp:', 'tls:'));
-    }
-    if (this.#udp !== null) urls.push(this.#udp.url);
-    if (this.#http !== null) urls.push(this.#http.wsUrl);
-    return urls;
-  }
-
-  /** The HTTP port actually bound, or null without one. */
-  get httpPort(): number | null {
-    return this.#http?.port ?? null;
-  }
-
-  /** A WebSocket on /ws: the same Connection as a socket, over one message per line (§7). */
-  #serveWebSocket(ws: WebSocket, request: IncomingMessage): void {
-    const raw = request.socket;
-    const ip = this.#upgrading.get(raw) ?? raw.remoteAddress ?? '';
-    this.#upgrading.delete(raw);
-    const stream = new this.#webSocketLineStream!(ws, {
-      address: raw.remoteAddress,
-      port: raw.remotePort,
-    });
-    stream.on('close', () => {
-      if (stream.protocolError !== null) {
-        this.logger.warn(
-          { peer: raw.remoteAddress, reason: stream.protocolError },
-          'WebSocket closed: not the protocol',
-        );
-      }
-    });
-    if (this.#isShuttingDown) {
-      this.#admission.release(ip);
-      this.#refuse(stream, 'shutdown');
-      return;
-    }
-    this.#admit(stream, ip, { transport: 'ws' });
-  }
-
-  /** The UDP port actually bound, or null without UDP. */
-  get udpPort(): number | null {
-    return this.#udp?.port ?? null;
-  }
-
-  /** The TLS port actually bound, or null without TLS. */
-  get tlsPort(): number | null {
-    return this.#tlsServer === null ? null : boundPort(this.#tlsServer, 0);
+  #tlsOptions(port: number): TlsTransportOptions {
+    const { host, tlsCertPath, tlsKeyPath, tlsCaPath } = this.options;
+    return {
+      host,
+      port,
+      files: { certPath: tlsCertPath!, keyPath: tlsKeyPath!, caPath: tlsCaPath },
+      requireClientCert: this.options.tlsRequireClientCert,
+      handshakeTimeoutMs: this.options.tlsHandshakeTimeoutMs,
+    };
   }
 
   /**
    * Reads the TLS certificate files again (SIGHUP): new connections use the
    * new ones. A failure is logged and the old certificates stay in use.
    */
-  reloadTls(): void {
+  override reloadTls(): void {
     if (this.#tls === null) return;
     try {
-      this.#tls.reload();
+      this.#tls.handshaker.reload();
       this.logger.info('TLS certificates reloaded');
     } catch (error) {
       this.logger.error(
@@ -371,119 +287,88 @@ export class HeloServer implements RunningServer {
     }
   }
 
-  #createTlsHandshaker(Handshaker: typeof TlsHandshaker): TlsHandshaker {
-    const { tlsCertPath, tlsKeyPath, tlsCaPath } = this.options;
-    return new Handshaker(
-      { certPath: tlsCertPath!, keyPath: tlsKeyPath!, caPath: tlsCaPath },
-      {
-        requireClientCert: this.options.tlsRequireClientCert,
-        handshakeTimeoutMs: this.options.tlsHandshakeTimeoutMs,
+  // ---- Admission ----------------------------------------------------------
+
+  /**
+   * Every stream socket of every listener (TCP, Unix, TLS) comes in here:
+   * the one place for a stage that must come first (a PROXY-protocol
+   * header, read before the limits and the TLS handshake). Then the limits;
+   * then the transport opens the socket (TLS: the handshake, so handshakes
+   * cannot get around the limits) while it holds its slot in `#opening`.
+   */
+  #arrive(socket: Socket, transport: StreamTransport): void {
+    this.#gate.decide(
+      socket,
+      socket.remoteAddress ?? '',
+      (ip) => {
+        this.#opening.hold(socket, ip, null);
+        transport.open(socket, (stream, clientCert) => {
+          // From here the slot is the session's. (A socket that closed before
+          // this, a failed or timed-out handshake, gave it back in #opening.)
+          this.#opening.take(socket);
+          if (this.isShuttingDown) {
+            this.#admission.release(ip);
+            this.#refused.refuse(stream, 'shutdown');
+          } else {
+            this.#admit(stream, ip, { transport: transport.name, clientCert });
+          }
+        });
       },
-      (socket, raw, clientCert) => {
-        // Keyed by the raw socket: it is what #serveTls admitted.
-        const ip = this.#handshaking.get(raw) ?? raw.remoteAddress ?? '';
-        this.#handshaking.delete(raw);
-        if (this.#isShuttingDown) {
-          this.#admission.release(ip);
-          this.#refuse(socket, 'shutdown');
+      (reason) => {
+        if (transport.repliesToRefusals) {
+          this.#refused.refuse(socket, reason);
         } else {
-          this.#admit(socket, ip, { transport: 'tls', clientCert });
+          this.counters.rejected[reason]++;
+          socket.destroy();
         }
-      },
-      (raw, error) => {
-        this.logger.debug({ peer: raw.remoteAddress, err: error.message }, 'TLS handshake failed');
       },
     );
   }
 
   /**
-   * A TLS connection is admitted (limits) before its handshake starts, so
-   * handshakes cannot get around the limits. A refused one is closed
-   * without a reply: before the handshake there is no way to send one.
+   * Serves a connected socket handed over by another process (fork mode,
+   * which names the session) or taken from any listener (tests).
    */
-  #serveTls(raw: Socket): void {
-    raw.on('error', ignoreError);
-    this.#decide(
-      raw,
+  serveSocket(socket: Socket, info: SessionInfo = {}): void {
+    this.#gate.decide(
+      socket,
+      socket.remoteAddress ?? '',
+      (ip) => this.#admit(socket, ip, info),
+      (reason) => this.#refused.refuse(socket, reason),
+    );
+  }
+
+  /** Every HTTP connection takes a slot as it arrives, even during shutdown: /readyz says 503 meanwhile. */
+  #admitHttp(socket: Socket, go: (refusal: string | null) => void): void {
+    this.#gate.decide(
+      socket,
+      socket.remoteAddress ?? '',
       (ip) => {
-        // The TLS socket wraps the raw one: both are known by the raw one's close.
-        this.#handshaking.set(raw, ip);
-        raw.once('close', () => {
-          // Closed before a session took it over: the handshake failed or timed out.
-          if (this.#handshaking.delete(raw)) this.#admission.release(ip);
-        });
-        this.#tls!.handshake(raw);
+        this.#onHttpPort.hold(socket, ip, null);
+        go(null);
       },
       (reason) => {
         this.counters.rejected[reason]++;
-        raw.destroy();
+        go('503 Service Unavailable');
       },
+      { duringShutdown: true },
     );
   }
 
-  /**
-   * Serves a connected socket: from one of this server's listeners, or
-   * handed over by another process (fork mode, which names the session).
-   */
-  serveSocket(socket: Socket, info: SessionInfo = {}): void {
-    this.#decide(
-      socket,
-      (ip) => this.#admit(socket, ip, info),
-      (reason) => this.#refuse(socket, reason),
-    );
-  }
-
-  /** Limits are decided before any other work: no session, no parsing, no handshake. */
-  #decide(
-    socket: Socket,
-    admitted: (ip: string) => void,
-    refused: (reason: RejectReason) => void,
-    { duringShutdown = false } = {},
-  ): void {
-    if (this.#isShuttingDown && !duringShutdown) {
-      refused('shutdown');
+  /** A WebSocket on /ws: the same Connection as a socket, over one message per line (§7). */
+  #serveWebSocket(ws: WebSocket, request: IncomingMessage): void {
+    const raw = request.socket;
+    const ip = this.#onHttpPort.take(raw)?.ip ?? raw.remoteAddress ?? '';
+    const stream = this.#webSocketStream!(ws, request, this.logger);
+    if (this.isShuttingDown) {
+      this.#admission.release(ip);
+      this.#refused.refuse(stream, 'shutdown');
       return;
     }
-    const ip = socket.remoteAddress ?? '';
-    const decision = this.#admission.admit(ip);
-    if (decision === null) {
-      admitted(ip);
-    } else if (typeof decision === 'string') {
-      refused(decision);
-    } else {
-      // An answer from elsewhere (a cluster's primary): the socket holds its
-      // bytes meanwhile, since nothing reads it yet.
-      socket.on('error', ignoreError);
-      decision.then(
-        (reason) => {
-          if (reason !== null) {
-            refused(reason);
-          } else if (socket.destroyed || (!duringShutdown && socket.readableEnded)) {
-            // Gone while the answer travelled (a port probe, a health check).
-            // Its EOF was read with no 'end' listener yet, and the listener
-            // keeps half-open sockets, so no session would ever see it close.
-            // (An HTTP socket is read by the HTTP parser, which sees its end.)
-            this.#admission.release(ip);
-            socket.destroy();
-          } else if (this.#isShuttingDown && !duringShutdown) {
-            this.#admission.release(ip);
-            refused('shutdown');
-          } else {
-            admitted(ip);
-          }
-        },
-        () => refused('max-connections'),
-      );
-    }
+    this.#admit(stream, ip, { transport: 'ws' });
   }
 
-  #refuse(socket: StreamSocket, reason: RejectReason): void {
-    this.counters.rejected[reason]++;
-    if (socket.destroyed) return;
-    this.logger.debug({ peer: socket.remoteAddress, reason }, 'connection refused: 503 BUSY');
-    this.#refused.add(socket);
-    refuseSocket(socket, () => this.#refused.delete(socket));
-  }
+  // ---- Sessions -----------------------------------------------------------
 
   #admit(socket: StreamSocket, ip: string, info: SessionInfo): void {
     const transport = info.transport ?? 'tcp';
@@ -499,12 +384,8 @@ export class HeloServer implements RunningServer {
     this.#startSession(socket, ip, info);
   }
 
-  #newSessionId(): string {
-    return `${this.#bootId}-${(++this.#sessionCounter).toString(36)}`;
-  }
-
   #startSession(socket: StreamSocket, ip: string, info: SessionInfo): void {
-    const id = info.session ?? this.#newSessionId();
+    const id = info.session ?? this.newSessionId();
     const connection = new Connection(socket, id, {
       options: this.options,
       store: this.#store,
@@ -522,18 +403,13 @@ export class HeloServer implements RunningServer {
     // A client that gives up while waiting leaves the queue. Its FIN shows as
     // 'end' only once everything it sent before has been read, so a client
     // that sent requests and then half-closed keeps its place (and replies).
-    const socketOnClose = (): void => {
-      if (this.#waiting.delete(socket)) {
-        this.counters.connectionsCurrent[info.transport ?? 'tcp']--;
-        this.#admission.release(ip);
-        this.#checkAllClosed();
-      }
-    };
     const socketOnEnd = (): void => void socket.destroy();
     socket.on('error', ignoreError);
     socket.once('end', socketOnEnd);
-    socket.once('close', socketOnClose);
-    this.#waiting.set(socket, { ip, info, socketOnEnd, socketOnClose });
+    this.#waiting.hold(socket, ip, { info, socketOnEnd }, () => {
+      this.counters.connectionsCurrent[info.transport ?? 'tcp']--;
+      this.#checkAllClosed();
+    });
     this.logger.info(
       { peer: peerOf(socket, info.transport ?? 'tcp'), waiting: this.#waiting.size },
       'client waiting for its turn',
@@ -542,74 +418,16 @@ export class HeloServer implements RunningServer {
 
   #serveNextWaiting(): void {
     if (this.#connections.size > 0) return;
-    const next = this.#waiting.entries().next();
-    if (next.done === true) return;
-    const [socket, waiting] = next.value;
-    this.#waiting.delete(socket);
+    const socket = this.#waiting.oldest() as StreamSocket | undefined;
+    if (socket === undefined) return;
+    const { ip, data: waiting } = this.#waiting.take(socket)!;
     socket.off('end', waiting.socketOnEnd);
-    socket.off('close', waiting.socketOnClose);
     socket.off('error', ignoreError);
     this.logger.info(
       { peer: peerOf(socket, waiting.info.transport ?? 'tcp'), waiting: this.#waiting.size },
       'waiting client served',
     );
-    this.#startSession(socket, waiting.ip, waiting.info);
-  }
-
-  /**
-   * Graceful shutdown (README, signals): stop accepting, answer what was received,
-   * `503 BUSY` to idle and waiting sessions, and resolve once every
-   * connection is closed (busy ones are cut off after `shutdownGraceMs`).
-   * Safe to call twice.
-   */
-  close(): Promise<void> {
-    this.#closed ??= this.#shutdown();
-    return this.#closed;
-  }
-
-  async #shutdown(): Promise<void> {
-    this.#isShuttingDown = true;
-    this.logger.info(
-      { connections: this.#connections.size, waiting: this.#waiting.size },
-      'shutting down',
-    );
-    const listenersClosed = Promise.all(
-      this.#listeners.map(
-        (listener) => new Promise<void>((resolve) => listener.close(() => resolve())),
-      ),
-    );
-    for (const raw of this.#handshaking.keys()) raw.destroy();
-    // Waiting clients were never served: they get 503 BUSY, like idle ones.
-    for (const [socket, waiting] of this.#waiting) {
-      this.#waiting.delete(socket);
-      socket.off('close', waiting.socketOnClose);
-      this.counters.connectionsCurrent[waiting.info.transport ?? 'tcp']--;
-      this.#admission.release(waiting.ip);
-      this.#refuse(socket, 'shutdown');
-    }
-    const allClosed = new Promise<void>((resolve) => {
-      this.#onAllClosed = resolve;
-      this.#checkAllClosed();
-    });
-    for (const connection of this.#connections) connection.shutdown();
-    const grace = setTimeout(() => {
-      for (const connection of this.#connections) connection.destroy();
-    }, this.options.shutdownGraceMs);
-    // Datagrams get 503 BUSY from now on; appends in flight finish first.
-    const udpClosed = this.#udp?.close();
-    await allClosed;
-    await udpClosed;
-    // The HTTP port closes last: until now `/readyz` has been answering 503.
-    await this.#http?.close();
-    this.#observatory?.close();
-    clearTimeout(grace);
-    for (const socket of this.#refused) socket.destroy();
-    await listenersClosed;
-    this.logger.info('server closed');
-  }
-
-  #checkAllClosed(): void {
-    if (this.#connections.size === 0 && this.#waiting.size === 0) this.#onAllClosed?.();
+    this.#startSession(socket, ip, waiting.info);
   }
 
   #connectionOnClose(connection: Connection, summary: ConnectionSummary, ip: string): void {
@@ -617,17 +435,61 @@ export class HeloServer implements RunningServer {
     this.counters.connectionsCurrent[summary.transport]--;
     this.#payloadsStored += summary.payloads;
     this.#admission.release(ip);
-    if (!this.#isShuttingDown) this.#serveNextWaiting();
+    if (!this.isShuttingDown) this.#serveNextWaiting();
     this.#checkAllClosed();
+  }
+
+  // ---- Shutdown -----------------------------------------------------------
+
+  /**
+   * Graceful shutdown (README, signals): stop accepting, answer what was received,
+   * `503 BUSY` to idle and waiting sessions, and resolve once every
+   * connection is closed (busy ones are cut off after `shutdownGraceMs`).
+   */
+  protected async shutdown(): Promise<void> {
+    this.logger.info(
+      { connections: this.#connections.size, waiting: this.#waiting.size },
+      'shutting down',
+    );
+    const listenersClosed = Promise.all(this.#transports.map((transport) => transport.close()));
+    for (const socket of this.#opening.sockets()) socket.destroy();
+    // Waiting clients were never served: they get 503 BUSY, like idle ones.
+    for (const socket of this.#waiting.sockets()) {
+      const { ip, data: waiting } = this.#waiting.take(socket)!;
+      this.counters.connectionsCurrent[waiting.info.transport ?? 'tcp']--;
+      this.#admission.release(ip);
+      this.#refused.refuse(socket, 'shutdown');
+    }
+    const allClosed = new Promise<void>((resolve) => {
+      this.#onAllClosed = resolve;
+      this.#checkAllClosed();
+    });
+    for (const connection of this.#connections) connection.shutdown();
+    const cancelGrace = this.afterGrace(() => {
+      for (const connection of this.#connections) connection.destroy();
+    });
+    // Datagrams get 503 BUSY from now on; appends in flight finish first.
+    const udpClosed = this.#udp?.close();
+    await allClosed;
+    await udpClosed;
+    // The HTTP port closes last: until now `/readyz` has been answering 503.
+    await this.#http?.close();
+    this.#observatory?.close();
+    cancelGrace();
+    this.#refused.destroyAll();
+    await listenersClosed;
+    this.logger.info('server closed');
+  }
+
+  #checkAllClosed(): void {
+    if (this.#connections.size === 0 && this.#waiting.size === 0) this.#onAllClosed?.();
   }
 }
 
 /** What a waiting socket will need when its turn comes. */
 interface WaitingSession {
-  readonly ip: string;
   readonly info: SessionInfo;
   readonly socketOnEnd: () => void;
-  readonly socketOnClose: () => void;
 }
 
 function ignoreError(): void {}

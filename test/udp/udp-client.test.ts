@@ -26,7 +26,7 @@ import {
   ReplyError,
   TimeoutError,
 } from '../../src/errors.js';
-import { UdpEndpoint } from '../../src/server/udp-endpoint.js';
+import { UdpEndpoint } from '../../src/server/transports/udp.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import type { Store } from '../../src/store/store.js';
 import { ControlledStore } from '../helpers/stores.js';

@@ -14,7 +14,7 @@ import { ALL_REPLIES, Replies } from '../../src/core/replies.js';
 import { Session } from '../../src/core/session.js';
 import { ListenError } from '../../src/errors.js';
 import { interpretDatagram } from '../../src/core/datagram.js';
-import { UdpEndpoint } from '../../src/server/udp-endpoint.js';
+import { UdpEndpoint } from '../../src/server/transports/udp.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import type { Store } from '../../src/store/store.js';
 import { ControlledStore } from '../helpers/stores.js';

@@ -19,7 +19,6 @@ import cluster, { type Worker } from 'node:cluster';
 import { createSocket } from 'node:dgram';
 import { createServer, isIPv6 } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import type { Logger } from 'pino';
 import { ListenError, ProcessError } from '../../errors.js';
 import type { Store } from '../../store/store.js';
 import { hostStore, type StoreHostStats } from '../ipc/store-host.js';
@@ -34,11 +33,16 @@ import {
   withoutCurrent,
   type CountersData,
 } from '../observe/server-counters.js';
-import { boundPort, tcpUrl } from '../listener.js';
-import { PrivateUnixSocket, removeStaleUnixSocket, UNIX_BIND_PATH_ENV } from '../unix-listener.js';
-import { createLogger } from '../logger.js';
 import { resolveServerOptions, type ServerOptions } from '../options.js';
-import { type RunningServer, type ServerStats, type StartServerOptions } from '../server.js';
+import {
+  KILL_AFTER_GRACE_MS,
+  ServerBase,
+  type ServerStats,
+  type StartServerOptions,
+} from '../running-server.js';
+import { boundPort } from '../transports/tcp.js';
+import { UNIX_BIND_PATH_ENV } from '../transports/unix.js';
+import { PrivateUnixSocket, removeStaleUnixSocket } from '../transports/unix-socket-file.js';
 import {
   COUNTERS_RPC,
   INSIGHT_RPC,
@@ -52,8 +56,6 @@ import { SlotPool } from './connection-slots.js';
 
 const WORKER_PROGRAM = fileURLToPath(new URL('./worker.js', import.meta.url));
 
-/** After the grace period, workers still running get this long before SIGKILL. */
-const KILL_AFTER_GRACE_MS = 1_000;
 /** A worker dying sooner than this after its start is "crash looping": wait before the next. */
 const CRASH_LOOP_MS = 2_000;
 /** The wait before replacing a crash-looping worker doubles from the first to the cap. */
@@ -79,9 +81,7 @@ interface WorkerState {
   readonly countersNow: IpcRequester<null, CountersData>;
 }
 
-export class ClusterServer implements RunningServer {
-  readonly options: ServerOptions;
-  readonly logger: Logger;
+export class ClusterServer extends ServerBase {
   readonly #store: Store;
   readonly #slots: SlotPool;
   readonly #workers = new Map<Worker, WorkerState>();
@@ -89,8 +89,6 @@ export class ClusterServer implements RunningServer {
   /** Counters of workers that have exited, so the totals survive them. */
   #port = 0;
   #urls: readonly string[] = [];
-  #isShuttingDown = false;
-  #closed: Promise<void> | null = null;
   /** `--unix`: the workers' shared socket, bound privately and put in place here. */
   #unixSocket: PrivateUnixSocket | null = null;
   #workersReplaced = 0;
@@ -116,8 +114,7 @@ export class ClusterServer implements RunningServer {
 
   constructor(options: StartServerOptions) {
     const { store, logger, counters, ...rest } = options;
-    this.options = resolveServerOptions({ ...rest, mode: 'cluster' });
-    this.logger = logger ?? createLogger(this.options.logLevel);
+    super(resolveServerOptions({ ...rest, mode: 'cluster' }), logger);
     this.#counters = counters ?? new ServerCounters();
     // The primary owns the store, so it sees every worker's payloads: the dashboard's recent records.
     this.#recent = this.options.httpPort === null ? null : new RecentRecords();
@@ -130,21 +127,13 @@ export class ClusterServer implements RunningServer {
     return this.#port;
   }
 
-  get host(): string {
-    return this.options.host;
-  }
-
-  get url(): string {
-    return tcpUrl(this.host, this.port);
-  }
-
   /** Every address the workers listen on. */
   get urls(): readonly string[] {
     return this.#urls;
   }
 
   /** Each worker reads its certificates again. */
-  reloadTls(): void {
+  override reloadTls(): void {
     for (const { worker } of this.#workers.values()) worker.process.kill('SIGHUP');
   }
 
@@ -190,9 +179,7 @@ export class ClusterServer implements RunningServer {
       this.#urls = listening[0]!.urls;
     } catch (error) {
       // Not a shutdown: the start failed, and the caller reports why in one line.
-      this.#isShuttingDown = true;
-      this.#closed = this.#stopWorkers();
-      await this.#closed;
+      await this.closeWith(() => this.#stopWorkers());
       this.#unixSocket?.release();
       throw error;
     }
@@ -324,7 +311,7 @@ export class ClusterServer implements RunningServer {
     const state = this.#workers.get(worker);
     if (state === undefined) return;
     this.#forget(state);
-    if (this.#isShuttingDown) return;
+    if (this.isShuttingDown) return;
     if (!state.isListening) {
       this.#startFailures++;
       if (this.#startFailures >= MAX_START_FAILURES) {
@@ -348,7 +335,7 @@ export class ClusterServer implements RunningServer {
       'cluster worker died; starting a replacement',
     );
     const replace = (): void => {
-      if (this.#isShuttingDown) return;
+      if (this.isShuttingDown) return;
       this.#workersReplaced++;
       this.#startWorker()
         // After every worker had died the socket was closed; the replacement
@@ -425,19 +412,13 @@ export class ClusterServer implements RunningServer {
         : observatory.storeWritable();
   };
 
-  close(): Promise<void> {
-    this.#closed ??= this.#shutdown();
-    return this.#closed;
-  }
-
   /**
    * No more replacements; every worker shuts down gracefully (SIGTERM; it
    * may already have it from the process group); stragglers are killed.
    * The store stays open until the last worker has gone, so every payload
    * a worker acknowledges was stored by this process.
    */
-  async #shutdown(): Promise<void> {
-    this.#isShuttingDown = true;
+  protected async shutdown(): Promise<void> {
     this.logger.info({ workers: this.#workers.size }, 'shutting down');
     await this.#stopWorkers();
     this.#unixSocket?.release();
@@ -459,11 +440,11 @@ export class ClusterServer implements RunningServer {
           state.worker.process.kill('SIGTERM');
         }),
     );
-    const killer = setTimeout(() => {
+    const cancelKill = this.afterGrace(() => {
       for (const { worker } of this.#workers.values()) worker.process.kill('SIGKILL');
-    }, this.options.shutdownGraceMs + KILL_AFTER_GRACE_MS);
+    }, KILL_AFTER_GRACE_MS);
     await Promise.all(exits);
-    clearTimeout(killer);
+    cancelKill();
     for (const state of [...this.#workers.values()]) this.#forget(state);
     cluster.off('exit', this.#clusterOnExit);
   }

@@ -28,15 +28,14 @@ const primary = parentChannel();
 const options = JSON.parse(process.env[WORKER_OPTIONS_ENV] ?? '{}') as ServerOptions;
 const logger = createLogger(options.logLevel);
 const store = new RemoteStore(primary);
-const server = new HeloServer({
-  ...options,
-  mode: 'event-loop',
-  store,
-  logger,
-  admission: new SlotAdmission(primary, options.maxConnectionsPerIp),
-  // /metrics and the dashboard cover the whole cluster: the primary answers them.
-  ...(options.httpPort === null ? {} : { insight: new RemoteInsight(primary) }),
-});
+const server = new HeloServer(
+  { ...options, mode: 'event-loop', store, logger },
+  {
+    admission: new SlotAdmission(primary, options.maxConnectionsPerIp),
+    // /metrics and the dashboard cover the whole cluster: the primary answers them.
+    ...(options.httpPort === null ? {} : { insight: new RemoteInsight(primary) }),
+  },
+);
 
 let lastCounters: CountersData | null = null;
 let isCountersFailureLogged = false;

@@ -12,29 +12,24 @@
  * (ipc/remote-store.ts), so all children share its group commits.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import type { Server, Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import type { Logger } from 'pino';
 import type { Store } from '../../store/store.js';
-import { ConnectionLimits, refuseSocket, type RejectReason } from '../admission.js';
+import { ConnectionLimits, RefusedSockets } from '../admission.js';
 import { hostStore, type StoreHostStats } from '../ipc/store-host.js';
 import { isMessage, sendIfConnected } from '../ipc/messages.js';
-import { boundPort, listenTcp, tcpUrl } from '../listener.js';
-import { createLogger } from '../logger.js';
-import { resolveServerOptions, type ServerOptions } from '../options.js';
+import { resolveServerOptions } from '../options.js';
 import {
   emptyRejectCounts,
-  type RunningServer,
+  KILL_AFTER_GRACE_MS,
+  ServerBase,
   type ServerStats,
   type StartServerOptions,
-} from '../server.js';
+} from '../running-server.js';
+import { boundPort, listenTcp } from '../transports/tcp.js';
 import type { ChildReady, ServeSession } from './fork-messages.js';
 
 const SESSION_CHILD = fileURLToPath(new URL('./session-child.js', import.meta.url));
-
-/** After the grace period, children still running get this long before SIGKILL. */
-const KILL_AFTER_GRACE_MS = 1_000;
 
 interface SessionChild {
   readonly process: ChildProcess;
@@ -44,29 +39,23 @@ interface SessionChild {
   socket: Socket | null;
 }
 
-export class ForkServer implements RunningServer {
-  readonly options: ServerOptions;
-  readonly logger: Logger;
+export class ForkServer extends ServerBase {
   readonly #store: Store;
   readonly #limits: ConnectionLimits;
   readonly #children = new Set<SessionChild>();
-  readonly #refused = new Set<Socket>();
+  readonly #refused: RefusedSockets;
   readonly #storeStats: StoreHostStats = { stored: 0, failed: 0 };
-  readonly #bootId = randomBytes(4).toString('hex');
   readonly #rejected = emptyRejectCounts();
   #server: Server | null = null;
-  #sessionCounter = 0;
   #connectionsTotal = 0;
   #sessionsHandedOver = 0;
-  #isShuttingDown = false;
-  #closed: Promise<void> | null = null;
   #onAllExited: (() => void) | null = null;
 
   constructor(options: StartServerOptions) {
     const { store, logger, ...rest } = options;
-    this.options = resolveServerOptions({ ...rest, mode: 'fork' });
-    this.logger = logger ?? createLogger(this.options.logLevel);
+    super(resolveServerOptions({ ...rest, mode: 'fork' }), logger);
     this.#store = store;
+    this.#refused = new RefusedSockets(this.#rejected, this.logger);
     this.#limits = new ConnectionLimits(
       this.options.maxConnections,
       this.options.maxConnectionsPerIp,
@@ -77,20 +66,10 @@ export class ForkServer implements RunningServer {
     return this.#server === null ? this.options.port : boundPort(this.#server, this.options.port);
   }
 
-  get host(): string {
-    return this.options.host;
-  }
-
-  get url(): string {
-    return tcpUrl(this.host, this.port);
-  }
-
   /** Fork mode serves TCP only. */
   get urls(): string[] {
     return [this.url];
   }
-
-  reloadTls(): void {}
 
   get stats(): ServerStats {
     return {
@@ -122,21 +101,14 @@ export class ForkServer implements RunningServer {
 
   readonly #serverOnConnection = (socket: Socket): void => {
     const ip = socket.remoteAddress ?? '';
-    const reason = this.#isShuttingDown ? 'shutdown' : this.#limits.admit(ip);
+    const reason = this.isShuttingDown ? 'shutdown' : this.#limits.admit(ip);
     if (reason !== null) {
-      this.#refuse(socket, reason);
+      this.#refused.refuse(socket, reason);
       return;
     }
     this.#connectionsTotal++;
-    const session = `${this.#bootId}-${(++this.#sessionCounter).toString(36)}`;
-    this.#forkSessionChild(socket, ip, session);
+    this.#forkSessionChild(socket, ip, this.newSessionId());
   };
-
-  #refuse(socket: Socket, reason: RejectReason): void {
-    this.#rejected[reason]++;
-    this.#refused.add(socket);
-    refuseSocket(socket, () => this.#refused.delete(socket));
-  }
 
   #forkSessionChild(socket: Socket, ip: string, session: string): void {
     socket.on('error', ignoreError);
@@ -182,18 +154,12 @@ export class ForkServer implements RunningServer {
     this.logger.debug({ session, childPid: childProcess.pid, peer: ip }, 'session process started');
   }
 
-  close(): Promise<void> {
-    this.#closed ??= this.#shutdown();
-    return this.#closed;
-  }
-
   /**
    * Stop accepting; every child shuts its session down gracefully (the
    * signal may already have reached it through the process group; twice is
    * harmless); children still running after the grace period are killed.
    */
-  async #shutdown(): Promise<void> {
-    this.#isShuttingDown = true;
+  protected async shutdown(): Promise<void> {
     this.logger.info({ children: this.#children.size }, 'shutting down');
     // The listening socket closes at once. Not awaiting close()'s callback on
     // purpose: for sockets passed to children, Node waits for each child to
@@ -208,18 +174,18 @@ export class ForkServer implements RunningServer {
         // Still starting: the client never reached its session.
         const socket = child.socket;
         child.socket = null;
-        this.#refuse(socket, 'shutdown');
+        this.#refused.refuse(socket, 'shutdown');
         child.process.kill('SIGKILL');
       } else {
         child.process.kill('SIGTERM');
       }
     }
-    const killer = setTimeout(() => {
+    const cancelKill = this.afterGrace(() => {
       for (const child of this.#children) child.process.kill('SIGKILL');
-    }, this.options.shutdownGraceMs + KILL_AFTER_GRACE_MS);
+    }, KILL_AFTER_GRACE_MS);
     await allExited;
-    clearTimeout(killer);
-    for (const socket of this.#refused) socket.destroy();
+    cancelKill();
+    this.#refused.destroyAll();
     this.logger.info('server closed');
   }
 }

@@ -14,14 +14,17 @@
  * renewed certificates take effect for new connections without a restart.
  */
 import { readFileSync } from 'node:fs';
-import type { Socket } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import {
   createServer as createTlsServer,
   type Server as TlsServer,
   type TLSSocket,
 } from 'node:tls';
-import { truncateUtf8 } from '../core/truncate-utf8.js';
-import { InvalidOptionError } from '../errors.js';
+import { truncateUtf8 } from '../../core/truncate-utf8.js';
+import { InvalidOptionError } from '../../errors.js';
+import type { StreamSocket } from '../connection.js';
+import { boundPort, listenTcp, tcpUrl } from './tcp.js';
+import { closeListener, type Arrive, type StreamTransport } from './transport.js';
 
 /**
  * The most of a client certificate's subject stored with each payload, in
@@ -74,12 +77,11 @@ export class TlsHandshaker {
   readonly #server: TlsServer;
   readonly #files: TlsFiles;
   /** Raw sockets in their handshake, by peer: the TLS socket made from one has the same peer. */
-  readonly #raw = new Map<string, Socket>();
+  readonly #raw = new Map<string, Handshake>();
 
   constructor(
     files: TlsFiles,
     options: TlsHandshakeOptions,
-    onSecure: (socket: TLSSocket, raw: Socket, clientCert: string | null) => void,
     onFailure: (raw: Socket, error: Error) => void,
   ) {
     this.#files = files;
@@ -91,9 +93,9 @@ export class TlsHandshaker {
     });
     this.#server.on('secureConnection', (socket: TLSSocket) => {
       const key = peerKey(socket);
-      const raw = this.#raw.get(key);
+      const handshake = this.#raw.get(key);
       this.#raw.delete(key);
-      if (raw === undefined) {
+      if (handshake === undefined) {
         socket.destroy(); // cannot happen: every handshake starts in handshake()
         return;
       }
@@ -101,7 +103,7 @@ export class TlsHandshaker {
       // 'end' has not been emitted yet, so the session sees it half-open.
       socket.allowHalfOpen = true;
       socket.setNoDelay(true);
-      onSecure(socket, raw, subjectOf(socket));
+      handshake.onSecure(socket, subjectOf(socket));
     });
     this.#server.on('tlsClientError', (error: Error, socket: TLSSocket) => {
       onFailure(socket, error);
@@ -110,15 +112,15 @@ export class TlsHandshaker {
   }
 
   /** Starts the server side of the handshake on an admitted TCP socket. */
-  handshake(raw: Socket): void {
+  handshake(raw: Socket, onSecure: Handshake['onSecure']): void {
     const key = peerKey(raw);
-    this.#raw.set(key, raw);
+    this.#raw.set(key, { raw, onSecure });
     // The TLS socket copies this from the raw one. A client's FIN before the
     // handshake is done must close the socket at once: half-open, it would
     // hold its connection slot and descriptor until the handshake timeout.
     raw.allowHalfOpen = false;
     raw.once('close', () => {
-      if (this.#raw.get(key) === raw) this.#raw.delete(key);
+      if (this.#raw.get(key)?.raw === raw) this.#raw.delete(key);
     });
     this.#server.emit('connection', raw);
   }
@@ -132,6 +134,68 @@ export class TlsHandshaker {
   }
 }
 
+interface Handshake {
+  readonly raw: Socket;
+  /** The handshake is done: the TLS socket and its client certificate's subject. */
+  readonly onSecure: (socket: TLSSocket, clientCert: string | null) => void;
+}
+
 function peerKey(socket: Socket): string {
   return `${socket.remoteAddress}|${socket.remotePort}`;
 }
+
+export interface TlsTransportOptions extends TlsHandshakeOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly files: TlsFiles;
+}
+
+/**
+ * `--tls-port`: a TCP listener whose sockets are admitted before their
+ * handshake (see the top of this file), then handed to the handshaker.
+ */
+export class TlsTransport implements StreamTransport {
+  readonly name = 'tls';
+  /** Before the handshake there is no way to send a reply: a refused socket is closed. */
+  readonly repliesToRefusals = false;
+
+  private constructor(
+    readonly listener: Server,
+    readonly host: string,
+    readonly handshaker: TlsHandshaker,
+  ) {}
+
+  /** Reads the certificate files, then listens. */
+  static async listen(
+    options: TlsTransportOptions,
+    arrive: Arrive,
+    onFailure: (raw: Socket, error: Error) => void,
+  ): Promise<TlsTransport> {
+    const handshaker = new TlsHandshaker(options.files, options, onFailure);
+    const listener = await listenTcp(options, (raw) => {
+      raw.on('error', ignoreError);
+      arrive(raw, transport);
+    });
+    const transport = new TlsTransport(listener, options.host, handshaker);
+    return transport;
+  }
+
+  /** The port actually bound. */
+  get port(): number {
+    return boundPort(this.listener, 0);
+  }
+
+  get url(): string {
+    return tcpUrl(this.host, this.port).replace('tcp:', 'tls:');
+  }
+
+  open(raw: Socket, ready: (stream: StreamSocket, clientCert: string | null) => void): void {
+    this.handshaker.handshake(raw, ready);
+  }
+
+  close(): Promise<void> {
+    return closeListener(this.listener);
+  }
+}
+
+function ignoreError(): void {}

@@ -22,14 +22,14 @@ import dgram, { type RemoteInfo, type Socket, type SocketType } from 'node:dgram
 import { lookup } from 'node:dns/promises';
 import net from 'node:net';
 import type { Logger } from 'pino';
-import { interpretDatagram } from '../core/datagram.js';
-import { ALL_REPLIES, Replies, type ReplyInfo } from '../core/replies.js';
-import { ListenError } from '../errors.js';
-import type { Store } from '../store/store.js';
-import { describeListenError } from './listener.js';
-import { formatHostPort } from '../net/host-port.js';
-import { ServerCounters } from './observe/server-counters.js';
-import { appendForReply } from './store-reply.js';
+import { interpretDatagram } from '../../core/datagram.js';
+import { ALL_REPLIES, Replies, type ReplyInfo } from '../../core/replies.js';
+import { ListenError } from '../../errors.js';
+import type { Store } from '../../store/store.js';
+import { describeListenError } from './tcp.js';
+import { formatHostPort } from '../../net/host-port.js';
+import { ServerCounters } from '../observe/server-counters.js';
+import { appendForReply } from '../store-reply.js';
 
 export interface UdpEndpointOptions {
   /** Address to bind (`--host`): an IP address or a host name. */

@@ -1,10 +1,48 @@
 /**
- * Opening a TCP listener, with start-up failures turned into one clear line
- * (docs/ERRORS.md: a port in use prints one line on stderr naming the problem).
+ * TCP: the plain byte stream, and the listener the others build on (TLS
+ * listens on TCP too, fork mode hands TCP sockets to children). Start-up
+ * failures become one clear line (docs/ERRORS.md: a port in use prints one
+ * line on stderr naming the problem).
  */
 import { createServer, type Server, type Socket } from 'node:net';
-import { ListenError } from '../errors.js';
-import { formatHostPort } from '../net/host-port.js';
+import { ListenError } from '../../errors.js';
+import { formatHostPort } from '../../net/host-port.js';
+import type { StreamSocket } from '../connection.js';
+import { closeListener, type Arrive, type StreamTransport } from './transport.js';
+
+/** `--host`/`--port`: every socket is served as it is. */
+export class TcpTransport implements StreamTransport {
+  readonly name = 'tcp';
+  readonly repliesToRefusals = true;
+
+  private constructor(
+    readonly listener: Server,
+    readonly host: string,
+  ) {}
+
+  static async listen(options: TcpListenerOptions, arrive: Arrive): Promise<TcpTransport> {
+    const listener = await listenTcp(options, (socket) => arrive(socket, transport));
+    const transport = new TcpTransport(listener, options.host);
+    return transport;
+  }
+
+  /** The port actually bound (differs from the one asked when that was 0). */
+  get port(): number {
+    return boundPort(this.listener, 0);
+  }
+
+  get url(): string {
+    return tcpUrl(this.host, this.port);
+  }
+
+  open(socket: Socket, ready: (stream: StreamSocket, clientCert: null) => void): void {
+    ready(socket, null);
+  }
+
+  close(): Promise<void> {
+    return closeListener(this.listener);
+  }
+}
 
 export interface TcpListenerOptions {
   readonly host: string;

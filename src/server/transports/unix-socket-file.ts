@@ -1,6 +1,5 @@
 /**
- * A Unix domain socket listener (`--unix PATH`): the same byte stream as
- * TCP, between processes of one machine, found by a path instead of a port.
+ * The socket file of a Unix domain socket listener (`--unix PATH`, unix.ts).
  *
  * The path is a file, and it outlives a server that crashes. Starting again
  * on a stale file must work, but two things must never happen: deleting
@@ -20,7 +19,6 @@
  *   that is the private name, gone or harmless, and PATH itself is removed
  *   only if it is still the socket (same device and inode) placed there.
  */
-import cluster from 'node:cluster';
 import {
   chmodSync,
   linkSync,
@@ -31,55 +29,9 @@ import {
   rmdirSync,
   unlinkSync,
 } from 'node:fs';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { connect, type Server } from 'node:net';
 import { basename, dirname, join } from 'node:path';
-import { ListenError } from '../errors.js';
-
-export interface UnixListenerOptions {
-  readonly path: string;
-  /** File permissions for the socket, e.g. 0o660; null leaves the umask's. */
-  readonly mode: number | null;
-}
-
-/**
- * Set by a cluster primary for its workers: the private path they listen
- * on (they share one socket, which the primary then puts in place).
- */
-export const UNIX_BIND_PATH_ENV = 'HELO_UNIX_BIND_PATH';
-
-export async function listenUnix(
-  options: UnixListenerOptions,
-  onConnection: (socket: Socket) => void,
-): Promise<Server> {
-  // allowHalfOpen: a client's FIN must not stop the replies it is owed (§2).
-  const server = createServer({ allowHalfOpen: true }, onConnection);
-  const sharedBindPath = cluster.isWorker ? process.env[UNIX_BIND_PATH_ENV] : undefined;
-  if (sharedBindPath !== undefined) {
-    // A cluster worker: the primary owns the public path (cluster-server.ts).
-    try {
-      await listenOn(server, sharedBindPath);
-    } catch (error) {
-      throw new ListenError(describe(error, options.path), { cause: error });
-    }
-    return server;
-  }
-  const socket = PrivateUnixSocket.create(options.path);
-  try {
-    await listenOn(server, socket.bindPath);
-  } catch (error) {
-    socket.release();
-    throw new ListenError(describe(error, options.path), { cause: error });
-  }
-  try {
-    await socket.place(options.mode);
-  } catch (error) {
-    server.close();
-    socket.release();
-    throw error;
-  }
-  server.once('close', () => socket.release());
-  return server;
-}
+import { ListenError } from '../../errors.js';
 
 /**
  * A socket bound in a private directory next to its public path, then put
@@ -107,7 +59,7 @@ export class PrivateUnixSocket {
         mkdtempSync(join(dirname(path), `.${basename(path)}.helo-`)),
       );
     } catch (error) {
-      throw new ListenError(describe(error, path), { cause: error });
+      throw new ListenError(describeUnixListenError(error, path), { cause: error });
     }
   }
 
@@ -122,7 +74,9 @@ export class PrivateUnixSocket {
     try {
       if (mode !== null) chmodSync(bindPath, mode);
     } catch (error) {
-      throw new ListenError(`cannot set the permissions of ${path}: ${describe(error, path)}`);
+      throw new ListenError(
+        `cannot set the permissions of ${path}: ${describeUnixListenError(error, path)}`,
+      );
     }
     for (let attempt = 0; ; attempt++) {
       try {
@@ -131,7 +85,7 @@ export class PrivateUnixSocket {
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
         if (code !== 'EEXIST' || attempt > 0) {
-          throw new ListenError(describe(error, path), { cause: error });
+          throw new ListenError(describeUnixListenError(error, path), { cause: error });
         }
       }
       if (this.#isOurs()) {
@@ -181,7 +135,7 @@ function unlinkIfPresent(path: string): void {
   }
 }
 
-function listenOn(server: Server, path: string): Promise<void> {
+export function listenOn(server: Server, path: string): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(path, () => {
@@ -242,7 +196,7 @@ function isAnswered(path: string): Promise<boolean> {
   });
 }
 
-function describe(error: unknown, path: string): string {
+export function describeUnixListenError(error: unknown, path: string): string {
   const code = (error as NodeJS.ErrnoException).code;
   switch (code) {
     case 'EACCES':
