@@ -22,7 +22,7 @@ import { Replies, type ReplyInfo } from '../core/replies.js';
 import type { SessionAction } from '../core/session.js';
 import { StreamProtocol } from '../core/stream-protocol.js';
 import type { Store } from '../store/store.js';
-import type { ServerCounters } from './observe/server-counters.js';
+import type { ServerRecorder } from './observe/server-counters.js';
 import type { ServerOptions } from './options.js';
 import { SimulatedWork } from './simulated-work.js';
 import { contained, faultFields } from './fault-boundary.js';
@@ -93,7 +93,7 @@ export interface ConnectionContext {
   readonly store: Store;
   readonly logger: Logger;
   /** The server's counters (`/metrics`, dashboard). */
-  readonly counters: ServerCounters;
+  readonly counters: ServerRecorder;
   /** The listener it came through, for logs (and metrics). */
   readonly transport: Transport;
   /** The TLS client certificate's subject, stored with each payload; null otherwise. */
@@ -199,7 +199,7 @@ export class Connection {
     if (this.#reason === 'fault') return;
     this.#reason = 'fault';
     this.#isClosing = true;
-    this.#context.counters.connectionFaults++;
+    this.#context.counters.connectionFault();
     this.#context.logger.error(
       { session: this.session, peer: this.peer, ...faultFields(error) },
       'unexpected error while serving this client; its connection is closed, the server goes on',
@@ -210,7 +210,7 @@ export class Connection {
   readonly #socketOnData = (chunk: Buffer): void => {
     if (this.#isClosing) return;
     this.#bytesIn += chunk.length;
-    this.#context.counters.bytesReceived += chunk.length;
+    this.#context.counters.received(chunk.length);
     this.#readAt = performance.now();
     const linesBefore = this.#protocol.lines;
     this.#protocol.push(chunk, this);
@@ -273,14 +273,14 @@ export class Connection {
       return;
     }
     this.#stopReading('idle-timeout');
-    this.#context.counters.idleTimeouts++;
+    this.#context.counters.idleTimedOut();
     this.#queueUnrequested(Replies.TOUT);
     this.#flush();
   };
 
   readonly #slowReaderTimerOnTimeout = (): void => {
     this.#reason = 'slow-reader';
-    this.#context.counters.slowReaderDisconnects++;
+    this.#context.counters.slowReaderDisconnected();
     this.#context.logger.warn(
       { session: this.session, peer: this.peer, bufferedBytes: this.bufferedBytes },
       'client does not read its replies; disconnecting',
@@ -317,7 +317,7 @@ export class Connection {
           { session: this.session, peer: this.peer },
           'HTTP-like line on the protocol port; closing without reply',
         );
-        this.#context.counters.crossProtocolRejects++;
+        this.#context.counters.crossProtocolRejected();
         this.#stopReading('cross-protocol');
         return;
     }
@@ -355,13 +355,13 @@ export class Connection {
 
   /** A reply ready now takes its place behind any that still wait. */
   #queueReply(reply: ReplyInfo): void {
-    this.#context.counters.repliesByCode[reply.code]!++;
+    this.#context.counters.replied(reply.code);
     if (this.#pendingReplies === 0) this.#queue.push(reply.bytes);
     else this.#queue.push(new PendingReply(this.#readAt, reply.bytes));
   }
 
   #queueUnrequested(reply: ReplyInfo): void {
-    this.#context.counters.repliesByCode[reply.code]!++;
+    this.#context.counters.replied(reply.code);
     this.#queue.push(new PendingReply(UNREQUESTED, reply.bytes));
   }
 
@@ -398,7 +398,7 @@ export class Connection {
   }
 
   #settle(pending: PendingReply, reply: ReplyInfo): void {
-    this.#context.counters.repliesByCode[reply.code]!++;
+    this.#context.counters.replied(reply.code);
     pending.bytes = reply.bytes;
     this.#pendingReplies--;
     // A group commit settles many replies at once: write them together.
@@ -416,7 +416,7 @@ export class Connection {
   /** Writes every reply that is ready, in order, in one write. */
   #flush(): void {
     const queue = this.#queue;
-    const requestSeconds = this.#context.counters.requestSeconds;
+    const counters = this.#context.counters;
     const now = performance.now();
     let ready = 0;
     let bytes = 0;
@@ -428,14 +428,14 @@ export class Connection {
         if (entry.bytes === null) break;
         bytes += entry.bytes.length;
         if (entry.requestedAt !== UNREQUESTED) {
-          requestSeconds.observe((now - entry.requestedAt) / 1000);
+          counters.answered((now - entry.requestedAt) / 1000);
         }
       } else {
         bytes += entry.length;
         answeredNow++;
       }
     }
-    if (answeredNow > 0) requestSeconds.observe((now - this.#readAt) / 1000, answeredNow);
+    if (answeredNow > 0) counters.answered((now - this.#readAt) / 1000, answeredNow);
     if (ready > 0 && !this.#socket.destroyed) {
       let out: Buffer;
       if (ready === 1) {
@@ -450,7 +450,7 @@ export class Connection {
         }
       }
       this.#bytesOut += bytes;
-      this.#context.counters.bytesSent += bytes;
+      this.#context.counters.sent(bytes);
       this.#socket.write(out);
     }
     if (ready === queue.length) this.#queue = [];
@@ -485,7 +485,7 @@ export class Connection {
     const isBehind = isSlowReader || isStoreBehind || this.#queue.length > MAX_QUEUED_REPLIES;
     if (isBehind && !this.#isPaused) {
       this.#isPaused = true;
-      if (isSlowReader) this.#context.counters.slowReaderPauses++;
+      if (isSlowReader) this.#context.counters.slowReaderPaused();
       this.#socket.pause();
     } else if (!isBehind && this.#isPaused) {
       this.#isPaused = false;

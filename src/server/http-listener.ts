@@ -34,6 +34,7 @@ import { describeListenError } from './transports/tcp.js';
 import { formatHostPort } from '../net/host-port.js';
 import type { Insight } from './observe/observatory.js';
 import { faultFields } from './fault-boundary.js';
+import type { ServerRecorder } from './observe/server-counters.js';
 
 export interface HttpListenerOptions {
   readonly host: string;
@@ -51,15 +52,11 @@ export interface HttpListenerOptions {
   readonly idleTimeoutMs: number;
 }
 
-/** What the HTTP port counts, among the server's counters (docs/METRICS.md). */
-export interface HttpCounters {
-  /** HTTP connections closed for saying nothing for `idleTimeoutMs`. */
-  httpIdleCloses: number;
-  /** `/events` subscribers cut off for not reading, or to make room for a new one. */
-  eventsCutOffs: number;
-  /** Requests that ended because helo's own code threw (fault-boundary.ts). */
-  connectionFaults: number;
-}
+/** What the HTTP port records, among the server's counters (docs/METRICS.md). */
+export type HttpRecorder = Pick<
+  ServerRecorder,
+  'httpIdleClosed' | 'eventsCutOff' | 'connectionFault'
+>;
 
 /** What the pages other than `/ws` need from the server. */
 export interface HttpPagesContext {
@@ -67,7 +64,7 @@ export interface HttpPagesContext {
   /** True from the first moment of shutdown: `/readyz` answers 503 from then on. */
   readonly isShuttingDown: () => boolean;
   readonly logger: Logger;
-  readonly counters: HttpCounters;
+  readonly counters: HttpRecorder;
 }
 
 export interface WebSocketHandlers {
@@ -133,7 +130,7 @@ export class HttpListener {
     this.#pages = pages;
     this.#handlers = handlers;
     this.#events = new EventsStream(pages.insight, pages.logger, 1_000, () => {
-      pages.counters.eventsCutOffs++;
+      pages.counters.eventsCutOff();
     });
     this.#server = createServer(
       {
@@ -147,7 +144,7 @@ export class HttpListener {
     this.#server.keepAliveTimeout = Math.min(KEEP_ALIVE_TIMEOUT_MS, options.idleTimeoutMs);
     // A socket that sends nothing at all is not a request for Node's timeouts above.
     this.#server.setTimeout(options.idleTimeoutMs, (socket: Socket) => {
-      pages.counters.httpIdleCloses++;
+      pages.counters.httpIdleClosed();
       socket.destroy();
     });
     this.#server.on('connection', (socket: Socket) => this.#serverOnConnection(socket));
@@ -302,7 +299,7 @@ export class HttpListener {
    * not the process (the same rule as a protocol connection's, fault-boundary.ts).
    */
   #requestFailed(request: IncomingMessage, error: unknown): void {
-    this.#pages.counters.connectionFaults++;
+    this.#pages.counters.connectionFault();
     this.#pages.logger.error(
       { ...faultFields(error), method: request.method, url: request.url?.slice(0, 200) },
       'http request failed',

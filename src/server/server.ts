@@ -318,7 +318,7 @@ export class HeloServer extends ServerBase {
         if (transport.repliesToRefusals) {
           this.#refused.refuse(socket, reason);
         } else {
-          this.counters.rejected[reason]++;
+          this.counters.refused(reason);
           socket.destroy();
         }
       },
@@ -348,7 +348,7 @@ export class HeloServer extends ServerBase {
         go(null);
       },
       (reason) => {
-        this.counters.rejected[reason]++;
+        this.counters.refused(reason);
         go('503 Service Unavailable');
       },
       { duringShutdown: true },
@@ -372,8 +372,7 @@ export class HeloServer extends ServerBase {
 
   #admit(socket: StreamSocket, ip: string, info: SessionInfo): void {
     const transport = info.transport ?? 'tcp';
-    this.counters.connectionsTotal[transport]++;
-    this.counters.connectionsCurrent[transport]++;
+    this.counters.connectionOpened(transport);
     if (
       this.options.mode === 'sequential' &&
       (this.#connections.size > 0 || this.#waiting.size > 0)
@@ -407,7 +406,7 @@ export class HeloServer extends ServerBase {
     socket.on('error', ignoreError);
     socket.once('end', socketOnEnd);
     this.#waiting.hold(socket, ip, { info, socketOnEnd }, () => {
-      this.counters.connectionsCurrent[info.transport ?? 'tcp']--;
+      this.counters.connectionClosed(info.transport ?? 'tcp');
       this.#checkAllClosed();
     });
     this.logger.info(
@@ -432,7 +431,7 @@ export class HeloServer extends ServerBase {
 
   #connectionOnClose(connection: Connection, summary: ConnectionSummary, ip: string): void {
     this.#connections.delete(connection);
-    this.counters.connectionsCurrent[summary.transport]--;
+    this.counters.connectionClosed(summary.transport);
     this.#payloadsStored += summary.payloads;
     this.#admission.release(ip);
     if (!this.isShuttingDown) this.#serveNextWaiting();
@@ -456,7 +455,7 @@ export class HeloServer extends ServerBase {
     // Waiting clients were never served: they get 503 BUSY, like idle ones.
     for (const socket of this.#waiting.sockets()) {
       const { ip, data: waiting } = this.#waiting.take(socket)!;
-      this.counters.connectionsCurrent[waiting.info.transport ?? 'tcp']--;
+      this.counters.connectionClosed(waiting.info.transport ?? 'tcp');
       this.#admission.release(ip);
       this.#refused.refuse(socket, 'shutdown');
     }

@@ -8,7 +8,7 @@
 import type { Logger } from 'pino';
 import { Replies, type ReplyInfo } from '../core/replies.js';
 import type { NewRecord, Store } from '../store/store.js';
-import type { ServerCounters } from './observe/server-counters.js';
+import type { ServerRecorder } from './observe/server-counters.js';
 
 /**
  * Appends `record` and resolves with the reply it earns: `Replies.DRCV`
@@ -20,7 +20,7 @@ import type { ServerCounters } from './observe/server-counters.js';
 export function appendForReply(
   store: Store,
   record: NewRecord,
-  counters: ServerCounters,
+  counters: ServerRecorder,
   logger: Logger,
   logFields: Readonly<Record<string, unknown>>,
 ): Promise<ReplyInfo> {
@@ -33,11 +33,11 @@ export function appendForReply(
   }
   return appended.then(
     () => {
-      counters.payloadsStored++;
+      counters.payloadStored();
       return Replies.DRCV;
     },
     (error: unknown) => {
-      counters.payloadsFailed++;
+      counters.payloadFailed();
       logger.error(
         { ...logFields, err: error instanceof Error ? error.message : String(error) },
         'payload not stored; answering 500 FAIL',

@@ -230,12 +230,11 @@ export class UdpEndpoint {
   }
 
   readonly #socketOnMessage = (datagram: Buffer, peer: RemoteInfo): void => {
-    this.#counters.connectionsTotal.udp++;
-    this.#counters.bytesReceived += datagram.length;
+    this.#counters.datagramReceived(datagram.length);
     const request = interpretDatagram(datagram, this.#maxLineBytes);
     if (request.type === 'reject') {
       // docs/PROTOCOL.md §8: an HTTP-looking command line gets no reply.
-      this.#counters.crossProtocolRejects++;
+      this.#counters.crossProtocolRejected();
       this.#warnings.warn(
         { peer: formatPeer(peer), transport: 'udp' },
         'HTTP-like line in a UDP datagram; no reply',
@@ -252,7 +251,7 @@ export class UdpEndpoint {
     }
     if (this.#pending.size >= this.#maxPendingAppends) {
       // No reply: the client's retry comes back when the store has caught up.
-      this.#counters.datagramsDropped++;
+      this.#counters.datagramDropped();
       this.#warnings.warn(
         { transport: 'udp', pendingAppends: this.#pending.size },
         'store behind; UDP DATA datagram dropped',
@@ -284,18 +283,18 @@ export class UdpEndpoint {
       transport: 'udp',
     }).then((reply) => this.#send(reply, peer));
     // An append in flight is a UDP "connection" open now (`connectionsCurrent`).
-    counters.connectionsCurrent.udp++;
+    counters.datagramAppendPending(1);
     this.#pending.add(settled);
     void settled.finally(() => {
       this.#pending.delete(settled);
-      counters.connectionsCurrent.udp--;
+      counters.datagramAppendPending(-1);
     });
   }
 
   #send(reply: ReplyInfo, peer: RemoteInfo): void {
     if (this.#isSocketClosed) return;
-    this.#counters.repliesByCode[reply.code]!++;
-    this.#counters.bytesSent += reply.bytes.length;
+    this.#counters.replied(reply.code);
+    this.#counters.sent(reply.bytes.length);
     this.#unsent++;
     try {
       this.#socket.send(reply.bytes, peer.port, peer.address, (error) => {
