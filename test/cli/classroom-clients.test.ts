@@ -7,25 +7,16 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { openStoreForReading } from '../../src/store/open-store.js';
 import { REPO_ROOT, spawnServer } from '../../support/server-process.js';
+import { npmStartFlags } from '../helpers/npm-start.js';
 
 const LAB_CLIENT = join(REPO_ROOT, 'test/fixtures/lab_client.py');
 const hasPython = spawnSync('python3', ['--version']).status === 0;
-
-/** The flags of package.json's `start` script, its fixed ports made 0. */
-async function npmStartFlags(): Promise<string[]> {
-  const pkg = JSON.parse(await readFile(join(REPO_ROOT, 'package.json'), 'utf8')) as {
-    scripts: { start: string };
-  };
-  const words = pkg.scripts.start.split(/\s+/);
-  assert.deepEqual(words.slice(0, 3), ['node', 'bin/helo', 'server']);
-  return words.slice(3).map((word) => (/^\d+$/.test(word) && word !== '100' ? '0' : word));
-}
 
 function runLabClient(
   port: number,
