@@ -14,6 +14,8 @@ import { after, before, describe, it } from 'node:test';
 import { openStoreForReading } from '../../src/store/open-store.js';
 import { REPO_ROOT, spawnServer } from '../../support/server-process.js';
 import { npmStartFlags } from '../helpers/npm-start.js';
+import { RawClient } from '../helpers/raw-client.js';
+import { runHelo } from '../helpers/run-cli.js';
 
 const LAB_CLIENT = join(REPO_ROOT, 'test/fixtures/lab_client.py');
 const hasPython = spawnSync('python3', ['--version']).status === 0;
@@ -92,3 +94,24 @@ describe(
     });
   },
 );
+
+describe('helo server --telnet (process)', () => {
+  it('reads HELO_TELNET and answers a Ctrl-C with WONT TIMING-MARK', async () => {
+    const server = await spawnServer(['--store', 'memory:'], { env: { HELO_TELNET: '1' } });
+    try {
+      const client = await RawClient.open(server.port);
+      client.write(Buffer.from([0xff, 0xf4, 0xff, 0xfd, 0x06]));
+      client.write('HELO\r\n');
+      await client.untilBytes(3 + 8);
+      assert.equal(client.text, '\xff\xfc\x06100 OK\r\n');
+      client.close();
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('lists --telnet in its help', async () => {
+    const result = await runHelo(['server', '--help']);
+    assert.match(result.stdout, /--telnet\s+take telnet's[^[]*\[HELO_TELNET\]/);
+  });
+});
