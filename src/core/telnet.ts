@@ -20,14 +20,14 @@
  * these very bytes.
  */
 
-export const IAC = 0xff;
-export const DONT = 0xfe;
-export const DO = 0xfd;
-export const WONT = 0xfc;
-export const WILL = 0xfb;
-export const SB = 0xfa;
-export const IP = 0xf4;
-export const SE = 0xf0;
+const IAC = 0xff;
+const DONT = 0xfe;
+const DO = 0xfd;
+const WONT = 0xfc;
+const WILL = 0xfb;
+const SB = 0xfa;
+const IP = 0xf4;
+const SE = 0xf0;
 
 /** Receives what the filter finds, in stream order. */
 export interface TelnetSink {
@@ -56,11 +56,6 @@ export class TelnetFilter {
   #state = IN_DATA;
   /** The verb (WILL, WONT, DO, DONT) whose option byte comes next. */
   #verb = 0;
-
-  /** True while a telnet sequence is cut in the middle (its rest is still to come). */
-  get isInSequence(): boolean {
-    return this.#state !== IN_DATA;
-  }
 
   /** Filters one chunk, calling `sink` for each data run, reply and interrupt, in order. */
   push(chunk: Buffer, sink: TelnetSink): void {
