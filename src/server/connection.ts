@@ -342,7 +342,8 @@ export class Connection {
   /** docs/PROTOCOL.md §11: what the telnet filter finds, in stream order. */
   readonly #telnetSink: TelnetSink = {
     onData: (bytes, start, end) => {
-      this.#protocol.push(bytes.subarray(start, end), this);
+      const isWhole = start === 0 && end === bytes.length;
+      this.#protocol.push(isWhole ? bytes : bytes.subarray(start, end), this);
     },
     onNegotiationReply: (bytes) => {
       // In order behind the replies already owed; not a request, so no latency or reply count.
