@@ -247,7 +247,7 @@ export function runModel(scenario: Scenario): ModelOutcome {
     emit(describeReply('401 LONG'));
   };
 
-  const onLine = (line: string): void => {
+  const onLine = (line: string, isUnterminated: boolean): void => {
     if (isPayloadNext) {
       isPayloadNext = false;
       emit(describeStore(line, name));
@@ -260,6 +260,9 @@ export function runModel(scenario: Scenario): ModelOutcome {
       const label = rest.replace(/^[ \t]+|[ \t]+$/g, '');
       if (label !== '') name = Buffer.from(label, 'latin1').toString('utf8');
       emit(describeReply('100 OK'));
+    } else if (command === 'DATA' && isUnterminated && /^[ \t]$/.test(rest)) {
+      // §9: `DATA ` ended by silence is DATA with an empty payload.
+      emit(describeStore('', name));
     } else if (command === 'DATA' && isRestBlank) {
       isPayloadNext = true;
       emit('await-payload');
@@ -277,20 +280,20 @@ export function runModel(scenario: Scenario): ModelOutcome {
   };
 
   /** A line ended by LF, or by silence as if its LF had come (§9). */
-  const endLine = (raw: string): void => {
+  const endLine = (raw: string, isUnterminated = false): void => {
     const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
     const isIgnored = isEmptyLineIgnored && line === '';
     isEmptyLineIgnored = false;
     if (isIgnored) return;
     if (line.length > limit) onLongLine();
-    else onLine(line);
+    else onLine(line, isUnterminated);
   };
 
   for (const step of scenario.steps) {
     if (isEnded) break;
     if (step === SILENCE) {
       if (partial !== '' || isPartialLong) {
-        if (!isPartialLong) endLine(partial);
+        if (!isPartialLong) endLine(partial, true);
         partial = '';
         isPartialLong = false;
         isEmptyLineIgnored = true;
@@ -631,6 +634,11 @@ const silenceActsAsLf = fc.property(
     silent.push(prefix, cutPoints);
     terminated.push(prefix, cutPoints);
     const hadPartialLine = silent.protocol.hasPartialLine;
+    const partial = prefix.toString('latin1').split('\n').pop()!;
+    if (silent.protocol.session.state === 'command' && /^[ \t]*data[ \t]\r?$/i.test(partial)) {
+      // §9's one exception, `DATA ` ended by silence is an empty payload: the model checks it (a).
+      return;
+    }
     const before = silent.trace.length;
     silent.protocol.endPartialLine(silent);
     if (!hadPartialLine) {

@@ -103,7 +103,15 @@ const HELP: CommandHelp = {
       type: 'string',
       valueName: 'N',
       default: '0',
-      description: 'treat a partial line followed by N ms of silence as complete; 0 = off',
+      description:
+        'treat a partial line followed by N ms of silence as complete, for classroom\n' +
+        'clients that send no newline (npm start uses 100); 0 = off',
+    },
+    telnet: {
+      type: 'boolean',
+      description:
+        "take telnet's control sequences (Ctrl-C...) out of the stream and refuse its\n" +
+        'options (npm start turns it on); off: payloads are byte-exact',
     },
     unix: {
       type: 'string',
@@ -313,6 +321,7 @@ export async function run(argv: string[]): Promise<number> {
       'unterminated-after-ms',
       DEFAULTS.unterminatedAfterMs,
     ),
+    telnet: values.telnet === true,
     logLevel: textFlag(values, 'log-level', DEFAULTS.logLevel) as LogLevel,
     unixPath: optionalText(values, 'unix'),
     unixMode: octalFlag(values, 'unix-mode'),

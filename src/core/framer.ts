@@ -91,6 +91,16 @@ export class LineFramer {
     return keepGoing;
   }
 
+  /**
+   * §11: telnet's interrupt (Ctrl-C) throws away the line typed so far; the
+   * bytes that follow start a new line.
+   */
+  discardPartialLine(): void {
+    this.#dropPartial();
+    this.#isDiscarding = false;
+    this.#isAfterUnterminated = false;
+  }
+
   #emit(chunk: Buffer, start: number, lf: number, sink: LineSink): boolean {
     const end = lf > start && chunk[lf - 1] === CR ? lf - 1 : lf;
     if (this.#isAfterUnterminated) {

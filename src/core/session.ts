@@ -73,8 +73,11 @@ export class Session {
     return this.#name;
   }
 
-  /** Handles one complete line, `line[start, end)` without its terminator. */
-  onLine(line: Buffer, start: number, end: number): SessionAction {
+  /**
+   * Handles one complete line, `line[start, end)` without its terminator.
+   * `isUnterminated`: §9 ended it (silence or EOF), not an LF.
+   */
+  onLine(line: Buffer, start: number, end: number, isUnterminated = false): SessionAction {
     if (this.#state === 'payload') {
       // docs/PROTOCOL.md §3: after a bare DATA the next line is payload, whatever it says.
       this.#state = 'command';
@@ -95,7 +98,7 @@ export class Session {
           (line[wordStart + 3]! | LOWER)) >>>
         0;
       if (key === KEY_HELO) return this.#helo(line, wordEnd, end);
-      if (key === KEY_DATA) return this.#data(line, wordEnd, end);
+      if (key === KEY_DATA) return this.#data(line, wordEnd, end, isUnterminated);
       if (key === KEY_QUIT && isBlankRun(line, wordEnd, end)) return REPLY_BYE;
     }
     return looksLikeHttp(line, start, end) ? REJECT : REPLY_BCMD;
@@ -118,7 +121,11 @@ export class Session {
     return REPLY_OK;
   }
 
-  #data(line: Buffer, wordEnd: number, end: number): SessionAction {
+  #data(line: Buffer, wordEnd: number, end: number, isUnterminated: boolean): SessionAction {
+    // §9: a classroom client sends `"DATA " + payload` with no newline; with
+    // an empty payload that is `DATA ` alone, which must not wait for a
+    // payload line that will never come. Ended by LF it stays a bare DATA.
+    if (isUnterminated && end - wordEnd === 1) return { type: 'store', payload: Buffer.alloc(0) };
     if (isBlankRun(line, wordEnd, end)) {
       this.#state = 'payload';
       return AWAIT_PAYLOAD;

@@ -19,6 +19,8 @@ export class StreamProtocol implements LineSink {
   #sink: ActionSink | null = null;
   #isEnded = false;
   #lines = 0;
+  /** The line being delivered was ended by silence or EOF, not by its LF (§9). */
+  #isUnterminated = false;
 
   /** @param maxLineBytes longest line accepted, without its terminator (§2). */
   constructor(maxLineBytes: number) {
@@ -40,6 +42,11 @@ export class StreamProtocol implements LineSink {
     return this.#framer.hasPartialLine;
   }
 
+  /** Bytes of the partial line held (0 while an overlong one is being skipped). */
+  get partialLineBytes(): number {
+    return this.#framer.bufferedBytes;
+  }
+
   /** Frames `chunk`, reporting one action per complete line. */
   push(chunk: Buffer, sink: ActionSink): void {
     if (this.#isEnded) return;
@@ -52,12 +59,19 @@ export class StreamProtocol implements LineSink {
   endPartialLine(sink: ActionSink): void {
     if (this.#isEnded) return;
     this.#sink = sink;
+    this.#isUnterminated = true;
     this.#framer.endPartialLine(this);
+    this.#isUnterminated = false;
     this.#sink = null;
   }
 
+  /** §11: telnet's interrupt discards the partial line received so far. */
+  discardPartialLine(): void {
+    this.#framer.discardPartialLine();
+  }
+
   onLine(chunk: Buffer, start: number, end: number): boolean {
-    return this.#deliver(this.session.onLine(chunk, start, end));
+    return this.#deliver(this.session.onLine(chunk, start, end, this.#isUnterminated));
   }
 
   onLongLine(): boolean {

@@ -21,6 +21,7 @@ import type { Logger } from 'pino';
 import { Replies, type ReplyInfo } from '../core/replies.js';
 import type { SessionAction } from '../core/session.js';
 import { StreamProtocol } from '../core/stream-protocol.js';
+import { TelnetFilter, type TelnetSink } from '../core/telnet.js';
 import type { Store } from '../store/store.js';
 import type { ServerRecorder } from './observe/server-counters.js';
 import type { ServerOptions } from './options.js';
@@ -60,6 +61,8 @@ type QueuedReply = Buffer | PendingReply;
 const MAX_QUEUED_REPLIES = 1024;
 /** How long a connection the server has ended may wait for the client's FIN. */
 const LINGER_MS = 5_000;
+/** With §9 off, a partial line this old gets one warning naming the option (docs/PROTOCOL.md §9). */
+const UNTERMINATED_HINT_MS = 2_000;
 
 export type CloseReason =
   | 'quit'
@@ -111,6 +114,12 @@ export class Connection {
   readonly #startedAt = Date.now();
   /** `--work-ms` / `--work-cpu-ms`, or null when both are off. */
   readonly #work: SimulatedWork | null;
+  /** `--telnet` (docs/PROTOCOL.md §11) on a byte stream, or null. */
+  readonly #telnet: TelnetFilter | null;
+  /** §9 off: the warning about a newline-less client was logged (once per session). */
+  #hasHintedUnterminated = false;
+  /** Lines seen when the hint timer was armed: more since means a newer partial line. */
+  #linesAtHint = 0;
 
   /** Replies not yet written, in request order. */
   #queue: QueuedReply[] = [];
@@ -142,6 +151,8 @@ export class Connection {
     this.peer = peerOf(socket, context.transport);
     this.#protocol = new StreamProtocol(context.options.maxLineBytes);
     this.#work = SimulatedWork.from(context.options);
+    // A WebSocket message is already a line: no telnet there.
+    this.#telnet = context.options.telnet && context.transport !== 'ws' ? new TelnetFilter() : null;
 
     socket.on('data', this.#contain(this.#socketOnData));
     socket.on('end', this.#contain(this.#socketOnEnd));
@@ -213,7 +224,8 @@ export class Connection {
     this.#context.counters.received(chunk.length);
     this.#readAt = performance.now();
     const linesBefore = this.#protocol.lines;
-    this.#protocol.push(chunk, this);
+    if (this.#telnet === null) this.#protocol.push(chunk, this);
+    else this.#telnet.push(chunk, this.#telnetSink);
     if (this.#protocol.lines !== linesBefore) this.#idleTimer?.refresh();
     this.#armUnterminatedTimer();
     this.#flush();
@@ -223,6 +235,14 @@ export class Connection {
   readonly #socketOnEnd = (): void => {
     if (this.#isClosing) return;
     if (this.#context.options.unterminatedAfterMs > 0) this.#protocol.endPartialLine(this);
+    else if (this.#protocol.partialLineBytes > 0) {
+      // docs/PROTOCOL.md §2: without an LF it is not a line (`echo -n HELO | nc` sends no LF).
+      this.#context.logger.info(
+        { session: this.session, peer: this.peer, droppedBytes: this.#protocol.partialLineBytes },
+        'client closed with a partial line (no newline); it is dropped, not answered ' +
+          '(--unterminated-after-ms would process it)',
+      );
+    }
     this.#stopReading('client-closed');
     this.#flush();
   };
@@ -295,6 +315,43 @@ export class Connection {
     this.#protocol.endPartialLine(this);
     this.#idleTimer?.refresh();
     this.#flush();
+  };
+
+  /** With §9 off: a partial line still waiting after 2 s is most likely a newline-less client. */
+  readonly #unterminatedHintOnTimeout = (): void => {
+    this.#unterminatedTimer = null;
+    if (this.#isClosing || this.#protocol.partialLineBytes === 0) return;
+    if (this.#isPaused || this.#protocol.lines !== this.#linesAtHint) {
+      // Not the client's silence (we stopped reading), or a newer partial line: look again later.
+      this.#armUnterminatedTimer();
+      return;
+    }
+    this.#hasHintedUnterminated = true;
+    this.#context.logger.warn(
+      {
+        session: this.session,
+        peer: this.peer,
+        partialLineBytes: this.#protocol.partialLineBytes,
+      },
+      `a partial line has waited ${UNTERMINATED_HINT_MS / 1000} s for its newline: a client ` +
+        'that sends commands without a newline hangs here; start the server with ' +
+        '--unterminated-after-ms 100 (npm start does) to end such lines by silence',
+    );
+  };
+
+  /** docs/PROTOCOL.md §11: what the telnet filter finds, in stream order. */
+  readonly #telnetSink: TelnetSink = {
+    onData: (bytes, start, end) => {
+      const isWhole = start === 0 && end === bytes.length;
+      this.#protocol.push(isWhole ? bytes : bytes.subarray(start, end), this);
+    },
+    onNegotiationReply: (bytes) => {
+      // In order behind the replies already owed; not a request, so no latency or reply count.
+      if (!this.#isClosing) this.#queue.push(new PendingReply(UNREQUESTED, bytes));
+    },
+    onInterrupt: () => {
+      this.#protocol.discardPartialLine();
+    },
   };
 
   /** ActionSink: one action per line, in request order. */
@@ -506,7 +563,18 @@ export class Connection {
 
   #armUnterminatedTimer(): void {
     const afterMs = this.#context.options.unterminatedAfterMs;
-    if (afterMs === 0) return;
+    if (afterMs === 0) {
+      // Armed once per partial line, not refreshed or cleared per read: cheap on busy connections.
+      if (this.#unterminatedTimer !== null || this.#hasHintedUnterminated) return;
+      if (this.#protocol.hasPartialLine && !this.#isClosing) {
+        this.#linesAtHint = this.#protocol.lines;
+        this.#unterminatedTimer = setTimeout(
+          this.#contain(this.#unterminatedHintOnTimeout),
+          UNTERMINATED_HINT_MS,
+        );
+      }
+      return;
+    }
     if (this.#protocol.hasPartialLine && !this.#isClosing) {
       if (this.#unterminatedTimer) this.#unterminatedTimer.refresh();
       else {

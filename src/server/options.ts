@@ -51,6 +51,12 @@ export interface ServerOptions {
   /** docs/PROTOCOL.md §9: silence this long ends a partial line; 0 = off (default). */
   readonly unterminatedAfterMs: number;
   /**
+   * docs/PROTOCOL.md §11: take telnet's control sequences out of TCP, TLS and
+   * Unix streams before framing and refuse its DO/WILL. Off by default:
+   * payloads are byte-exact and a binary one may hold the same bytes.
+   */
+  readonly telnet: boolean;
+  /**
    * Unsent reply bytes above which the server stops reading from a client
    * until the client reads (backpressure). Default 64 KiB.
    */
@@ -112,6 +118,7 @@ export const DEFAULTS: ServerOptions = Object.freeze({
   maxConnectionsPerIp: 0,
   slowReaderTimeoutMs: 30_000,
   unterminatedAfterMs: 0,
+  telnet: false,
   highWaterMarkBytes: 64 * 1024,
   shutdownGraceMs: 8_000,
   logLevel: 'info',
@@ -161,6 +168,9 @@ export function resolveServerOptions(given: Partial<ServerOptions> = {}): Server
   checkInt('maxConnectionsPerIp', options.maxConnectionsPerIp, 0, 1 << 30);
   checkInt('slowReaderTimeoutMs', options.slowReaderTimeoutMs, 0, MAX_TIMER_MS);
   checkInt('unterminatedAfterMs', options.unterminatedAfterMs, 0, MAX_TIMER_MS);
+  if (typeof options.telnet !== 'boolean') {
+    throw new InvalidOptionError(`telnet must be true or false, got '${String(options.telnet)}'`);
+  }
   checkInt('highWaterMarkBytes', options.highWaterMarkBytes, 1, 1 << 30);
   checkInt('shutdownGraceMs', options.shutdownGraceMs, 0, MAX_TIMER_MS);
   checkInt('workers', options.workers, 1, 1024);
