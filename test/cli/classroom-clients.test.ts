@@ -63,9 +63,9 @@ describe(
       }
       assert.deepEqual(result.lines, ['100 OK', '300 DRCV', '300 DRCV', '400 BCMD', '200 BYE']);
       assert.equal(result.failed, false);
-      const store = openStoreForReading(storeUrl);
+      const store = await openStoreForReading(storeUrl);
       try {
-        const payloads = store.read(0, 10).map((record) => record.payload.toString('utf8'));
+        const payloads = (await store.read(0, 10)).map((record) => record.payload.toString('utf8'));
         assert.deepEqual(payloads, ['Hello world', '']);
       } finally {
         await store.close();

@@ -39,7 +39,8 @@ describe('classroom clients on a real socket', () => {
     return client;
   }
 
-  const payloads = (): string[] => store.read(0, 100).map((r) => r.payload.toString('latin1'));
+  const payloads = async (): Promise<string[]> =>
+    (await store.read(0, 100)).map((r) => r.payload.toString('latin1'));
 
   afterEach(async () => {
     for (const client of clients.splice(0)) client.close();
@@ -58,7 +59,7 @@ describe('classroom clients on a real socket', () => {
     client.write('DATA kept\r\nUSER\r\nQUIT\r\n');
     await client.untilEnded();
     assert.equal(client.text, `100 OK\r\n${WONT_TM}300 DRCV\r\n400 BCMD\r\n200 BYE\r\n`);
-    assert.deepEqual(payloads(), ['kept']);
+    assert.deepEqual(await payloads(), ['kept']);
   });
 
   it('--telnet: a refusal takes its place behind a reply still waiting for its commit', async () => {
@@ -78,7 +79,7 @@ describe('classroom clients on a real socket', () => {
     );
     await client.untilBytes(3 + 10);
     assert.equal(client.text, '\xff\xfe\x18300 DRCV\r\n');
-    assert.deepEqual(payloads(), ['a\xffb']);
+    assert.deepEqual(await payloads(), ['a\xffb']);
   });
 
   it('without --telnet the same bytes are payload, stored byte-exact, with no extra reply', async () => {
@@ -87,7 +88,7 @@ describe('classroom clients on a real socket', () => {
     client.write(Buffer.concat([Buffer.from('DATA a'), CTRL_C, Buffer.from('b\r\nQUIT\r\n')]));
     await client.untilEnded();
     assert.equal(client.text, '300 DRCV\r\n200 BYE\r\n');
-    assert.deepEqual(payloads(), ['a\xff\xf4\xff\xfd\x06b']);
+    assert.deepEqual(await payloads(), ['a\xff\xf4\xff\xfd\x06b']);
   });
 
   it('without §9, a partial line waiting 2 s gets one warning naming the option, once per session', async () => {
@@ -127,7 +128,7 @@ describe('classroom clients on a real socket', () => {
     client.socket.end();
     await client.untilEnded();
     assert.equal(client.text, '100 OK\r\n');
-    assert.deepEqual(payloads(), []);
+    assert.deepEqual(await payloads(), []);
     const dropped = logs.find((line) => line.droppedBytes !== undefined);
     assert.ok(dropped, 'a log line names the dropped partial line');
     assert.equal(dropped.droppedBytes, 'DATA secret'.length);
@@ -150,6 +151,6 @@ describe('classroom clients on a real socket', () => {
     }
     await client.untilEnded();
     assert.equal(client.text, '100 OK\r\n300 DRCV\r\n300 DRCV\r\n200 BYE\r\n');
-    assert.deepEqual(payloads(), ['', 'hi']);
+    assert.deepEqual(await payloads(), ['', 'hi']);
   });
 });

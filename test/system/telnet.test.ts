@@ -95,9 +95,9 @@ describe('telnet against npm start (system)', { skip }, () => {
     } finally {
       assert.equal(await server.stop(), 0);
     }
-    const store = openStoreForReading(storeUrl);
+    const store = await openStoreForReading(storeUrl);
     try {
-      const records = store.read(0, 10);
+      const records = await store.read(0, 10);
       assert.deepEqual(
         records.map((record) => [record.name, record.payload.toString('latin1')]),
         [['student', 'kept']],
