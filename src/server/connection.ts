@@ -118,6 +118,8 @@ export class Connection {
   #isFlushScheduled = false;
   /** Reading is paused because the client is not reading its replies. */
   #isPaused = false;
+  /** Registered with `store.whenReady()`, not woken yet. */
+  #isWaitingForStore = false;
   /** No more requests will be read: QUIT, EOF, §8 or shutdown. */
   #isClosing = false;
   #isShuttingDown = false;
@@ -470,6 +472,11 @@ export class Connection {
     this.#updateFlow();
   }
 
+  readonly #storeOnReady = this.#contain((): void => {
+    this.#isWaitingForStore = false;
+    this.#updateFlow();
+  });
+
   /** Pauses reading while replies pile up; resumes when the client catches up. */
   #updateFlow(): void {
     if (this.#isClosing || this.#socket.destroyed) return;
@@ -479,9 +486,12 @@ export class Connection {
     // client: no timer for that).
     const isSlowReader = this.#socket.writableLength > this.#context.options.highWaterMarkBytes;
     // A third: the store has too many appends of this process unanswered (a
-    // cluster worker's); a connection waiting on its own commits reads on
-    // once they are answered, so every paused one has a wake-up.
-    const isStoreBehind = this.#pendingReplies > 0 && this.#context.store.isBackedUp === true;
+    // cluster worker's); it wakes its paused connections a few at a time.
+    const isStoreBehind = this.#context.store.isBackedUp === true;
+    if (isStoreBehind && !this.#isWaitingForStore) {
+      this.#isWaitingForStore = true;
+      this.#context.store.whenReady?.(this.#storeOnReady);
+    }
     const isBehind = isSlowReader || isStoreBehind || this.#queue.length > MAX_QUEUED_REPLIES;
     if (isBehind && !this.#isPaused) {
       this.#isPaused = true;

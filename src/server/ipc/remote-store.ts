@@ -65,6 +65,11 @@ export class RemoteStore implements Store {
   #unsent: NewRecord[] = [];
   #unsentWaiters: Waiter[] = [];
   #isSendScheduled = false;
+  /** Paused connections' wake-ups, oldest first (`whenReady`). */
+  #readyWaiters: (() => void)[] = [];
+  #isWakeScheduled = false;
+  /** A wake-up is running: its connection may read although others still wait. */
+  #isWaking = false;
   #isClosed = false;
   /** Appends not answered yet (unsent and in flight), and their payload bytes. */
   #unanswered = 0;
@@ -81,13 +86,54 @@ export class RemoteStore implements Store {
     });
   }
 
-  /** True while so many appends wait for an answer that connections should stop reading. */
+  /**
+   * True while so many appends wait for an answer that connections should
+   * stop reading, and while paused connections wait for their turn to read
+   * again (except for the one being woken).
+   */
   get isBackedUp(): boolean {
+    return this.#isOverSoftLimit() || (this.#readyWaiters.length > 0 && !this.#isWaking);
+  }
+
+  /**
+   * Wakes paused connections one per event-loop turn, oldest first, while
+   * the store is under its soft limit. Waking them all at once would let
+   * each read (and append) a whole socket read before any of them looks at
+   * the limit again: connections × 64 KiB of requests, the overshoot this
+   * pacing exists to avoid.
+   */
+  whenReady(wake: () => void): void {
+    this.#readyWaiters.push(wake);
+    this.#scheduleWake();
+  }
+
+  #isOverSoftLimit(): boolean {
     return (
       this.#unanswered >= APPENDS_SOFT_LIMIT.records ||
       this.#unansweredBytes >= APPENDS_SOFT_LIMIT.bytes
     );
   }
+
+  #scheduleWake(): void {
+    if (this.#isWakeScheduled || this.#readyWaiters.length === 0) return;
+    this.#isWakeScheduled = true;
+    setImmediate(this.#wakeOne);
+  }
+
+  readonly #wakeOne = (): void => {
+    this.#isWakeScheduled = false;
+    // Over the limit, the next answer schedules the next wake.
+    if (this.#isOverSoftLimit() && !this.#isClosed) return;
+    const wake = this.#readyWaiters.shift();
+    if (wake === undefined) return;
+    this.#isWaking = true;
+    try {
+      wake();
+    } finally {
+      this.#isWaking = false;
+    }
+    this.#scheduleWake();
+  };
 
   append(record: NewRecord): Promise<number> {
     if (this.#isClosed) return Promise.reject(new StoreError('the store is closed'));
@@ -134,6 +180,8 @@ export class RemoteStore implements Store {
     this.#unsent = [];
     this.#unsentWaiters = [];
     for (const waiter of unsent) this.#settle(waiter, { error });
+    // Appends fail at once from now on: nothing to pace.
+    for (const wake of this.#readyWaiters.splice(0)) wake();
   }
 
   #settle(waiter: Waiter, outcome: { readonly id: number } | { readonly error: unknown }): void {
@@ -174,6 +222,7 @@ export class RemoteStore implements Store {
         });
         // A batch slot is free: what queued meanwhile goes now.
         this.#sendBatches();
+        this.#scheduleWake();
       },
       (error: unknown) => waiters.forEach((waiter) => this.#settle(waiter, { error })),
     );
