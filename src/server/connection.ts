@@ -120,6 +120,9 @@ export class Connection {
   #isPaused = false;
   /** Registered with `store.whenReady()`, not woken yet. */
   #isWaitingForStore = false;
+  /** Bytes read while the store was backed up, served when it wakes this connection. */
+  #held: Buffer | null = null;
+  #heldAt = 0;
   /** No more requests will be read: QUIT, EOF, §8 or shutdown. */
   #isClosing = false;
   #isShuttingDown = false;
@@ -213,16 +216,39 @@ export class Connection {
     if (this.#isClosing) return;
     this.#bytesIn += chunk.length;
     this.#context.counters.bytesReceived += chunk.length;
-    this.#readAt = performance.now();
+    if (this.#context.store.isBackedUp === true) {
+      // The store paces its connections (ipc/remote-store.ts): this read
+      // waits for its turn as bytes, not as parsed requests (which cost
+      // about ten times their size until answered).
+      this.#held = this.#held === null ? chunk : Buffer.concat([this.#held, chunk]);
+      this.#heldAt = performance.now();
+      this.#updateFlow();
+      return;
+    }
+    this.#process(chunk, performance.now());
+  };
+
+  #process(chunk: Buffer, readAt: number): void {
+    this.#readAt = readAt;
     const linesBefore = this.#protocol.lines;
     this.#protocol.push(chunk, this);
     if (this.#protocol.lines !== linesBefore) this.#idleTimer?.refresh();
     this.#armUnterminatedTimer();
     this.#flush();
-  };
+  }
+
+  /** A read held back for the store, if any, is served now. */
+  #processHeld(): void {
+    const held = this.#held;
+    if (held === null) return;
+    this.#held = null;
+    if (!this.#isClosing) this.#process(held, this.#heldAt);
+  }
 
   /** The client half-closed (FIN): answer every complete line, then close (§2). */
   readonly #socketOnEnd = (): void => {
+    if (this.#isClosing) return;
+    this.#processHeld();
     if (this.#isClosing) return;
     if (this.#context.options.unterminatedAfterMs > 0) this.#protocol.endPartialLine(this);
     this.#stopReading('client-closed');
@@ -474,7 +500,8 @@ export class Connection {
 
   readonly #storeOnReady = this.#contain((): void => {
     this.#isWaitingForStore = false;
-    this.#updateFlow();
+    if (this.#held === null) this.#updateFlow();
+    else this.#processHeld();
   });
 
   /** Pauses reading while replies pile up; resumes when the client catches up. */

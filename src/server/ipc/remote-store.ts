@@ -96,11 +96,12 @@ export class RemoteStore implements Store {
   }
 
   /**
-   * Wakes paused connections one per event-loop turn, oldest first, while
-   * the store is under its soft limit. Waking them all at once would let
-   * each read (and append) a whole socket read before any of them looks at
-   * the limit again: connections × 64 KiB of requests, the overshoot this
-   * pacing exists to avoid.
+   * Wakes paused connections, oldest first, while the store is under its
+   * soft limit; a connection serves the read it held back during its
+   * wake-up (connection.ts), so the count is exact. Resuming them all at
+   * once would let each parse a whole socket read before any of them looks
+   * at the limit again: connections × 64 KiB of requests in flight, the
+   * overshoot this pacing exists to avoid.
    */
   whenReady(wake: () => void): void {
     this.#readyWaiters.push(wake);
@@ -124,14 +125,18 @@ export class RemoteStore implements Store {
     this.#isWakeScheduled = false;
     // Over the limit, the next answer schedules the next wake.
     if (this.#isOverSoftLimit() && !this.#isClosed) return;
-    const wake = this.#readyWaiters.shift();
-    if (wake === undefined) return;
-    this.#isWaking = true;
-    try {
-      wake();
-    } finally {
-      this.#isWaking = false;
+    // Those woken here and paused again wait at the end of the line.
+    let turns = this.#readyWaiters.length;
+    while (turns-- > 0 && (!this.#isOverSoftLimit() || this.#isClosed)) {
+      const wake = this.#readyWaiters.shift()!;
+      this.#isWaking = true;
+      try {
+        wake();
+      } finally {
+        this.#isWaking = false;
+      }
     }
+    // Connections that were only paused (nothing held) read on a later turn.
     this.#scheduleWake();
   };
 
