@@ -19,10 +19,11 @@
  * without a bound a worker with many pipelining clients would pile up
  * records, their IPC copies and the owner's copies in three processes. So
  * past `APPENDS_SOFT_LIMIT` unanswered appends (or their bytes) the store
- * says it is backed up, and connections waiting on their own commits stop
- * reading (connection.ts); past `APPENDS_HARD_LIMIT` an append fails at once
- * (`500 FAIL`), which only a flood of tiny payloads on many connections can
- * reach, since each paused connection adds at most what it had already read.
+ * says it is backed up: connections stop reading, and one that has read
+ * meanwhile holds the bytes unparsed (connection.ts) until `whenReady`
+ * wakes it, which happens only under the limit. So at most the soft limit
+ * plus one read's requests are parsed and unanswered at a time; the hard
+ * limit (`500 FAIL` at once) is a second line that pacing does not reach.
  */
 import { StoreError } from '../../errors.js';
 import type { NewRecord, Store, StoredRecord } from '../../store/store.js';
