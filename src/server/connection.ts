@@ -127,6 +127,11 @@ export class Connection {
   #isFlushScheduled = false;
   /** Reading is paused because the client is not reading its replies. */
   #isPaused = false;
+  /** Registered with `store.whenReady()`, not woken yet. */
+  #isWaitingForStore = false;
+  /** Bytes read while the store was backed up, served when it wakes this connection. */
+  #held: Buffer | null = null;
+  #heldAt = 0;
   /** No more requests will be read: QUIT, EOF, §8 or shutdown. */
   #isClosing = false;
   #isShuttingDown = false;
@@ -222,17 +227,40 @@ export class Connection {
     if (this.#isClosing) return;
     this.#bytesIn += chunk.length;
     this.#context.counters.received(chunk.length);
-    this.#readAt = performance.now();
+    if (this.#context.store.isBackedUp === true) {
+      // The store paces its connections (ipc/remote-store.ts): this read
+      // waits for its turn as bytes, not as parsed requests (which cost
+      // about ten times their size until answered).
+      this.#held = this.#held === null ? chunk : Buffer.concat([this.#held, chunk]);
+      this.#heldAt = performance.now();
+      this.#updateFlow();
+      return;
+    }
+    this.#process(chunk, performance.now());
+  };
+
+  #process(chunk: Buffer, readAt: number): void {
+    this.#readAt = readAt;
     const linesBefore = this.#protocol.lines;
     if (this.#telnet === null) this.#protocol.push(chunk, this);
     else this.#telnet.push(chunk, this.#telnetSink);
     if (this.#protocol.lines !== linesBefore) this.#idleTimer?.refresh();
     this.#armUnterminatedTimer();
     this.#flush();
-  };
+  }
+
+  /** A read held back for the store, if any, is served now. */
+  #processHeld(): void {
+    const held = this.#held;
+    if (held === null) return;
+    this.#held = null;
+    if (!this.#isClosing) this.#process(held, this.#heldAt);
+  }
 
   /** The client half-closed (FIN): answer every complete line, then close (§2). */
   readonly #socketOnEnd = (): void => {
+    if (this.#isClosing) return;
+    this.#processHeld();
     if (this.#isClosing) return;
     if (this.#context.options.unterminatedAfterMs > 0) this.#protocol.endPartialLine(this);
     else if (this.#protocol.partialLineBytes > 0) {
@@ -527,6 +555,12 @@ export class Connection {
     this.#updateFlow();
   }
 
+  readonly #storeOnReady = this.#contain((): void => {
+    this.#isWaitingForStore = false;
+    if (this.#held === null) this.#updateFlow();
+    else this.#processHeld();
+  });
+
   /** Pauses reading while replies pile up; resumes when the client catches up. */
   #updateFlow(): void {
     if (this.#isClosing || this.#socket.destroyed) return;
@@ -536,9 +570,12 @@ export class Connection {
     // client: no timer for that).
     const isSlowReader = this.#socket.writableLength > this.#context.options.highWaterMarkBytes;
     // A third: the store has too many appends of this process unanswered (a
-    // cluster worker's); a connection waiting on its own commits reads on
-    // once they are answered, so every paused one has a wake-up.
-    const isStoreBehind = this.#pendingReplies > 0 && this.#context.store.isBackedUp === true;
+    // cluster worker's); it wakes its paused connections a few at a time.
+    const isStoreBehind = this.#context.store.isBackedUp === true;
+    if (isStoreBehind && !this.#isWaitingForStore) {
+      this.#isWaitingForStore = true;
+      this.#context.store.whenReady?.(this.#storeOnReady);
+    }
     const isBehind = isSlowReader || isStoreBehind || this.#queue.length > MAX_QUEUED_REPLIES;
     if (isBehind && !this.#isPaused) {
       this.#isPaused = true;

@@ -86,6 +86,13 @@ export interface Store {
    * store, ipc/remote-store.ts). Absent means never.
    */
   readonly isBackedUp?: boolean;
+
+  /**
+   * With `isBackedUp`: calls `wake` once, when a connection paused for it
+   * may read again. The store wakes its paused connections a few at a time,
+   * so that they do not all read (and append) at once.
+   */
+  whenReady?(wake: () => void): void;
 }
 
 /**

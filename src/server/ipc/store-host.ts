@@ -4,7 +4,18 @@
  * same store, so they share its group commits.
  */
 import type { Store } from '../../store/store.js';
-import { APPEND_RPC, APPENDS_HARD_LIMIT } from './remote-store.js';
+import {
+  decodeAppendBatch,
+  encodeAppendResults,
+  failedAppendResults,
+  type AppendResults,
+} from './append-batch.js';
+import {
+  APPEND_RPC,
+  APPENDS_HARD_LIMIT,
+  BATCH_LIMIT,
+  MAX_BATCHES_IN_FLIGHT,
+} from './remote-store.js';
 import type { IpcPeer } from './messages.js';
 import { answerRequests } from './rpc.js';
 
@@ -16,23 +27,27 @@ export interface StoreHostStats {
 
 /** Serves `child`'s appends from `store` until the child goes; returns a function that stops. */
 export function hostStore(child: IpcPeer, store: Store, stats: StoreHostStats): () => void {
-  // What this child has in the store's queue: bounded like the child's own
-  // side (remote-store.ts), so a child that ignores its bound cannot grow
-  // this process; beyond it a batch is refused whole (500 FAIL to its clients).
+  // What this child has in the store's queue: a child sends at most
+  // MAX_BATCHES_IN_FLIGHT batches of BATCH_LIMIT at a time (remote-store.ts),
+  // so this process holds no more than that per child; one that sends more
+  // is refused whole (500 FAIL to its clients) rather than grow this process.
   let pending = 0;
   let pendingBytes = 0;
   return answerRequests(
     child,
     APPEND_RPC,
-    (records) => {
-      const bytes = records.reduce((sum, record) => sum + record.payload.length, 0);
+    (batch): AppendResults | Promise<AppendResults> => {
+      const records = decodeAppendBatch(batch);
+      const bytes = batch.payloads.byteLength;
       if (
-        pending + records.length > APPENDS_HARD_LIMIT.records ||
+        pending + records.length > MAX_BATCHES_IN_FLIGHT * BATCH_LIMIT.records ||
         pendingBytes + bytes > APPENDS_HARD_LIMIT.bytes
       ) {
         stats.failed += records.length;
-        const error = 'too many appends from one process wait for the store';
-        return records.map(() => ({ error }));
+        return failedAppendResults(
+          records.length,
+          'too many appends from one process wait for the store',
+        );
       }
       const appends = records.map((record) => store.append(record));
       pending += records.length;
@@ -40,19 +55,19 @@ export function hostStore(child: IpcPeer, store: Store, stats: StoreHostStats): 
       return Promise.allSettled(appends).then((settled) => {
         pending -= records.length;
         pendingBytes -= bytes;
-        return settled.map((outcome) => {
-          if (outcome.status === 'fulfilled') {
-            stats.stored++;
-            return { id: outcome.value };
-          }
-          stats.failed++;
-          const reason: unknown = outcome.reason;
-          return { error: reason instanceof Error ? reason.message : String(reason) };
-        });
+        return encodeAppendResults(
+          settled.map((outcome) => {
+            if (outcome.status === 'fulfilled') {
+              stats.stored++;
+              return { id: outcome.value };
+            }
+            stats.failed++;
+            const reason: unknown = outcome.reason;
+            return { error: reason instanceof Error ? reason.message : String(reason) };
+          }),
+        );
       });
     },
-    // Each batch in store holds a record, so the record bound above refuses
-    // first and this one is never reached (it only bounds empty batches).
-    { maxConcurrent: APPENDS_HARD_LIMIT.records + 1 },
+    { maxConcurrent: MAX_BATCHES_IN_FLIGHT },
   );
 }
