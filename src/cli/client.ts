@@ -286,16 +286,22 @@ async function runInteractive(
     }
     rl.close();
   });
-  const showAboveInput = (text: string): void => {
+  const showAboveInput = (text: string, thenPrompt: boolean): void => {
+    const wasShown = isPromptShown;
     if (isPromptShown) {
       clearLine(output, 0);
       cursorTo(output, 0);
       isPromptShown = false;
     }
     output.write(`${text}\n`);
+    // The session goes on: the prompt comes back with what was typed so far.
+    if (wasShown && thenPrompt && !isReadlineClosed) {
+      rl.prompt(true);
+      isPromptShown = true;
+    }
   };
-  client.on('unsolicited', (reply) => showAboveInput(`S: ${reply.line}`));
-  setShowUnexpected((text) => showAboveInput(`S? ${text}`));
+  client.on('unsolicited', (reply) => showAboveInput(`S: ${reply.line}`, false));
+  setShowUnexpected((text) => showAboveInput(`S? ${text}`, true));
   // --inline-data: a bare DATA waits here for the payload line typed next.
   let heldData: Buffer | null = null;
   client.on('close', (reason) => {

@@ -32,6 +32,8 @@ export type Fault =
   | 'dies-when-a-client-vanishes'
   /** 400 BCMD is followed by a description line (the handout's format, ending \n\r). */
   | 'describes-bad-commands'
+  /** Reads everything, answers nothing. */
+  | 'never-answers'
   /** None: the reference behaviour. */
   | 'none';
 
@@ -95,7 +97,7 @@ export async function startBrokenServer(fault: Fault): Promise<BrokenServer> {
       }
     };
     const onLine = (line: string): void => {
-      if (isQuit) return;
+      if (isQuit || fault === 'never-answers') return;
       if (isPayloadNext) {
         isPayloadNext = false;
         if (fault !== 'answers-data-early') reply('300 DRCV');
