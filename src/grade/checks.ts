@@ -414,7 +414,7 @@ const strict: Check[] = [
   },
 ];
 
-export const CHECKS: readonly Check[] = [...lab, ...strict];
+const CHECKS: readonly Check[] = [...lab, ...strict];
 
 export function checksOf(profile: Profile): Check[] {
   return CHECKS.filter((check) => check.profile === profile);

@@ -129,17 +129,6 @@ export class Wire {
     }
   }
 
-  /** Up to `count` lines before `deadline`. */
-  async lines(count: number, deadline: number): Promise<RawLine[]> {
-    const lines: RawLine[] = [];
-    while (lines.length < count) {
-      const line = await this.line(deadline);
-      if (line === null) break;
-      lines.push(line);
-    }
-    return lines;
-  }
-
   /** True if the server closes before `deadline`. */
   async closed(deadline: number): Promise<boolean> {
     while (!this.#isClosed) {
