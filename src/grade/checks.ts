@@ -208,8 +208,11 @@ const lab: Check[] = [
     name: 'vanishing-client',
     profile: 'lab',
     async run(context) {
+      // Reset while the server waits for its next command, as a client
+      // killed mid-session does.
       const gone = await context.open();
       await gone.send('HELO');
+      await gone.line(context.deadline);
       gone.reset();
       const halfway = await context.open();
       await halfway.send('DATA half');
@@ -225,12 +228,17 @@ const lab: Check[] = [
           steps,
           [(error as Error).message],
           expected,
-          'one client resets, one leaves mid-command; then ',
+          'one client resets after HELO, one leaves mid-command; then ',
         );
       }
       const result = await converse(wire, steps, context, LAB);
       const check = result.ok ? pass : fail;
-      return check(steps, result.got, expected, 'one client resets, one leaves mid-command; then ');
+      return check(
+        steps,
+        result.got,
+        expected,
+        'one client resets after HELO, one leaves mid-command; then ',
+      );
     },
   },
 ];

@@ -116,8 +116,8 @@ const ES_PHRASES: ReadonlyArray<readonly [string, string]> = [
   ['each of 3 clients', 'cada uno de 3 clientes'],
   ['a new client after them', 'un cliente nuevo después'],
   [
-    'one client resets, one leaves mid-command; then ',
-    'un cliente corta la conexión, otro se va a mitad de comando; luego ',
+    'one client resets after HELO, one leaves mid-command; then ',
+    'un cliente corta la conexión después de HELO, otro se va a mitad de comando; luego ',
   ],
   ['3 clients connected at once, each', '3 clientes conectados a la vez, cada uno'],
   ['nothing: the client speaks first', 'nada: el cliente habla primero'],
