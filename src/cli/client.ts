@@ -12,8 +12,8 @@ import { once } from 'node:events';
 import { clearLine, cursorTo } from 'node:readline';
 import { createInterface } from 'node:readline/promises';
 import type { Readable, Writable } from 'node:stream';
-import { connect, type HeloClient } from '../client/client.js';
-import { type HeloError, InvalidArgumentError, OutputError } from '../errors.js';
+import { connect, type HeloClient, type LineEnding, type Reply } from '../client/client.js';
+import { ClosedError, type HeloError, InvalidArgumentError, OutputError } from '../errors.js';
 import { CONNECTION_FLAGS, connectOptionsFromFlags } from './address.js';
 import { runUdpInteractive, runUdpPiped } from './udp-session.js';
 import { type CommandHelp, formatHelp, parseFlags, UsageError } from './args.js';
@@ -25,11 +25,30 @@ import {
   readLineBatches,
 } from './stdin-lines.js';
 
+/** The flags for the exercise's own servers (docs/GRADING.md). */
+const CLASSROOM_FLAGS = {
+  lockstep: {
+    type: 'boolean',
+    description:
+      'send one line, wait for its reply, then the next (servers that read one command per recv())',
+  },
+  eol: {
+    type: 'string',
+    valueName: 'crlf|lf|none',
+    default: 'crlf',
+    description: 'the line terminator sent; none implies --lockstep and --inline-data',
+  },
+  'inline-data': {
+    type: 'boolean',
+    description: 'send a bare DATA and its payload line as one DATA <payload> request',
+  },
+} as const;
+
 const HELP: CommandHelp = {
   usage: 'helo client [ADDRESS] [flags]',
   summary:
     'Talk to a helo server: interactively at a terminal, or one command per line from a pipe.',
-  flags: CONNECTION_FLAGS,
+  flags: { ...CONNECTION_FLAGS, ...CLASSROOM_FLAGS },
   notes: [
     'ADDRESS is tcp://HOST:PORT or HOST:PORT (brackets around an IPv6 address),',
     'tls://HOST:PORT (see the --tls-* flags), unix:/PATH, udp://HOST:PORT or',
@@ -49,9 +68,15 @@ const HELP: CommandHelp = {
     'without QUIT, and the exit status is 0 too. Replies such as 400 BCMD or 500 FAIL',
     "are printed, not failures: use 'helo send' to check that payloads were stored.",
     '',
+    'Classroom servers: --lockstep, --eol and --inline-data talk the way the exercise',
+    "expects; replies ending in LF alone are accepted ('helo grade' reports such",
+    'deviations). A server line that is not a reply, or a reply with nothing waiting',
+    'for it, is printed as unexpected: "..." (its bytes, JSON-quoted) and makes the exit',
+    'status 1.',
+    '',
     'Exit status: 0 as above; 1 when the server cannot be reached, a reply does not',
-    'come in time, or the server closes the connection first (e.g. 408 TOUT, 503 BUSY);',
-    '2 for a bad command line.',
+    'come in time, the server closes the connection first (e.g. 408 TOUT, 503 BUSY),',
+    'or it sent something unexpected; 2 for a bad command line.',
   ].join('\n'),
 };
 
@@ -68,24 +93,91 @@ export async function run(argv: string[]): Promise<number> {
     throw new UsageError(`expected at most one ADDRESS, got '${flags.positionals.join(' ')}'`);
   }
   const options = connectOptionsFromFlags(flags.values, flags.positionals[0]);
+  const talk = talkFromFlags(flags.values);
   if (options.target.transport === 'udp') {
     const target = { ...options.target, timeoutMs: options.timeoutMs!, waitMs: options.waitMs! };
     return process.stdin.isTTY
       ? runUdpInteractive(target)
       : runUdpPiped(target, process.stdin, process.stdout);
   }
-  const client = await connect(options);
+  const client = await connect({
+    ...options,
+    lineEnding: talk.eol,
+    tolerateStrayLines: true,
+  });
+  // Never dropped: each stray line is shown where it came (docs/GRADING.md).
+  let unexpected = 0;
+  client.on('unexpected', (what) => {
+    unexpected++;
+    showUnexpected(`unexpected: ${what}`);
+  });
+  let showUnexpected = (text: string): void => void process.stdout.write(`${text}\n`);
+  let status: number;
   try {
-    return process.stdin.isTTY
-      ? await runInteractive(client)
-      : await runPiped(client, process.stdin, process.stdout);
+    if (process.stdin.isTTY) {
+      status = await runInteractive(client, talk, (show) => (showUnexpected = show));
+    } else {
+      status = await runPiped(client, process.stdin, process.stdout, talk);
+    }
   } finally {
-    await client.close();
+    // Read on until the server closes (briefly): a line it sends after the
+    // last reply is shown too, not lost.
+    await client.close({ lingerMs: Math.min(options.timeoutMs || LINGER_MS, LINGER_MS) });
   }
+  if (unexpected > 0) {
+    throw new ClosedError(
+      `${client.address} sent ${unexpected} unexpected line${unexpected === 1 ? '' : 's'} (shown above)`,
+    );
+  }
+  return status;
+}
+
+/** The longest wait for the server to close after the session, to see what it still sends. */
+const LINGER_MS = 1000;
+
+/** How lines are put on the wire (the classroom flags). */
+interface Talk {
+  readonly eol: LineEnding;
+  readonly lockstep: boolean;
+  readonly inlineData: boolean;
+}
+
+function talkFromFlags(values: Record<string, unknown>): Talk {
+  const eol = (values['eol'] ?? 'crlf') as string;
+  if (eol !== 'crlf' && eol !== 'lf' && eol !== 'none') {
+    throw new UsageError(`--eol must be crlf, lf or none, got '${eol}'`);
+  }
+  // Without a terminator only the send boundaries separate commands: one at
+  // a time, and DATA with its payload in the same send.
+  const isUnterminated = eol === 'none';
+  return {
+    eol,
+    lockstep: values['lockstep'] === true || isUnterminated,
+    inlineData: values['inline-data'] === true || isUnterminated,
+  };
+}
+
+/** A bare DATA (blanks around it allowed, docs/PROTOCOL.md §2). */
+function isBareData(line: Buffer): boolean {
+  return line.length < 64 && /^[ \t]*DATA[ \t]*$/i.test(line.toString('latin1'));
+}
+
+/**
+ * `DATA <payload>` for --inline-data; null when only the two-line form can
+ * carry it (an empty payload, with a line terminator).
+ */
+function inlined(payload: Buffer, eol: LineEnding): Buffer | null {
+  if (payload.length === 0 && eol !== 'none') return null;
+  return Buffer.concat([Buffer.from('DATA '), payload]);
 }
 
 /** The pipe mode: commands in, reply lines out, pipelined with bounded memory. */
-async function runPiped(client: HeloClient, input: Readable, output: Writable): Promise<number> {
+async function runPiped(
+  client: HeloClient,
+  input: Readable,
+  output: Writable,
+  talk: Talk,
+): Promise<number> {
   // Printed from the event, not from each request's promise: the event
   // fires in wire order for every reply, including one a bare DATA and its
   // payload share, and an unsolicited 503 BUSY or 408 TOUT.
@@ -108,14 +200,35 @@ async function runPiped(client: HeloClient, input: Readable, output: Writable): 
     const outcome = await outstanding.shift()!;
     if (!outcome.ok) throw outcome.error;
   };
+  // --inline-data: a bare DATA waits here for its payload line.
+  let heldData: Buffer | null = null;
   try {
     reading: for await (const lines of readLineBatches(input)) {
       for (const line of lines) {
         // After QUIT the server closes: the rest of stdin goes unread.
         if (client.state === 'quitting' || client.state === 'closed') break reading;
-        outstanding.push(outcomeOf(client.send(line)));
+        if (
+          talk.inlineData &&
+          heldData === null &&
+          client.state === 'command' &&
+          isBareData(line)
+        ) {
+          heldData = line;
+          continue;
+        }
+        if (heldData !== null) {
+          const oneLine = inlined(line, talk.eol);
+          if (oneLine === null) outstanding.push(outcomeOf(client.send(heldData)));
+          heldData = null;
+          outstanding.push(outcomeOf(client.send(oneLine ?? line)));
+        } else {
+          outstanding.push(outcomeOf(client.send(line)));
+        }
+        // --lockstep: the reply comes before the next line goes (a bare DATA
+        // has none of its own: its payload line follows at once).
+        const limit = talk.lockstep && client.state !== 'payload' ? 1 : MAX_IN_FLIGHT;
         while (
-          outstanding.length >= MAX_IN_FLIGHT ||
+          outstanding.length >= limit ||
           (outstanding.length > 0 && client.bufferedBytes > HIGH_WATER_BYTES)
         ) {
           await settleOldest();
@@ -128,9 +241,9 @@ async function runPiped(client: HeloClient, input: Readable, output: Writable): 
     throw failure ?? error;
   }
   if (failure !== null) throw failure;
-  if (client.state === 'payload') {
+  if (client.state === 'payload' || heldData !== null) {
     // The bare DATA, last in line, will never be answered; the rest will.
-    void outstanding.pop();
+    if (heldData === null) void outstanding.pop();
     while (outstanding.length > 0) await settleOldest();
     throw new InvalidArgumentError('stdin ended after a bare DATA, before its payload line');
   }
@@ -139,7 +252,11 @@ async function runPiped(client: HeloClient, input: Readable, output: Writable): 
 }
 
 /** The terminal mode, shaped like the lab transcript. */
-async function runInteractive(client: HeloClient): Promise<number> {
+async function runInteractive(
+  client: HeloClient,
+  talk: Talk,
+  setShowUnexpected: (show: (text: string) => void) => void,
+): Promise<number> {
   const input = process.stdin;
   const output = process.stdout;
   const rl = createInterface({
@@ -169,14 +286,24 @@ async function runInteractive(client: HeloClient): Promise<number> {
     }
     rl.close();
   });
-  client.on('unsolicited', (reply) => {
+  const showAboveInput = (text: string, thenPrompt: boolean): void => {
+    const wasShown = isPromptShown;
     if (isPromptShown) {
       clearLine(output, 0);
       cursorTo(output, 0);
       isPromptShown = false;
     }
-    output.write(`S: ${reply.line}\n`);
-  });
+    output.write(`${text}\n`);
+    // The session goes on: the prompt comes back with what was typed so far.
+    if (wasShown && thenPrompt && !isReadlineClosed) {
+      rl.prompt(true);
+      isPromptShown = true;
+    }
+  };
+  client.on('unsolicited', (reply) => showAboveInput(`S: ${reply.line}`, false));
+  setShowUnexpected((text) => showAboveInput(`S? ${text}`, true));
+  // --inline-data: a bare DATA waits here for the payload line typed next.
+  let heldData: Buffer | null = null;
   client.on('close', (reason) => {
     if (reason === null) return;
     serverClosed = reason;
@@ -188,8 +315,22 @@ async function runInteractive(client: HeloClient): Promise<number> {
   for await (const line of rl) {
     isPromptShown = false;
     if (!client.isOpen) break;
+    const bytes = Buffer.from(line, 'utf8');
+    if (talk.inlineData && heldData === null && isBareData(bytes)) {
+      heldData = bytes;
+      prompt(PAYLOAD_PROMPT);
+      continue;
+    }
     const started = performance.now();
-    const reply = client.send(line);
+    let reply: Promise<Reply>;
+    if (heldData !== null) {
+      const oneLine = inlined(bytes, talk.eol);
+      if (oneLine === null) client.send(heldData).catch(() => undefined);
+      heldData = null;
+      reply = client.send(oneLine ?? bytes);
+    } else {
+      reply = client.send(bytes);
+    }
     if (client.state === 'payload') {
       // A bare DATA: its reply is the payload line's; errors surface there.
       reply.catch(() => undefined);
@@ -208,7 +349,7 @@ async function runInteractive(client: HeloClient): Promise<number> {
     if (isPromptShown) output.write('\n');
     throw serverClosed;
   }
-  if (client.state === 'payload') {
+  if (client.state === 'payload' || heldData !== null) {
     output.write('\n(DATA abandoned: no payload was sent, nothing stored)\n');
     return 0;
   }

@@ -26,6 +26,10 @@ const SUBCOMMANDS: Record<string, { summary: string; load: () => Promise<Subcomm
     summary: 'list or export the stored records',
     load: async () => (await import('./store.js')).run,
   },
+  grade: {
+    summary: "check that a server speaks the lab's protocol (a report card, for teachers)",
+    load: async () => (await import('./grade.js')).run,
+  },
   bench: {
     summary: 'load-test a helo (or any line-protocol) server',
     load: async () => (await import('./bench.js')).run,

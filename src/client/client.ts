@@ -110,7 +110,23 @@ export interface ConnectOptions {
    * request rejects with AbortError.
    */
   signal?: AbortSignal;
+  /**
+   * The line terminator sent: `crlf` (default), `lf`, or `none` for
+   * classroom servers that take each `recv()` as one command (send one
+   * request at a time, waiting for its reply, docs/PROTOCOL.md §9).
+   */
+  lineEnding?: LineEnding;
+  /**
+   * Classroom servers send lines that are not replies (a description after
+   * `400 BCMD`). `false` (default): such a line ends the connection, as
+   * nothing after it can be trusted. `true`: it is emitted as `unexpected`
+   * and the session goes on (replies are matched by position, and a line
+   * that is not a reply takes no position).
+   */
+  tolerateStrayLines?: boolean;
 }
+
+export type LineEnding = 'crlf' | 'lf' | 'none';
 
 /** Options of one request. */
 export interface RequestOptions {
@@ -139,6 +155,13 @@ export interface HeloClientEvents {
    */
   unsolicited: [reply: Reply];
   /**
+   * With `tolerateStrayLines`: a server line that is not a reply (as a JSON
+   * string, so that control bytes stay visible), or a reply that came
+   * before a bare DATA's payload line was sent (nothing may come in between,
+   * docs/PROTOCOL.md §3). Neither settles a request.
+   */
+  unexpected: [what: string];
+  /**
    * The connection closed. `reason` is null when it ended as asked (after
    * `200 BYE` or `close()`), otherwise the error that explains it.
    */
@@ -161,10 +184,16 @@ interface Pending {
 }
 
 const CRLF = Buffer.from('\r\n');
+const LINE_ENDINGS: Record<LineEnding, Buffer> = {
+  crlf: CRLF,
+  lf: Buffer.from('\n'),
+  none: Buffer.alloc(0),
+};
 const LF = 0x0a;
 const DATA_LINE = Buffer.from('DATA\r\n');
 const QUIT_LINE = Buffer.from('QUIT\r\n');
 const EMPTY = Buffer.alloc(0);
+const SPACE = Buffer.from(' ');
 // Errors after which the server may simply not be up yet (`--wait`).
 const RETRYABLE = new Set(['ECONNREFUSED', 'ENOENT', 'ECONNRESET']);
 
@@ -178,8 +207,21 @@ export async function connect(options: ConnectOptions = {}): Promise<HeloClient>
   checkDuration('connectTimeoutMs', connectTimeoutMs);
   checkDuration('waitMs', waitMs);
 
+  const lineEnding = options.lineEnding ?? 'crlf';
+  if (!Object.hasOwn(LINE_ENDINGS, lineEnding)) {
+    throw new InvalidOptionError(
+      `lineEnding must be crlf, lf or none, got ${JSON.stringify(lineEnding)}`,
+    );
+  }
+
   const socket = await openSocket(target, connectTimeoutMs, waitMs, options.signal);
-  return new HeloClient(socket, { address: target.address, timeoutMs, signal: options.signal });
+  return new HeloClient(socket, {
+    address: target.address,
+    timeoutMs,
+    signal: options.signal,
+    lineEnding,
+    tolerateStrayLines: options.tolerateStrayLines === true,
+  });
 }
 
 /** Where and how to connect, checked. */
@@ -227,7 +269,9 @@ export class HeloClient extends EventEmitter<HeloClientEvents> {
   readonly address: string;
   readonly #socket: ClientSocket;
   readonly #timeoutMs: number;
-  readonly #parser = new ReplyParser();
+  readonly #parser: ReplyParser;
+  readonly #eol: Buffer;
+  readonly #isTolerant: boolean;
   /** The server's session, replayed from what this client sends. */
   readonly #session = new Session();
   readonly #queue = new Fifo<Pending>();
@@ -250,9 +294,18 @@ export class HeloClient extends EventEmitter<HeloClientEvents> {
    */
   constructor(
     socket: ClientSocket,
-    options: { address: string; timeoutMs?: number; signal?: AbortSignal | undefined },
+    options: {
+      address: string;
+      timeoutMs?: number;
+      signal?: AbortSignal | undefined;
+      lineEnding?: LineEnding;
+      tolerateStrayLines?: boolean;
+    },
   ) {
     super();
+    this.#eol = LINE_ENDINGS[options.lineEnding ?? 'crlf'];
+    this.#isTolerant = options.tolerateStrayLines === true;
+    this.#parser = new ReplyParser({ tolerant: this.#isTolerant });
     this.address = options.address;
     this.#socket = socket;
     this.#timeoutMs = options.timeoutMs ?? CLIENT_DEFAULTS.timeoutMs;
@@ -260,6 +313,7 @@ export class HeloClient extends EventEmitter<HeloClientEvents> {
     // Requests are small and pipelined: Nagle would hold each back an RTT.
     socket.setNoDelay(true);
     socket.on('data', this.#socketOnData);
+    socket.on('end', this.#socketOnEnd);
     socket.on('error', this.#socketOnError);
     this.#closed = new Promise((resolve) => {
       socket.once('close', () => {
@@ -299,7 +353,7 @@ export class HeloClient extends EventEmitter<HeloClientEvents> {
     }
     this.#checkCommandState('helo()');
     const line = Buffer.from(name ? `HELO ${name}` : 'HELO', 'utf8');
-    return this.#request([line], Buffer.concat([line, CRLF]), 'HELO', Replies.OK, options);
+    return this.#request([line], Buffer.concat([line, this.#eol]), 'HELO', Replies.OK, options);
   }
 
   /**
@@ -320,7 +374,12 @@ export class HeloClient extends EventEmitter<HeloClientEvents> {
     // Always CRLF: the server removes one CR before the LF, so a payload that
     // itself ends in CR keeps it. The bare-DATA form sends any payload as is,
     // including an empty one or one with leading blanks.
-    const wire = Buffer.concat([DATA_LINE, bytes, CRLF]);
+    // Without a terminator nothing can separate DATA from its payload: the
+    // one-line form is the only one (docs/PROTOCOL.md §9).
+    const wire =
+      this.#eol.length === 0
+        ? Buffer.concat([DATA_LINE.subarray(0, 4), SPACE, bytes])
+        : Buffer.concat([DATA_LINE.subarray(0, 4), this.#eol, bytes, this.#eol]);
     return this.#request([DATA_LINE.subarray(0, 4), bytes], wire, 'DATA', Replies.DRCV, options);
   }
 
@@ -329,7 +388,7 @@ export class HeloClient extends EventEmitter<HeloClientEvents> {
     this.#checkCommandState('quit()');
     const reply = await this.#request(
       [QUIT_LINE.subarray(0, 4)],
-      QUIT_LINE,
+      Buffer.concat([QUIT_LINE.subarray(0, 4), this.#eol]),
       'QUIT',
       Replies.BYE,
       options,
@@ -356,17 +415,29 @@ export class HeloClient extends EventEmitter<HeloClientEvents> {
       throw new InvalidArgumentError('a line must be a string or a Buffer');
     if (bytes.includes(LF))
       throw new InvalidArgumentError('a line cannot contain LF (it ends the line)');
-    const sent = this.#session.state === 'command' ? withoutPadding(bytes) : bytes;
-    return this.#request([sent], Buffer.concat([sent, CRLF]), labelOf(sent), null, options);
+    // Without a terminator, the blanks in `DATA ` are meaningful (§9).
+    const sent =
+      this.#session.state === 'command' && this.#eol.length > 0 ? withoutPadding(bytes) : bytes;
+    return this.#request([sent], Buffer.concat([sent, this.#eol]), labelOf(sent), null, options);
   }
 
   /**
    * Ends the connection without QUIT. Requests still waiting reject with
    * ClosedError (their replies might come, but nobody would read them).
    */
-  async close(): Promise<void> {
+  async close(options: { lingerMs?: number } = {}): Promise<void> {
+    const lingerMs = options.lingerMs ?? 0;
     if (!this.#isClosed) {
       this.#isClosedByUs = true;
+      if (lingerMs > 0 && this.#queue.length === 0) {
+        // Half-close and read until the server closes too, for a while: a
+        // line it still sends is seen (`unexpected`), not lost.
+        this.#socket.end();
+        const timer = setTimeout(() => this.#socket.destroy(), lingerMs);
+        await this.#closed;
+        clearTimeout(timer);
+        return;
+      }
       if (this.#queue.length > 0) {
         // Not a failure: the caller asked for it, so `close` reports null.
         this.#rejectAll(
@@ -411,7 +482,19 @@ export class HeloClient extends EventEmitter<HeloClientEvents> {
         new ClosedError(`cannot send ${label}: the server is closing the connection (${why})`),
       );
     }
+    // A payload line is named after its DATA in messages, not after its first word.
+    if (this.#session.state === 'payload') label = 'DATA';
     for (const line of lines) this.#track(line);
+    const last = lines[lines.length - 1];
+    if (
+      this.#eol.length === 0 &&
+      this.#session.state === 'payload' &&
+      last !== undefined &&
+      isBlank(last[last.length - 1])
+    ) {
+      // §9: a silence-ended `DATA ` is DATA with an empty payload.
+      this.#track(EMPTY);
+    }
     const sharesNextReply = this.#session.state === 'payload';
 
     return new Promise<Reply>((resolve, reject) => {
@@ -480,6 +563,10 @@ export class HeloClient extends EventEmitter<HeloClientEvents> {
   readonly #replySink: ReplySink = {
     onReply: (reply) => this.#onReply(reply),
     onMalformed: (line) => {
+      if (this.#isTolerant) {
+        this.emit('unexpected', line);
+        return;
+      }
       this.#fail(
         new ClosedError(`${this.address} sent something that is not a helo reply: ${line}`),
       );
@@ -490,6 +577,11 @@ export class HeloClient extends EventEmitter<HeloClientEvents> {
     this.#parser.push(chunk, this.#replySink);
   };
 
+  /** The server's FIN: an unfinished line left over is shown, not dropped. */
+  readonly #socketOnEnd = (): void => {
+    if (this.#isTolerant) this.#parser.end(this.#replySink);
+  };
+
   #onReply(reply: Reply): void {
     if (this.#failure !== null) return;
     if (
@@ -498,6 +590,36 @@ export class HeloClient extends EventEmitter<HeloClientEvents> {
       reply.code === Replies.BUSY.code
     ) {
       this.#closingReply = reply;
+    }
+    const head = this.#queue.peek();
+    if (
+      head?.sharesNextReply === true &&
+      this.#queue.length === 1 &&
+      this.#closingReply !== reply
+    ) {
+      // A reply to a bare DATA before its payload line went out: the server
+      // answered too early (docs/PROTOCOL.md §3). Taking it as DATA's reply
+      // would shift every later reply by one.
+      const what = `${JSON.stringify(reply.line)} came before DATA's payload line was sent`;
+      if (this.#isTolerant) {
+        this.emit('unexpected', what);
+      } else {
+        this.#fail(new ClosedError(`${this.address} answered too early: ${what}`));
+      }
+      return;
+    }
+    if (
+      this.#isTolerant &&
+      head === undefined &&
+      reply.code !== Replies.TOUT.code &&
+      reply.code !== Replies.BUSY.code
+    ) {
+      // Only 408 TOUT and 503 BUSY may come unasked (the server then closes).
+      this.emit(
+        'unexpected',
+        `${JSON.stringify(reply.line)} (a reply with nothing waiting for it)`,
+      );
+      return;
     }
     this.emit('reply', reply);
     let entry = this.#queue.shift();
@@ -535,17 +657,24 @@ export class HeloClient extends EventEmitter<HeloClientEvents> {
     const others =
       culprit === undefined
         ? error
-        : new ClosedError(`the connection was closed: ${error.message}`, { cause: error });
+        : new ClosedError(`the client closed the connection: ${error.message}`, {
+            cause: error,
+          });
     this.#rejectAll(others, culprit, error);
     this.#socket.destroy();
   }
 
-  /** Rejects every waiting request with `error` (`culprit` with `own`). */
+  /**
+   * Rejects every waiting request with `error`; `culprit`, and a bare DATA
+   * whose reply it shares, with `own`.
+   */
   #rejectAll(error: Error, culprit?: Pending, own?: Error): void {
-    for (const entry of this.#queue.drain()) {
+    const entries = this.#queue.drain();
+    entries.forEach((entry, i) => {
       clearPending(entry);
-      entry.reject(entry === culprit ? (own ?? error) : error);
-    }
+      const isCulprit = entry === culprit || (entry.sharesNextReply && entries[i + 1] === culprit);
+      entry.reject(isCulprit ? (own ?? error) : error);
+    });
   }
 
   readonly #socketOnError = (error: NodeJS.ErrnoException): void => {
@@ -826,6 +955,11 @@ class Fifo<T> {
 
   push(item: T): void {
     this.#items.push(item);
+  }
+
+  /** The oldest item, left in place. */
+  peek(): T | undefined {
+    return this.#items[this.#head];
   }
 
   shift(): T | undefined {

@@ -27,14 +27,16 @@ export interface Reply {
  */
 export const MAX_REPLY_BYTES = 64;
 
-// Exactly one space; tokens are upper-case words (`DRCV`, `BCMD`).
-const REPLY_SHAPE = /^([0-9]{3}) ([A-Z][A-Z0-9]*)$/;
+// Exactly one space; tokens are upper-case words (`DRCV`, `BCMD`). A CR
+// before the code is what is left of a reply before it ended in `\n\r`
+// (LF CR, a common slip in classroom servers): the reply still counts.
+const REPLY_SHAPE = /^\r?(([0-9]{3}) ([A-Z][A-Z0-9]*))$/;
 
 /** Parses one reply line (without its terminator), or returns null if malformed. */
 export function parseReply(line: string): Reply | null {
   const match = REPLY_SHAPE.exec(line);
   if (match === null) return null;
-  return { code: Number(match[1]), token: match[2]!, line };
+  return { code: Number(match[2]), token: match[3]!, line: match[1]! };
 }
 
 /** Receives what the parser finds, in order. */
@@ -42,7 +44,8 @@ export interface ReplySink {
   onReply(reply: Reply): void;
   /**
    * A line that is not a reply: the line as a JSON string (so that control
-   * bytes stay visible), or what was wrong with it. Nothing is reported after it.
+   * bytes stay visible), or what was wrong with it. Nothing is reported
+   * after it, unless the parser was made with `{ tolerant: true }`.
    */
   onMalformed(line: string): void;
 }
@@ -50,8 +53,14 @@ export interface ReplySink {
 /** Bytes -> replies, incrementally: split points never change the result. */
 export class ReplyParser {
   readonly #framer = new LineFramer(MAX_REPLY_BYTES);
+  /** Go on after a malformed line (a classroom server's extra description lines). */
+  readonly #isTolerant: boolean;
   #sink: ReplySink | null = null;
   #isBroken = false;
+
+  constructor(options: { tolerant?: boolean } = {}) {
+    this.#isTolerant = options.tolerant === true;
+  }
 
   /** True once a malformed line was found; later bytes are ignored. */
   get isBroken(): boolean {
@@ -64,6 +73,29 @@ export class ReplyParser {
     this.#sink = sink;
     try {
       this.#framer.push(chunk, this.#lineSink);
+    } finally {
+      this.#sink = null;
+    }
+  }
+
+  /**
+   * The stream ended: an unfinished line left over is reported as malformed
+   * (never dropped unseen), except a lone CR after a `\n\r` terminator.
+   */
+  end(sink: ReplySink): void {
+    if (this.#isBroken || !this.#framer.hasPartialLine) return;
+    this.#sink = sink;
+    try {
+      this.#framer.endPartialLine({
+        onLine: (chunk, start, end) => {
+          if (end > start)
+            this.#malformed(
+              `${JSON.stringify(chunk.toString('latin1', start, end))} (unfinished, no LF)`,
+            );
+          return true;
+        },
+        onLongLine: () => this.#malformed(`a line longer than ${MAX_REPLY_BYTES} bytes`),
+      });
     } finally {
       this.#sink = null;
     }
@@ -82,8 +114,8 @@ export class ReplyParser {
   };
 
   #malformed(description: string): boolean {
-    this.#isBroken = true;
+    this.#isBroken = !this.#isTolerant;
     this.#sink!.onMalformed(description);
-    return false;
+    return this.#isTolerant;
   }
 }

@@ -173,3 +173,59 @@ describe('ReplyParser', () => {
     assert.deepEqual(parsed.malformed, [`a line longer than ${MAX_REPLY_BYTES} bytes`]);
   });
 });
+
+describe('ReplyParser, tolerant (helo client for classroom servers)', () => {
+  function parseTolerant(chunks: readonly Buffer[]): Parsed {
+    const parser = new ReplyParser({ tolerant: true });
+    const replies: Reply[] = [];
+    const malformed: string[] = [];
+    const sink = {
+      onReply: (reply: Reply) => replies.push(reply),
+      onMalformed: (line: string) => malformed.push(line),
+    };
+    for (const chunk of chunks) parser.push(chunk, sink);
+    parser.end(sink);
+    return { replies, malformed };
+  }
+
+  it('takes a reply left with a CR by a "\\n\\r" terminator, and goes on after stray lines', () => {
+    const parsed = parseTolerant([
+      Buffer.from('400 BCMD\n\rCommand-Description: Bad command\n\r100 OK\n\r'),
+    ]);
+    assert.deepEqual(
+      parsed.replies.map((reply) => reply.line),
+      ['400 BCMD', '100 OK'],
+    );
+    // The last lone CR is what is left of a terminator: nothing to show.
+    assert.deepEqual(parsed.malformed, ['"\\rCommand-Description: Bad command"']);
+  });
+
+  it('shows an unfinished last line', () => {
+    const parsed = parseTolerant([Buffer.from('100 OK\r\nBye now')]);
+    assert.deepEqual(parsed.malformed, ['"Bye now" (unfinished, no LF)']);
+  });
+
+  it('reports the same replies and stray lines whatever the split points', () => {
+    const lineArbitrary = fc.oneof(
+      replyArbitrary.map(({ code, token, crlf }) =>
+        Buffer.from(`${String(code).padStart(3, '0')} ${token}${crlf ? '\r\n' : '\n'}`),
+      ),
+      fc
+        .uint8Array({ maxLength: 80 })
+        .map((bytes) =>
+          Buffer.concat([Buffer.from(bytes.filter((byte) => byte !== 0x0a)), Buffer.from('\n')]),
+        ),
+    );
+    fc.assert(
+      fc.property(
+        fc.array(lineArbitrary, { maxLength: 20 }),
+        fc.array(fc.nat(), { maxLength: 10 }),
+        (lines, cuts) => {
+          const bytes = Buffer.concat(lines);
+          assert.deepEqual(parseTolerant(splitAt(bytes, cuts)), parseTolerant([bytes]));
+        },
+      ),
+      { numRuns: 300, ...seed },
+    );
+  });
+});
