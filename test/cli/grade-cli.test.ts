@@ -37,12 +37,13 @@ describe('helo grade', () => {
     let classroom: HeloServer;
     let plain: HeloServer;
     before(async () => {
-      // As npm start starts it, minus --telnet (not on this branch yet), and as plain `helo server`.
+      // As npm start starts it (--unterminated-after-ms 100 --telnet), and as plain `helo server`.
       classroom = await startServer({
         port: 0,
         store: new MemoryStore(),
         logLevel: 'silent',
         unterminatedAfterMs: 100,
+        telnet: true,
       });
       plain = await startServer({ port: 0, store: new MemoryStore(), logLevel: 'silent' });
     });
@@ -52,7 +53,7 @@ describe('helo grade', () => {
     });
 
     it(
-      'passes every lab check when it ends silent lines (--unterminated-after-ms 100)',
+      'passes every lab check as npm start runs it (--unterminated-after-ms 100 --telnet)',
       BOUNDED,
       async () => {
         const { status, report, failed } = await grade(classroom.port, 'lab');
