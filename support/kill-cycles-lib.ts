@@ -256,7 +256,7 @@ async function* allRecords(store: Store): AsyncGenerator<StoredRecord> {
     for await (const page of store.snapshotPages(5000)) yield* page;
     return;
   }
-  for (let afterId = 0; ; ) {
+  for (let afterId = 0; ;) {
     const page = await store.read(afterId, 5000);
     if (page.length === 0) return;
     yield* page;

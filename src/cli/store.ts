@@ -171,9 +171,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   const action = ACTIONS[name];
   if (!action || !Object.hasOwn(ACTIONS, name)) {
-    throw new UsageError(
-      `unknown command '${name}' (expected ${Object.keys(ACTIONS).join(', ')})`,
-    );
+    throw new UsageError(`unknown command '${name}' (expected ${Object.keys(ACTIONS).join(', ')})`);
   }
   const flags = parseFlags(action.help, rest);
   if (flags.help) {

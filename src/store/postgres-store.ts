@@ -746,8 +746,9 @@ function versionError(version: number): StoreError {
 }
 
 async function relationSize(client: pg.PoolClient): Promise<number> {
-  const rows = (await client.query<{ size: string }>("SELECT pg_total_relation_size('records') AS size"))
-    .rows;
+  const rows = (
+    await client.query<{ size: string }>("SELECT pg_total_relation_size('records') AS size")
+  ).rows;
   return Number(rows[0]?.size ?? 0);
 }
 
