@@ -7,8 +7,8 @@
  * which in autocommit mode is one transaction, and `append()` resolves only
  * when its reply has come back, with `synchronous_commit = on` set on every
  * session, so the commit is in the server's WAL on disk. While one batch
- * commits the next fills; up to MAX_COMMITS_IN_FLIGHT commit at once, each on
- * its own pooled connection.
+ * commits the next fills; one commits at a time (MAX_COMMITS_IN_FLIGHT), so
+ * that one server's ids follow the order of its appends, as in SQLite.
  *
  * Exactly once: every record gets a random key (`request_key`, UNIQUE)
  * before its first attempt. When the connection breaks after the statement
@@ -45,8 +45,16 @@ const SCHEMA_VERSION = 1;
 /** `pg_advisory_xact_lock` key serialising schema changes of every helo on the database ('helo'). */
 const SCHEMA_LOCK_KEY = 0x68656c6f;
 
-/** Commits on the wire at once: the next batch fills while these commit. */
-const MAX_COMMITS_IN_FLIGHT = 2;
+/**
+ * Commits on the wire at once: the next batch fills while this one commits.
+ * One, not more: two INSERTs on two connections run side by side and take
+ * identity values interleaved, and the second could commit first, so a
+ * session's pipelined payloads were stored out of request order (the
+ * vectors on PostgreSQL, test/store/postgres-server.test.ts). Measured in
+ * bench/stores.ts, two were no faster on this machine: a batch just grows
+ * while the one before it commits.
+ */
+const MAX_COMMITS_IN_FLIGHT = 1;
 /** Connections: the commits in flight, a reader, and one spare for the probe. */
 const POOL_SIZE = MAX_COMMITS_IN_FLIGHT + 2;
 /** Connecting to a database that does not answer gives up after this. */
@@ -537,7 +545,10 @@ export class PostgresStore implements Store {
     }
     let rows: KeyedId[];
     try {
-      rows = (await client.query<KeyedId>(INSERT_SQL, params)).rows;
+      // Named: parsed and planned once per connection, not once per batch.
+      rows = (
+        await client.query<KeyedId>({ name: 'helo_insert', text: INSERT_SQL, values: params })
+      ).rows;
       client.release();
     } catch (error) {
       client.release(true);
