@@ -50,9 +50,10 @@ const SCHEMA_LOCK_KEY = 0x68656c6f;
  * One, not more: two INSERTs on two connections run side by side and take
  * identity values interleaved, and the second could commit first, so a
  * session's pipelined payloads were stored out of request order (the
- * vectors on PostgreSQL, test/store/postgres-server.test.ts). Measured in
- * bench/stores.ts, two were no faster on this machine: a batch just grows
- * while the one before it commits.
+ * vectors on PostgreSQL, test/store/postgres-server.test.ts). The price,
+ * measured with bench/stores.ts (docs/STORES.md): one server's DATA at
+ * 0.48x SQLite with one in flight against 0.54x with two, within this
+ * shared machine's noise; a batch grows while the one before it commits.
  */
 const MAX_COMMITS_IN_FLIGHT = 1;
 /** Connections: the commits in flight, a reader, and one spare for the probe. */
