@@ -134,7 +134,7 @@ describe('PostgresStore', () => {
     const store = await PostgresStore.open(await cluster.createDatabase());
     try {
       const pending: Promise<number>[] = [];
-      for (let turn = 0; turn < 30; turn += 1) {
+      for (let turn = 0; turn < 200; turn += 1) {
         for (let index = 0; index < 20; index += 1) pending.push(store.append(record(`t${turn}`)));
         await new Promise((resolve) => setImmediate(resolve));
       }
