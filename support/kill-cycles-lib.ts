@@ -5,15 +5,16 @@
  * SQLite file (which grows from cycle to cycle), has several connections
  * pipeline DATA with unique payloads as fast as they can, kills the whole
  * process group with SIGKILL after a random 300–1500 ms, then reads the file
- * and compares it with what the clients saw acknowledged.
+ * and compares it with what the clients saw acknowledged. The same cycles
+ * run against a PostgreSQL store (`store`), read back asynchronously.
  *
  * Shared by `npm run kill-cycles` (bench/kill-cycles.ts, 20 cycles) and by
  * test/server/kill-cycles.test.ts (a few cycles, in `npm test`).
  */
-import { statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import Database from 'better-sqlite3';
+import { openStoreForReading } from '../src/store/open-store.js';
+import type { Store, StoredRecord } from '../src/store/store.js';
 import { seededRandom } from './seeded-random.js';
 import { startChildServer, type ChildServer } from '../src/loadgen/child-server.js';
 
@@ -26,6 +27,11 @@ export type KillMode = 'event-loop' | 'cluster';
 export interface KillCyclesOptions {
   /** The SQLite file every cycle writes to; created by the first server. */
   readonly file: string;
+  /**
+   * Another store URL instead (`postgres://…`): every cycle's server writes
+   * there, and it is read back through openStoreForReading.
+   */
+  readonly store?: string;
   readonly cycles: number;
   readonly mode: KillMode;
   /** Client connections per cycle. */
@@ -99,7 +105,14 @@ export async function runKillCycles(options: KillCyclesOptions): Promise<KillCyc
     );
     const outcome = await loadAndKill(options, `${run}-cycle-${cycle}`, killAfterMs);
     for (const payload of outcome.acknowledged) acknowledgedSoFar.add(payload);
-    const result = checkFile(options.file, run, cycle, killAfterMs, outcome, acknowledgedSoFar);
+    const result = await checkStore(
+      storeUrl(options),
+      run,
+      cycle,
+      killAfterMs,
+      outcome,
+      acknowledgedSoFar,
+    );
     results.push(result);
     options.onCycle?.(result);
   }
@@ -142,7 +155,7 @@ async function loadAndKill(
   prefix: string,
   killAfterMs: number,
 ): Promise<LoadOutcome> {
-  const server = await startServer(options.file, options.mode);
+  const server = await startServer(storeUrl(options), options.mode);
   const senders: Sender[] = [];
   try {
     for (let conn = 0; conn < options.connections; conn++) {
@@ -161,7 +174,11 @@ async function loadAndKill(
   };
 }
 
-async function startServer(file: string, mode: KillMode): Promise<ChildServer> {
+function storeUrl(options: KillCyclesOptions): string {
+  return options.store ?? `sqlite:${options.file}`;
+}
+
+async function startServer(store: string, mode: KillMode): Promise<ChildServer> {
   // detached: the server leads its own process group, so one kill(-pgid)
   // reaches every worker at the same instant, as a machine crash would.
   return startChildServer({
@@ -172,7 +189,7 @@ async function startServer(file: string, mode: KillMode): Promise<ChildServer> {
       '--port',
       '0',
       '--store',
-      `sqlite:${file}`,
+      store,
       '--mode',
       mode,
       '--log-level',
@@ -233,28 +250,43 @@ class Sender {
   }
 }
 
-/** Compares the file with everything acknowledged so far, after cycle `cycle`. */
-function checkFile(
-  file: string,
+/** Every record, oldest first: from one snapshot where the store offers it. */
+async function* allRecords(store: Store): AsyncGenerator<StoredRecord> {
+  if (store.snapshotPages) {
+    for await (const page of store.snapshotPages(5000)) yield* page;
+    return;
+  }
+  for (let afterId = 0; ;) {
+    const page = await store.read(afterId, 5000);
+    if (page.length === 0) return;
+    yield* page;
+    afterId = (page.at(-1) as StoredRecord).id;
+  }
+}
+
+/** Compares the store with everything acknowledged so far, after cycle `cycle`. */
+async function checkStore(
+  url: string,
   run: string,
   cycle: number,
   killAfterMs: number,
   outcome: LoadOutcome,
   acknowledgedSoFar: ReadonlySet<string>,
-): CycleResult {
-  // Opened read-write, as the next server would: a WAL left by the kill is
-  // recovered exactly as it will be then.
-  const db = new Database(file, { fileMustExist: true });
+): Promise<CycleResult> {
+  // SQLite: opened read-write, as the next server would, so a WAL left by
+  // the kill is recovered exactly as it will be then.
+  const store = await openStoreForReading(url);
   const copies = new Map<string, number>();
+  let dbBytes: number;
   try {
-    const rows = db.prepare<[], { payload: Buffer }>('SELECT payload FROM records').iterate();
-    for (const { payload } of rows) {
+    for await (const { payload } of allRecords(store)) {
       const text = payload.toString('latin1');
       if (!text.startsWith(run)) continue;
       copies.set(text, (copies.get(text) ?? 0) + 1);
     }
+    dbBytes = (await store.summary?.())?.sizeOnDiskBytes ?? 0;
   } finally {
-    db.close();
+    await store.close();
   }
   const cyclePrefix = `${run}-cycle-${cycle}-`;
   let stored = 0;
@@ -276,10 +308,6 @@ function checkFile(
     storedUnacknowledged: stored - outcome.acknowledged.filter((p) => copies.has(p)).length,
     lost,
     duplicated,
-    dbBytes: fileBytes(file) + fileBytes(`${file}-wal`),
+    dbBytes,
   };
-}
-
-function fileBytes(path: string): number {
-  return statSync(path, { throwIfNoEntry: false })?.size ?? 0;
 }

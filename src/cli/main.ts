@@ -23,7 +23,7 @@ const SUBCOMMANDS: Record<string, { summary: string; load: () => Promise<Subcomm
     load: async () => (await import('./send.js')).run,
   },
   store: {
-    summary: 'list or export the stored records',
+    summary: 'list, export, count, prune or back up the stored records',
     load: async () => (await import('./store.js')).run,
   },
   grade: {

@@ -1,7 +1,8 @@
 /**
- * `helo store list` and `helo store export` (README, same heading): read the
- * records a server stored, from another process, while that server runs or
- * after it was killed.
+ * `helo store list`, `export`, `stats`, `prune` and `backup` (README, same
+ * heading; docs/STORES.md): read and look after the records servers stored,
+ * from another process, while servers run on the store or after one was
+ * killed.
  *
  * Records are read a page at a time and each page is written out before the
  * next is read, so a store of any size needs the memory of one page, and a
@@ -9,9 +10,10 @@
  */
 import { InvalidOptionError, OutputError } from '../errors.js';
 import { DEFAULT_STORE_URL, openStoreForReading, parseStoreUrl } from '../store/open-store.js';
-import type { Store, StoredRecord } from '../store/store.js';
+import { SqliteStore } from '../store/sqlite-store.js';
+import type { Store, StoredRecord, StoreSummary } from '../store/store.js';
 import { UsageError, formatHelp, parseFlags, textFlag } from './args.js';
-import type { CommandHelp, FlagSpecs } from './args.js';
+import type { CommandHelp, FlagSpecs, ParsedFlags } from './args.js';
 
 /** Records per read: bounds memory, and is large enough to keep queries rare. */
 const PAGE_RECORDS = 1000;
@@ -33,9 +35,26 @@ const NOTES =
   'Works while a server writes to the same store and after a server was killed.\n' +
   'A memory: store lives inside its server process and cannot be read from here.';
 
+const DURATION_UNITS_MS: Readonly<Record<string, number>> = {
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+  w: 7 * 86_400_000,
+};
+
 interface Action {
   readonly help: CommandHelp;
-  readonly print: (store: Store, url: string) => Promise<WriteOutcome>;
+  /** Positional arguments taken (their names, for the usage error). */
+  readonly positionals?: readonly string[];
+  /** Checks the command line before the store is opened (usage errors: exit 2). */
+  readonly check?: (values: ParsedFlags['values'], url: string, positionals: string[]) => void;
+  readonly print: (
+    store: Store,
+    url: string,
+    values: ParsedFlags['values'],
+    positionals: string[],
+  ) => Promise<WriteOutcome>;
 }
 
 const ACTIONS: Readonly<Record<string, Action>> = {
@@ -56,12 +75,73 @@ const ACTIONS: Readonly<Record<string, Action>> = {
       summary:
         'Print every stored record as one JSON object per line, in id order, for programs:\n' +
         '{"id","receivedAt" (ISO 8601),"session","peer","name" (null if none),"payloadBase64",\n' +
-        '"clientCert" (TLS client certificate subject, null if none)}.\n' +
-        'Nothing else is written to stdout.',
+        '"clientCert" (TLS client certificate subject, null if none),\n' +
+        '"proxy" (the connection\'s real source under the PROXY protocol, null if none)}.\n' +
+        'Nothing else is written to stdout. A PostgreSQL store is read as one snapshot.',
       flags: FLAGS,
       notes: NOTES,
     },
     print: exportRecords,
+  },
+  stats: {
+    help: {
+      usage: 'helo store stats [--store URL] [--json]',
+      summary:
+        'Print how many records the store holds, their payload bytes, the oldest and newest\n' +
+        'time received, and the size on disk (SQLite: the file and its -wal; PostgreSQL:\n' +
+        "pg_total_relation_size('records')).",
+      flags: {
+        ...FLAGS,
+        json: { type: 'boolean', description: 'one JSON object, for programs' },
+      },
+      notes: NOTES,
+    },
+    print: printStats,
+  },
+  prune: {
+    help: {
+      usage: 'helo store prune [--store URL] (--before ISO-DATE | --older-than DURATION)',
+      summary:
+        'Delete the records received before a moment, print how many, and free the space.\n' +
+        'Safe while servers write to the store: it deletes in short transactions.',
+      flags: {
+        ...FLAGS,
+        before: {
+          type: 'string',
+          valueName: 'ISO-DATE',
+          description: 'delete records received before this moment, e.g. 2026-01-31T00:00:00Z',
+        },
+        'older-than': {
+          type: 'string',
+          valueName: 'DURATION',
+          description: 'delete records older than this: a number and s, m, h, d or w (30d, 12h)',
+        },
+      },
+      notes: NOTES,
+    },
+    check: (values) => {
+      pruneCut(values);
+    },
+    print: pruneRecords,
+  },
+  backup: {
+    help: {
+      usage: 'helo store backup [--store sqlite:PATH] DEST',
+      summary:
+        'Write a consistent copy of a live SQLite store to DEST (a new file, mode 0600),\n' +
+        'while servers keep writing. For a PostgreSQL store, use pg_dump.',
+      flags: FLAGS,
+    },
+    positionals: ['DEST'],
+    check: (_values, url, positionals) => {
+      const kind = parseStoreUrl(url).kind;
+      if (kind === 'postgres') {
+        throw new UsageError('a PostgreSQL store is backed up with pg_dump, not helo store backup');
+      }
+      if (kind === 'memory') throw new UsageError('a memory: store has nothing to back up');
+      if (positionals.length === 0) throw new UsageError('missing DEST, the file to write');
+    },
+    print: backupStore,
   },
 };
 
@@ -69,11 +149,14 @@ function usage(): string {
   return [
     'usage: helo store <command> [--store URL]',
     '',
-    'Read the records a server stored (protocol.md §5).',
+    'Read and look after the records servers stored (protocol.md §5, docs/STORES.md).',
     '',
     'commands:',
     '  list    print the records as a table, for people',
     '  export  print one JSON object per record, for programs',
+    '  stats   how many records, how many bytes, which dates, the size on disk',
+    '  prune   delete the records received before a moment',
+    '  backup  a consistent copy of a live SQLite store',
     '',
     "Run 'helo store <command> --help' for its flags.",
     '',
@@ -87,13 +170,16 @@ export async function run(argv: string[]): Promise<number> {
     return name === undefined ? 2 : 0;
   }
   const action = ACTIONS[name];
-  if (!action) throw new UsageError(`unknown command '${name}' (expected list or export)`);
+  if (!action || !Object.hasOwn(ACTIONS, name)) {
+    throw new UsageError(`unknown command '${name}' (expected ${Object.keys(ACTIONS).join(', ')})`);
+  }
   const flags = parseFlags(action.help, rest);
   if (flags.help) {
     process.stdout.write(formatHelp(action.help));
     return 0;
   }
-  const [extra] = flags.positionals;
+  const positionals = flags.positionals;
+  const extra = positionals[action.positionals?.length ?? 0];
   if (extra !== undefined) throw new UsageError(`unexpected argument '${extra}'`);
   const url = textFlag(flags.values, 'store', DEFAULT_STORE_URL);
   try {
@@ -103,11 +189,12 @@ export async function run(argv: string[]): Promise<number> {
     if (error instanceof InvalidOptionError) throw new UsageError(error.message);
     throw error;
   }
+  action.check?.(flags.values, url, positionals);
   const store = await openStoreForReading(url);
   try {
     // Ending early because the reader went away (`helo store export |
     // head -1`) is how pipelines end, not a failure worth a message.
-    await action.print(store, url);
+    await action.print(store, url, flags.values, positionals);
     return 0;
   } finally {
     await store.close();
@@ -116,8 +203,16 @@ export async function run(argv: string[]): Promise<number> {
 
 type WriteOutcome = 'written' | 'closed';
 
-/** Every record, oldest first, a page at a time. */
+/**
+ * Every record, oldest first, a page at a time: from one snapshot where the
+ * store has them (PostgreSQL), else by id (SQLite commits in id order, so
+ * paging by id never skips a record there).
+ */
 async function* pages(store: Store): AsyncGenerator<StoredRecord[]> {
+  if (store.snapshotPages) {
+    yield* store.snapshotPages(PAGE_RECORDS);
+    return;
+  }
   let afterId = 0;
   for (;;) {
     const page = await store.read(afterId, PAGE_RECORDS);
@@ -147,7 +242,104 @@ function exportedRecord(record: StoredRecord): Record<string, unknown> {
     name: record.name,
     payloadBase64: record.payload.toString('base64'),
     clientCert: record.clientCert,
+    proxy: record.proxy,
   };
+}
+
+async function printStats(
+  store: Store,
+  url: string,
+  values: ParsedFlags['values'],
+): Promise<WriteOutcome> {
+  const summary = await requireSummary(store, url);
+  const time = (ms: number | null) => (ms === null ? null : isoTime(ms));
+  if (values.json === true) {
+    return writeOut(
+      JSON.stringify({
+        records: summary.records,
+        payloadBytes: summary.payloadBytes,
+        oldestReceivedAt: time(summary.oldestAt),
+        newestReceivedAt: time(summary.newestAt),
+        sizeOnDiskBytes: summary.sizeOnDiskBytes,
+      }) + '\n',
+    );
+  }
+  const lines: [string, string][] = [
+    ['store', url],
+    ['records', String(summary.records)],
+    ['payload bytes', String(summary.payloadBytes)],
+    ['oldest', time(summary.oldestAt) ?? '-'],
+    ['newest', time(summary.newestAt) ?? '-'],
+    ['size on disk', `${summary.sizeOnDiskBytes} bytes`],
+  ];
+  return writeOut(lines.map(([label, value]) => `${label.padEnd(14)}${value}\n`).join(''));
+}
+
+async function requireSummary(store: Store, url: string): Promise<StoreSummary> {
+  if (!store.summary) throw new UsageError(`${url} cannot tell its size`);
+  return store.summary();
+}
+
+/**
+ * The moment before which `prune` deletes, in ms. Exactly one of --before
+ * and --older-than; a moment in the future is refused, because records
+ * being acknowledged right now would fall before it.
+ */
+function pruneCut(values: ParsedFlags['values'], now = Date.now()): number {
+  const before = values.before;
+  const olderThan = values['older-than'];
+  if ((before === undefined) === (olderThan === undefined)) {
+    throw new UsageError('give exactly one of --before ISO-DATE and --older-than DURATION');
+  }
+  let cut: number;
+  if (typeof before === 'string') {
+    cut = /^\d{4}-\d{2}-\d{2}(T[\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(before)
+      ? Date.parse(before)
+      : Number.NaN;
+    if (Number.isNaN(cut)) {
+      throw new UsageError(
+        `--before must be an ISO 8601 date, e.g. 2026-01-31 or 2026-01-31T12:00:00Z, got '${before}'`,
+      );
+    }
+  } else {
+    const match = /^(\d{1,9})([smhdw])$/.exec(String(olderThan));
+    if (match === null) {
+      throw new UsageError(
+        `--older-than must be a number and s, m, h, d or w (30d, 12h), got '${String(olderThan)}'`,
+      );
+    }
+    cut = now - Number(match[1]) * (DURATION_UNITS_MS[match[2] as string] as number);
+  }
+  if (cut > now) {
+    throw new UsageError(
+      `--before ${isoTime(cut)} is in the future; records being stored now would be deleted`,
+    );
+  }
+  return cut;
+}
+
+async function pruneRecords(
+  store: Store,
+  url: string,
+  values: ParsedFlags['values'],
+): Promise<WriteOutcome> {
+  const cut = pruneCut(values);
+  if (!store.prune) throw new UsageError(`${url} cannot be pruned`);
+  const result = await store.prune(cut);
+  const records = `${result.deleted} record${result.deleted === 1 ? '' : 's'}`;
+  return writeOut(`deleted ${records} received before ${isoTime(cut)}\n${result.freed}\n`);
+}
+
+async function backupStore(
+  store: Store,
+  url: string,
+  _values: ParsedFlags['values'],
+  positionals: string[],
+): Promise<WriteOutcome> {
+  const destination = positionals[0] as string;
+  if (!(store instanceof SqliteStore)) throw new UsageError(`${url} is not a SQLite store`);
+  await store.backupTo(destination);
+  return writeOut(`backed up ${url} to ${destination}\n`);
 }
 
 const HEADINGS = ['id', 'received', 'session', 'peer', 'name', 'bytes', 'payload'] as const;

@@ -7,8 +7,8 @@
  * which in autocommit mode is one transaction, and `append()` resolves only
  * when its reply has come back, with `synchronous_commit = on` set on every
  * session, so the commit is in the server's WAL on disk. While one batch
- * commits the next fills; up to MAX_COMMITS_IN_FLIGHT commit at once, each on
- * its own pooled connection.
+ * commits the next fills; one commits at a time (MAX_COMMITS_IN_FLIGHT), so
+ * that one server's ids follow the order of its appends, as in SQLite.
  *
  * Exactly once: every record gets a random key (`request_key`, UNIQUE)
  * before its first attempt. When the connection breaks after the statement
@@ -31,15 +31,31 @@ import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { StoreError } from '../errors.js';
 import { checkReadRange, recordProblem } from './store.js';
-import type { CommitInfo, NewRecord, Store, StoredRecord } from './store.js';
+import type {
+  CommitInfo,
+  NewRecord,
+  PruneResult,
+  Store,
+  StoredRecord,
+  StoreSummary,
+} from './store.js';
 
 /** Bump when the layout changes, and teach `migrate` the step from the previous one. */
 const SCHEMA_VERSION = 1;
 /** `pg_advisory_xact_lock` key serialising schema changes of every helo on the database ('helo'). */
 const SCHEMA_LOCK_KEY = 0x68656c6f;
 
-/** Commits on the wire at once: the next batch fills while these commit. */
-const MAX_COMMITS_IN_FLIGHT = 2;
+/**
+ * Commits on the wire at once: the next batch fills while this one commits.
+ * One, not more: two INSERTs on two connections run side by side and take
+ * identity values interleaved, and the second could commit first, so a
+ * session's pipelined payloads were stored out of request order (the
+ * vectors on PostgreSQL, test/store/postgres-server.test.ts). The price,
+ * measured with bench/stores.ts (docs/STORES.md): one server's DATA at
+ * 0.48x SQLite with one in flight against 0.54x with two, within this
+ * shared machine's noise; a batch grows while the one before it commits.
+ */
+const MAX_COMMITS_IN_FLIGHT = 1;
 /** Connections: the commits in flight, a reader, and one spare for the probe. */
 const POOL_SIZE = MAX_COMMITS_IN_FLIGHT + 2;
 /** Connecting to a database that does not answer gives up after this. */
@@ -94,6 +110,18 @@ const RETRY_SQL = `WITH inserted AS (
 const DELETE_IN_DOUBT_SQL = 'DELETE FROM records WHERE request_key = ANY($1::uuid[])';
 const READ_SQL = `SELECT id, received_at, session, peer, name, payload, client_cert, proxy
   FROM records WHERE id > $1 ORDER BY id LIMIT $2`;
+const SNAPSHOT_SQL = `SELECT id, received_at, session, peer, name, payload, client_cert, proxy
+  FROM records ORDER BY id`;
+
+const SUMMARY_SQL = `SELECT count(*) AS records, coalesce(sum(octet_length(payload)), 0) AS payload_bytes,
+  min(received_at) AS oldest_at, max(received_at) AS newest_at,
+  pg_total_relation_size('records') AS size FROM records`;
+/** Rows per DELETE in prune(): each transaction short, its locks few. */
+const PRUNE_BATCH_ROWS = 5000;
+const PRUNE_SQL = `DELETE FROM records WHERE id IN
+  (SELECT id FROM records WHERE received_at < $1 ORDER BY id LIMIT ${PRUNE_BATCH_ROWS})`;
+/** Maintenance (stats on a large table, VACUUM) may take long: its own, larger bound. */
+const MAINTENANCE_TIMEOUT_MS = 10 * 60_000;
 
 /** `postgres://…` or `postgresql://…` */
 export function isPostgresUrl(url: string): boolean {
@@ -319,6 +347,117 @@ export class PostgresStore implements Store {
     }
   }
 
+  async summary(): Promise<StoreSummary> {
+    return this.#maintenance('read', async (client) => {
+      const row = (await client.query(timed(SUMMARY_SQL, [], MAINTENANCE_TIMEOUT_MS))).rows[0] as {
+        records: string;
+        payload_bytes: string;
+        oldest_at: Date | null;
+        newest_at: Date | null;
+        size: string;
+      };
+      return {
+        records: Number(row.records),
+        payloadBytes: Number(row.payload_bytes),
+        oldestAt: row.oldest_at?.getTime() ?? null,
+        newestAt: row.newest_at?.getTime() ?? null,
+        sizeOnDiskBytes: Number(row.size),
+      };
+    });
+  }
+
+  /**
+   * DELETE in batches of PRUNE_BATCH_ROWS, each its own short transaction
+   * (servers inserting meanwhile never wait on it: new rows are not locked
+   * by a DELETE), then a plain `VACUUM`, which runs beside inserts and makes
+   * the space reusable (and gives trailing pages back); without the right
+   * to vacuum, autovacuum does the same a little later.
+   */
+  async prune(beforeMs: number): Promise<PruneResult> {
+    return this.#maintenance('prune', async (client) => {
+      const before = new Date(beforeMs).toISOString();
+      let deleted = 0;
+      for (;;) {
+        const result = await client.query(timed(PRUNE_SQL, [before], MAINTENANCE_TIMEOUT_MS));
+        deleted += result.rowCount ?? 0;
+        if ((result.rowCount ?? 0) < PRUNE_BATCH_ROWS) break;
+      }
+      if (deleted === 0) return { deleted, freed: 'nothing to free' };
+      const sizeBefore = await relationSize(client);
+      try {
+        await client.query(timed('VACUUM records', [], MAINTENANCE_TIMEOUT_MS));
+      } catch (error) {
+        return {
+          deleted,
+          freed: `VACUUM refused (${reason(error)}); autovacuum will make the space reusable`,
+        };
+      }
+      const released = Math.max(0, sizeBefore - (await relationSize(client)));
+      return {
+        deleted,
+        freed: `space made reusable by VACUUM; ${released} bytes given back to the file system`,
+      };
+    });
+  }
+
+  /**
+   * One snapshot (REPEATABLE READ READ ONLY) read through a cursor, so the
+   * pages together are the table at one moment, in id order, whatever the
+   * servers commit meanwhile; the database keeps the snapshot, this
+   * process one page.
+   */
+  async *snapshotPages(pageRecords: number): AsyncGenerator<StoredRecord[]> {
+    checkReadRange(0, pageRecords);
+    if (!this.#isOpen) throw new StoreError(`store ${this.#label} is closed`);
+    let client: pg.PoolClient;
+    try {
+      client = await this.#checkout();
+    } catch (error) {
+      throw new StoreError(`cannot read store ${this.#label}: ${reason(error)}`, { cause: error });
+    }
+    let ok = false;
+    try {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      await client.query(`DECLARE helo_export NO SCROLL CURSOR FOR ${SNAPSHOT_SQL}`);
+      for (;;) {
+        let rows: Row[];
+        try {
+          rows = (await client.query<Row>(`FETCH ${pageRecords} FROM helo_export`)).rows;
+        } catch (error) {
+          throw new StoreError(`cannot read store ${this.#label}: ${reason(error)}`, {
+            cause: error,
+          });
+        }
+        if (rows.length === 0) break;
+        yield rows.map(storedRecord);
+        if (rows.length < pageRecords) break;
+      }
+      await client.query('COMMIT');
+      ok = true;
+    } finally {
+      // Stopped early (a closed pipe) or failed: the connection, and with it
+      // the transaction, is dropped rather than reused.
+      client.release(!ok);
+    }
+  }
+
+  /** A connection of its own, without the commit-sized statement timeout, dropped after. */
+  async #maintenance<T>(what: string, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    if (!this.#isOpen) throw new StoreError(`store ${this.#label} is closed`);
+    let client: pg.PoolClient | undefined;
+    try {
+      client = await this.#checkout();
+      await client.query('SET statement_timeout = 0');
+      return await work(client);
+    } catch (error) {
+      throw new StoreError(`cannot ${what} store ${this.#label}: ${reason(error)}`, {
+        cause: error,
+      });
+    } finally {
+      client?.release(true);
+    }
+  }
+
   async close(): Promise<void> {
     if (!this.#isOpen) return;
     this.#isOpen = false;
@@ -407,7 +546,10 @@ export class PostgresStore implements Store {
     }
     let rows: KeyedId[];
     try {
-      rows = (await client.query<KeyedId>(INSERT_SQL, params)).rows;
+      // Named: parsed and planned once per connection, not once per batch.
+      rows = (
+        await client.query<KeyedId>({ name: 'helo_insert', text: INSERT_SQL, values: params })
+      ).rows;
       client.release();
     } catch (error) {
       client.release(true);
@@ -613,6 +755,13 @@ function versionError(version: number): StoreError {
     : new StoreError(
         `schema version ${version} is not this helo's (${SCHEMA_VERSION}); start the server on it once to upgrade it`,
       );
+}
+
+async function relationSize(client: pg.PoolClient): Promise<number> {
+  const rows = (
+    await client.query<{ size: string }>("SELECT pg_total_relation_size('records') AS size")
+  ).rows;
+  return Number(rows[0]?.size ?? 0);
 }
 
 /** A query with its own client-side timeout (node-postgres reads `query_timeout` per query too). */

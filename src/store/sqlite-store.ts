@@ -14,13 +14,20 @@
  * purpose, since undici's store is a cache and this one holds acknowledged
  * payloads.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, statSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, rmSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
 import { InvalidArgumentError, StoreError } from '../errors.js';
 import { checkReadRange, recordProblem } from './store.js';
-import type { CommitInfo, NewRecord, Store, StoredRecord } from './store.js';
+import type {
+  CommitInfo,
+  NewRecord,
+  PruneResult,
+  Store,
+  StoredRecord,
+  StoreSummary,
+} from './store.js';
 
 /** Defined with the Store interface; still exported here, where it was first. */
 export type { CommitInfo } from './store.js';
@@ -68,6 +75,15 @@ export interface SqliteStoreStats {
 }
 
 const DEFAULT_BUSY_TIMEOUT_MS = 5000;
+/**
+ * Rows deleted, or pages given back, per transaction by prune(): each holds
+ * the write lock for a few milliseconds, so a server writing meanwhile waits
+ * that long (within its busy_timeout), never for the whole prune.
+ */
+const PRUNE_BATCH_ROWS = 2000;
+const VACUUM_BATCH_PAGES = 2000;
+/** Pause between prune transactions, so that a waiting server gets the lock. */
+const PRUNE_PAUSE_MS = 5;
 
 interface PendingAppend {
   readonly record: NewRecord;
@@ -230,6 +246,119 @@ export class SqliteStore implements Store {
     }
   }
 
+  async summary(): Promise<StoreSummary> {
+    const db = this.#openDb();
+    const row = db
+      .prepare(
+        `SELECT count(*) AS records, coalesce(sum(length(payload)), 0) AS payloadBytes,
+                min(received_at) AS oldestAt, max(received_at) AS newestAt FROM records`,
+      )
+      .get() as Omit<StoreSummary, 'sizeOnDiskBytes'>;
+    const size = (suffix: string) =>
+      statSync(`${this.#path}${suffix}`, { throwIfNoEntry: false })?.size ?? 0;
+    return { ...row, sizeOnDiskBytes: size('') + size('-wal') };
+  }
+
+  /**
+   * Deletes in short IMMEDIATE transactions (PRUNE_BATCH_ROWS each), then
+   * gives the freed pages back to the file system where the file allows it
+   * (`auto_vacuum = INCREMENTAL`, which stores made by this helo have):
+   * `incremental_vacuum` moves no live row, so it is a short write like any
+   * other. A whole `VACUUM` would hold the write lock for as long as it
+   * takes to rewrite the file, and every server batch waiting longer than
+   * its busy_timeout would be answered 500 FAIL: it is left to the owner,
+   * with the servers stopped. In WAL mode the file shrinks at the next
+   * checkpoint.
+   */
+  async prune(beforeMs: number): Promise<PruneResult> {
+    const db = this.#openDb();
+    const remove = db.prepare(
+      `DELETE FROM records WHERE id IN
+         (SELECT id FROM records WHERE received_at < ? ORDER BY id LIMIT ${PRUNE_BATCH_ROWS})`,
+    );
+    const removeBatch = db.transaction(() => remove.run(beforeMs).changes);
+    let deleted = 0;
+    for (;;) {
+      const changes = this.#withStoreErrors('prune', () => removeBatch.immediate());
+      deleted += changes;
+      if (changes < PRUNE_BATCH_ROWS) break;
+      await sleep(PRUNE_PAUSE_MS);
+    }
+    const autoVacuum = db.pragma('auto_vacuum', { simple: true }) as number;
+    const freePages = () => db.pragma('freelist_count', { simple: true }) as number;
+    if (autoVacuum !== 2) {
+      const pages = freePages();
+      return {
+        deleted,
+        freed:
+          `${pages} free page(s) stay inside the file and are reused by new records ` +
+          '(this file predates auto_vacuum=INCREMENTAL; `sqlite3 FILE VACUUM` with no server running shrinks it)',
+      };
+    }
+    let released = 0;
+    for (let pages = freePages(); pages > 0; pages = freePages()) {
+      this.#withStoreErrors('prune', () =>
+        db.exec(`PRAGMA incremental_vacuum(${VACUUM_BATCH_PAGES})`),
+      );
+      const left = freePages();
+      released += pages - left;
+      if (left >= pages) break;
+      await sleep(PRUNE_PAUSE_MS);
+    }
+    // PASSIVE: never waits for a server; the file shrinks once the WAL is
+    // checkpointed past the vacuum, now or at the server's next checkpoint.
+    db.pragma('wal_checkpoint(PASSIVE)');
+    const pageSize = db.pragma('page_size', { simple: true }) as number;
+    return { deleted, freed: `${released * pageSize} bytes given back to the file system` };
+  }
+
+  /**
+   * A consistent copy of the live store at `destination`, made with
+   * `VACUUM INTO`: one read transaction, which in WAL mode never blocks a
+   * server writing meanwhile. (The online backup API, `db.backup()`,
+   * restarts whenever another process writes between its steps, so against
+   * a busy server it may never finish.) The destination is created first,
+   * mode 0600 whatever the umask, and must not exist; it is synced.
+   */
+  async backupTo(destination: string): Promise<void> {
+    const db = this.#openDb();
+    let fd: number;
+    try {
+      fd = openSync(destination, 'wx', 0o600);
+    } catch (error) {
+      throw new StoreError(`cannot create ${destination}: ${oneLine(error)}`, { cause: error });
+    }
+    closeSync(fd);
+    try {
+      this.#withStoreErrors('back up', () => db.prepare('VACUUM INTO ?').run(destination));
+      const copy = openSync(destination, 'r');
+      try {
+        fsyncSync(copy);
+      } finally {
+        closeSync(copy);
+      }
+      syncNewEntries(destination, undefined);
+    } catch (error) {
+      rmSync(destination, { force: true });
+      throw error;
+    }
+  }
+
+  #openDb(): Database.Database {
+    if (!this.#isOpen) throw new StoreError(`store ${this.#label} is closed`);
+    return this.#connected.db;
+  }
+
+  #withStoreErrors<T>(what: string, action: () => T): T {
+    try {
+      return action();
+    } catch (error) {
+      throw new StoreError(`cannot ${what} store ${this.#label}: ${oneLine(error)}`, {
+        cause: error,
+      });
+    }
+  }
+
   async close(): Promise<void> {
     if (!this.#isOpen) return;
     this.#isOpen = false;
@@ -344,6 +473,10 @@ function configure(
   // other processes' locks instead of failing at once.
   db.pragma(`busy_timeout = ${busyTimeoutMs}`);
   if (create) {
+    // On a new file only, before WAL writes its first page (it cannot change
+    // after): prune() can then give freed pages back to the file system
+    // without a whole VACUUM. A no-op on a file that has tables.
+    if (userVersion(db) === 0) db.pragma('auto_vacuum = INCREMENTAL');
     // WAL: readers (`helo store export`) never block the writer nor wait for
     // it, and a commit is one append to the -wal file. The mode is stored in
     // the file, so readers opened with openExisting inherit it.
@@ -506,6 +639,10 @@ function syncNewEntries(path: string, firstCreatedDirectory: string | undefined)
       closeSync(fd);
     }
   }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** better-sqlite3's error code (`SQLITE_FULL`, `SQLITE_READONLY`, …), or ''. */

@@ -81,6 +81,25 @@ export interface Store {
   close(): Promise<void>;
 
   /**
+   * Optional (SQLite, PostgreSQL): what `helo store stats` prints.
+   */
+  summary?(): Promise<StoreSummary>;
+
+  /**
+   * Optional (SQLite, PostgreSQL): deletes the records received before
+   * `beforeMs`, in short transactions so that servers writing meanwhile
+   * wait for milliseconds, not for the whole prune (`helo store prune`).
+   */
+  prune?(beforeMs: number): Promise<PruneResult>;
+
+  /**
+   * Optional: every record, oldest first, a page at a time, all from ONE
+   * snapshot (PostgreSQL, where several servers commit out of id order and
+   * paging by id could skip a record; `helo store export`).
+   */
+  snapshotPages?(pageRecords: number): AsyncGenerator<StoredRecord[]>;
+
+  /**
    * Optional: true while this process has so many appends unanswered that
    * connections waiting on a commit should stop reading (a cluster worker's
    * store, ipc/remote-store.ts). Absent means never.
@@ -93,6 +112,25 @@ export interface Store {
    * so that they do not all read (and append) at once.
    */
   whenReady?(wake: () => void): void;
+}
+
+/** `helo store stats`: what a store holds and what it takes on disk. */
+export interface StoreSummary {
+  readonly records: number;
+  /** Payload bytes, summed. */
+  readonly payloadBytes: number;
+  /** receivedAt of the oldest and newest record, in ms; null when empty. */
+  readonly oldestAt: number | null;
+  readonly newestAt: number | null;
+  /** SQLite: the file plus its -wal; PostgreSQL: `pg_total_relation_size('records')`. */
+  readonly sizeOnDiskBytes: number;
+}
+
+/** What `helo store prune` did. */
+export interface PruneResult {
+  readonly deleted: number;
+  /** How the space was freed, for people (one line). */
+  readonly freed: string;
 }
 
 /**

@@ -95,6 +95,7 @@ function exportLine(id: number, record: NewRecord): string {
     name: record.name,
     payloadBase64: record.payload.toString('base64'),
     clientCert: record.clientCert ?? null,
+    proxy: record.proxy ?? null,
   });
 }
 
@@ -177,6 +178,209 @@ function stop(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
     child.once('exit', () => resolvePromise());
     child.kill(signal);
   });
+}
+
+const OLD = Date.UTC(2020, 0, 1);
+
+/** `count` records received in 2020, 500 bytes each, then `recent` received now. */
+function oldAndNew(count: number, recent: number): NewRecord[] {
+  return Array.from({ length: count + recent }, (_, index) => ({
+    receivedAt: index < count ? OLD + index : Date.now(),
+    session: 'old',
+    peer: '127.0.0.1:1',
+    name: null,
+    payload: Buffer.from(`${index < count ? 'old' : 'new'} ${index} `.padEnd(500, '.')),
+  }));
+}
+
+describe('helo store stats, prune and backup (SQLite)', () => {
+  test(
+    'stats: records, payload bytes, oldest and newest, size on disk; --json',
+    TEST_OPTIONS,
+    async () => {
+      const path = newPath();
+      await fill(path, RECORDS);
+      const json = await helo(['store', 'stats', '--json', '--store', `sqlite:${path}`]);
+      assert.equal(json.status, 0, json.stderr);
+      const stats = JSON.parse(json.stdout) as Record<string, unknown>;
+      const size =
+        statSync(path).size + (statSync(`${path}-wal`, { throwIfNoEntry: false })?.size ?? 0);
+      assert.deepEqual(stats, {
+        records: 3,
+        payloadBytes: 11 + 5 + 0,
+        oldestReceivedAt: '2024-01-02T03:04:05.678Z',
+        newestReceivedAt: '2024-01-02T03:04:07.001Z',
+        sizeOnDiskBytes: size,
+      });
+      const people = await helo(['store', 'stats', '--store', `sqlite:${path}`]);
+      assert.equal(people.status, 0, people.stderr);
+      assert.match(people.stdout, /^records +3$/m);
+      assert.match(people.stdout, /^oldest +2024-01-02T03:04:05\.678Z$/m);
+      assert.match(people.stdout, new RegExp(`^size on disk +${size} bytes$`, 'm'));
+      const empty = newPath();
+      await fill(empty, []);
+      const none = await helo(['store', 'stats', '--json', '--store', `sqlite:${empty}`]);
+      assert.deepEqual(JSON.parse(none.stdout), {
+        records: 0,
+        payloadBytes: 0,
+        oldestReceivedAt: null,
+        newestReceivedAt: null,
+        sizeOnDiskBytes:
+          statSync(empty).size + (statSync(`${empty}-wal`, { throwIfNoEntry: false })?.size ?? 0),
+      });
+    },
+  );
+
+  test(
+    'prune --before deletes the older records, says how many, and the file shrinks',
+    TEST_OPTIONS,
+    async () => {
+      const path = newPath();
+      await fill(path, oldAndNew(3000, 200));
+      const sizeBefore = statSync(path).size;
+      const run = await helo([
+        'store',
+        'prune',
+        '--store',
+        `sqlite:${path}`,
+        '--before',
+        '2021-01-01',
+      ]);
+      assert.equal(run.status, 0, run.stderr);
+      assert.match(run.stdout, /^deleted 3000 records received before 2021-01-01T00:00:00\.000Z$/m);
+      assert.match(run.stdout, /bytes given back to the file system/);
+      const exported = parseExportAny(
+        (await helo(['store', 'export', '--store', `sqlite:${path}`])).stdout,
+      );
+      assert.equal(exported.length, 200);
+      assert.equal(exported[0]?.id, 3001, 'ids are never reused');
+      assert.ok(
+        statSync(path).size < sizeBefore / 2,
+        `the file shrank: ${sizeBefore} -> ${statSync(path).size}`,
+      );
+      const again = await helo([
+        'store',
+        'prune',
+        '--store',
+        `sqlite:${path}`,
+        '--older-than',
+        '30d',
+      ]);
+      assert.match(again.stdout, /^deleted 0 records received before /);
+    },
+  );
+
+  test(
+    'prune while a server process writes: no acknowledged record newer than the cut is lost',
+    TEST_OPTIONS,
+    async () => {
+      const path = newPath();
+      await fill(path, oldAndNew(20_000, 0));
+      const writer = await startWriter(path, 'stream', 50);
+      let pruned: CliResult;
+      try {
+        pruned = await helo(['store', 'prune', '--store', `sqlite:${path}`, '--older-than', '1d']);
+        // Let the writer go on past the prune, too.
+        const during = writer.acknowledged();
+        while (writer.acknowledged() < during + 100) await new Promise((r) => setTimeout(r, 10));
+      } finally {
+        await stop(writer.child, 'SIGTERM');
+      }
+      assert.equal(pruned.status, 0, pruned.stderr);
+      assert.match(pruned.stdout, /^deleted 20000 records /);
+      const acknowledged = writer.acknowledged();
+      const payloads = parseExportAny(
+        (await helo(['store', 'export', '--store', `sqlite:${path}`])).stdout,
+      ).map((record) => Buffer.from(record.payloadBase64, 'base64').toString());
+      assert.ok(
+        !payloads.some((payload) => payload.startsWith('old ')),
+        'every old record is gone',
+      );
+      const stored = new Set(payloads);
+      assert.equal(stored.size, payloads.length, 'nothing stored twice');
+      for (let n = 0; n < acknowledged; n++) {
+        assert.ok(stored.has(`record ${n}`), `acknowledged record ${n} is still there`);
+      }
+    },
+  );
+
+  test(
+    'backup: a consistent copy of a live store, mode 0600; an existing DEST is refused',
+    TEST_OPTIONS,
+    async () => {
+      const path = newPath();
+      const destination = join(directory, `backup-${files}.db`);
+      const writer = await startWriter(path, 'stream', 200);
+      let run: CliResult;
+      try {
+        run = await helo(['store', 'backup', '--store', `sqlite:${path}`, destination]);
+      } finally {
+        await stop(writer.child, 'SIGTERM');
+      }
+      assert.equal(run.status, 0, run.stderr);
+      assert.equal(statSync(destination).mode & 0o777, 0o600);
+      const copy = parseExport(
+        (await helo(['store', 'export', '--store', `sqlite:${destination}`])).stdout,
+      );
+      assert.ok(copy.length >= 200, `at least what was acknowledged before, got ${copy.length}`);
+      copy.forEach((record, index) =>
+        assert.equal(Buffer.from(record.payloadBase64, 'base64').toString(), `record ${index}`),
+      );
+      const again = await helo(['store', 'backup', '--store', `sqlite:${path}`, destination]);
+      assertFailed(again, 1, /cannot create .*EEXIST/);
+    },
+  );
+
+  test('backup of a PostgreSQL store says to use pg_dump, exit 2', TEST_OPTIONS, async () => {
+    const run = await helo([
+      'store',
+      'backup',
+      '--store',
+      'postgres://helo@127.0.0.1:1/helo',
+      'x.db',
+    ]);
+    assertFailed(run, 2, /pg_dump/);
+    assertFailed(
+      await helo(['store', 'backup', '--store', `sqlite:${newPath()}`]),
+      2,
+      /missing DEST/,
+    );
+  });
+
+  test(
+    'prune: exactly one of --before and --older-than, well formed, not in the future; exit 2',
+    TEST_OPTIONS,
+    async () => {
+      const store = ['--store', `sqlite:${newPath()}`];
+      assertFailed(await helo(['store', 'prune', ...store]), 2, /exactly one of --before/);
+      assertFailed(
+        await helo(['store', 'prune', ...store, '--before', '2020-01-01', '--older-than', '1d']),
+        2,
+        /exactly one of/,
+      );
+      assertFailed(
+        await helo(['store', 'prune', ...store, '--before', 'yesterday']),
+        2,
+        /ISO 8601/,
+      );
+      assertFailed(await helo(['store', 'prune', ...store, '--older-than', '30x']), 2, /30d, 12h/);
+      assertFailed(
+        await helo(['store', 'prune', ...store, '--before', '2999-01-01']),
+        2,
+        /in the future/,
+      );
+    },
+  );
+});
+
+/** Parses export output whose ids need not start at 1 (after a prune). */
+function parseExportAny(stdout: string): { id: number; payloadBase64: string }[] {
+  return stdout === ''
+    ? []
+    : stdout
+        .slice(0, -1)
+        .split('\n')
+        .map((line) => JSON.parse(line) as { id: number; payloadBase64: string });
 }
 
 describe('helo store export', () => {
@@ -442,7 +646,7 @@ describe('helo store failures and help', () => {
     assert.equal(store.status, 0);
     assert.match(store.stdout, /^usage: helo store <command>/);
     assert.match(store.stdout, /\blist\b[\s\S]*\bexport\b/);
-    for (const command of ['list', 'export']) {
+    for (const command of ['list', 'export', 'stats', 'prune', 'backup']) {
       const run = await helo(['store', command, '--help']);
       assert.equal(run.status, 0);
       assert.equal(run.stderr, '');

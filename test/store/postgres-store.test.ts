@@ -111,7 +111,7 @@ describe('PostgresStore', () => {
     }
   });
 
-  test('pipelines: the next batch fills while one commits, at most two in flight', async () => {
+  test('pipelines: the next batch fills while one commits', async () => {
     const url = await cluster.createDatabase();
     const commits: CommitInfo[] = [];
     const store = await PostgresStore.open(url, { onCommit: (info) => commits.push(info) });
@@ -125,6 +125,25 @@ describe('PostgresStore', () => {
       const total = commits.reduce((sum, info) => sum + info.records, 0);
       assert.equal(total, 1000);
       assert.ok(commits.length < 20, `batches merged while others committed: ${commits.length}`);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('ids follow the order of the appends across batches (one commit at a time)', async () => {
+    const store = await PostgresStore.open(await cluster.createDatabase());
+    try {
+      const pending: Promise<number>[] = [];
+      for (let turn = 0; turn < 200; turn += 1) {
+        for (let index = 0; index < 20; index += 1) pending.push(store.append(record(`t${turn}`)));
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      const ids = await Promise.all(pending);
+      assert.deepEqual(
+        ids,
+        [...ids].sort((a, b) => a - b),
+        'a later append never gets a lower id',
+      );
     } finally {
       await store.close();
     }
