@@ -76,9 +76,18 @@ answerRequests(
 );
 
 let isExiting = false;
+/** Set once every listener is open: before that, there are no sessions to drain. */
+let isListening = false;
+
 async function exit(): Promise<void> {
   if (isExiting) return;
   isExiting = true;
+  if (!isListening) {
+    // Stopped while starting (the primary's start failed, or a signal came
+    // early): nothing was served, and the primary's one line says why.
+    flushLogger(logger);
+    process.exit(0);
+  }
   await server.close();
   await store.close();
   if (primary.connected !== false) reportStats();
@@ -93,6 +102,7 @@ process.on('SIGHUP', () => server.reloadTls());
 
 try {
   await server.listen();
+  isListening = true;
   primary.send({
     type: 'helo:listening',
     port: server.port,
