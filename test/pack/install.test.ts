@@ -48,7 +48,10 @@ describe('npm install -g of the packed tarball', () => {
       { cwd: REPO_ROOT, encoding: 'utf8', env: cleanEnv(), timeout: 60_000 },
     );
     assert.equal(pack.status, 0, pack.stderr);
-    const tarball = join(scratch, readdirSync(scratch).find((name) => name.endsWith('.tgz'))!);
+    const tarball = join(
+      scratch,
+      readdirSync(scratch).find((name) => name.endsWith('.tgz'))!,
+    );
     const installStart = Date.now();
     // From another directory, as a user would; `prepare` does not run for a
     // tarball (it has no sources to build: an install that ran it would fail).

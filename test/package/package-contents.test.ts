@@ -20,9 +20,7 @@ interface PackageJson {
   readonly devDependencies: Record<string, string>;
 }
 
-const manifest = JSON.parse(
-  readFileSync(join(REPO_ROOT, 'package.json'), 'utf8'),
-) as PackageJson;
+const manifest = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as PackageJson;
 
 /** The package name a bare import specifier names: `pino`, `@scope/name`. */
 function packageName(specifier: string): string {
@@ -100,7 +98,10 @@ describe('the npm package', () => {
     }
     assert.deepEqual([...missing], [], 'a devDependency is not installed by npm install -g');
     // The scan sees the imports at all: every runtime dependency is used somewhere.
-    assert.deepEqual([...runtime].filter((name) => !used.has(name)), []);
+    assert.deepEqual(
+      [...runtime].filter((name) => !used.has(name)),
+      [],
+    );
   });
 
   it('keeps the browser and plotting tools out of the runtime dependencies', () => {
