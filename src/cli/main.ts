@@ -7,6 +7,7 @@
  * line that cannot be run (bad flag or value). Failures print one line on
  * stderr, never a stack trace.
  */
+import { readFileSync } from 'node:fs';
 import { HeloError, InvalidOptionError } from '../errors.js';
 import { watchStopSignals } from './stop-signals.js';
 
@@ -46,9 +47,20 @@ function usage(): string {
       ([name, { summary }]) => `  ${name.padEnd(width)}${summary}`,
     ),
     '',
-    "Run 'helo <command> --help' for the flags of each command.",
+    "Run 'helo <command> --help' for the flags of each command,",
+    "and 'helo --version' for the version.",
     '',
   ].join('\n');
+}
+
+/**
+ * The version in the package's own package.json, read where the package is
+ * installed: main.js sits in dist/src/cli/, three levels below it (in the
+ * repository and in a global install alike).
+ */
+function packageVersion(): string {
+  const file = new URL('../../../package.json', import.meta.url);
+  return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
 }
 
 /** One line, no stack trace: what a person at a terminal needs. */
@@ -63,6 +75,10 @@ async function main(argv: string[]): Promise<number> {
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(usage());
     return name === undefined ? 2 : 0;
+  }
+  if (name === '--version' || name === '-V' || name === 'version') {
+    process.stdout.write(`${packageVersion()}\n`);
+    return 0;
   }
   // The server stops cleanly on a signal even while it is still starting
   // (bin/helo has caught them already; this covers other ways of running main.js).
