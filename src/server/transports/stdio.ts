@@ -13,7 +13,7 @@ interface Peer {
 
 export class StdioStream extends Duplex {
   readonly remoteAddress: string | undefined;
-  readonly remotePort: number | undefined;
+  readonly remotePort: number;
   readonly #input: NodeJS.ReadableStream & Peer;
   readonly #output: NodeJS.WritableStream;
 
@@ -27,7 +27,7 @@ export class StdioStream extends Duplex {
     this.#output = output;
     // Under inetd stdin is the client's socket: its address names the peer in logs and records.
     this.remoteAddress = input.remoteAddress ?? 'stdio';
-    this.remotePort = input.remotePort;
+    this.remotePort = input.remotePort ?? 0;
     input.on('data', (chunk: Buffer) => {
       if (!this.push(chunk)) input.pause();
     });
