@@ -14,7 +14,7 @@
 import { InvalidOptionError } from '../../errors.js';
 
 /** What each passed socket serves, named as in `LISTEN_FDNAMES`. */
-export const ACTIVATION_NAMES = ['tcp', 'tls', 'unix', 'http', 'udp'] as const;
+const ACTIVATION_NAMES = ['tcp', 'tls', 'unix', 'http', 'udp'] as const;
 export type ActivationName = (typeof ACTIVATION_NAMES)[number];
 
 /** The descriptor passed for each listener; a listener absent here binds as its flags say. */
