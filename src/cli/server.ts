@@ -3,6 +3,7 @@
  * cleanly on SIGTERM / SIGINT (README, "Exit statuses and signals").
  */
 import { readFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import {
   DEFAULT_STORE_URL,
   openStore,
@@ -22,6 +23,8 @@ import {
   type ServerOptions,
 } from '../server/options.js';
 import { runServer } from '../server/run-server.js';
+import { takeListenFds, type ActivationName } from '../server/transports/activation.js';
+import type { StartServerOptions } from '../server/running-server.js';
 import { exposureWarnings } from '../server/exposure.js';
 import { openFilesWarning, readOpenFilesLimit } from '../server/fd-limit.js';
 import { onReloadSignal, stopSignalReceived, watchStopSignals } from './stop-signals.js';
@@ -145,6 +148,12 @@ const HELP: CommandHelp = {
       default: String(DEFAULTS.tlsHandshakeTimeoutMs / 1000),
       description: 'cut off a TLS handshake that takes longer',
     },
+    stdio: {
+      type: 'boolean',
+      description:
+        'serve exactly one session on stdin/stdout and exit (inetd, systemd Accept=yes);\n' +
+        'no listener is opened',
+    },
     'udp-port': {
       type: 'string',
       valueName: 'N',
@@ -200,7 +209,9 @@ const HELP: CommandHelp = {
     'Signals: SIGTERM or SIGINT (Ctrl-C) stop accepting, answer the requests already received,\n' +
     'send 503 BUSY to idle sessions and exit 0 within 10 seconds. SIGHUP reads the TLS files\n' +
     'again and never stops the server.\n' +
-    'Exit status: 0 after a clean shutdown, 1 if the server cannot start, 2 for a bad flag.',
+    'Exit status: 0 after a clean shutdown, 1 if the server cannot start, 2 for a bad flag.\n' +
+    'Socket activation: with LISTEN_PID set to its pid, the server listens on the sockets passed\n' +
+    'from fd 3 (LISTEN_FDS, LISTEN_FDNAMES tcp|tls|unix|http|udp) instead of binding.',
 };
 
 function optionalText(values: ParsedFlags['values'], name: string): string | null {
@@ -286,6 +297,27 @@ function tokenOnCommandLine(argv: readonly string[]): boolean {
   return argv.some((arg) => arg === '--http-token' || arg.startsWith('--http-token='));
 }
 
+/**
+ * `--stdio`: one session on stdin/stdout, then exit 0. The session runs in
+ * the event-loop server's own `Connection` (same limits, store, protocol); a
+ * stop signal ends it as it ends any session (503 BUSY when idle).
+ */
+async function serveStdio(
+  options: StartServerOptions,
+  stopSignal: Promise<unknown>,
+): Promise<number> {
+  const { HeloServer } = await import('../server/server.js');
+  const { StdioStream } = await import('../server/transports/stdio.js');
+  const server = new HeloServer({ ...options, mode: 'event-loop', httpPort: null });
+  const stream = new StdioStream();
+  const closed = new Promise<void>((resolve) => stream.once('close', resolve));
+  // The limits and the refusal path only read the peer's address and write, end or destroy.
+  server.serveSocket(stream as unknown as Socket);
+  await Promise.race([closed, stopSignal]);
+  await server.close();
+  return 0;
+}
+
 /** README: the process tree is gone and exit status is 0 within 10 seconds. */
 const HARD_EXIT_MS = 9_500;
 
@@ -298,8 +330,13 @@ export async function run(argv: string[]): Promise<number> {
   if (flags.positionals.length > 0) {
     throw new UsageError(`unexpected argument '${flags.positionals[0]}'`);
   }
+  // Read (and removed from the environment, so children never see them) first of all.
+  const listenFds = takeListenFds();
   const { values } = flags;
   const givenToken = httpTokenOption(values);
+  // A passed socket turns its listener on; its port flag is not needed (the socket wins).
+  const activated = (name: ActivationName, flag: string): number | null =>
+    listenFds?.[name] === undefined ? optionalPortFlag(values, flag) : 0;
   const options = resolveFlags({
     mode: textFlag(values, 'mode', DEFAULTS.mode) as ServerMode,
     workers: wholeNumberFlag(values, 'workers', DEFAULTS.workers),
@@ -323,13 +360,13 @@ export async function run(argv: string[]): Promise<number> {
     ),
     telnet: values.telnet === true,
     logLevel: textFlag(values, 'log-level', DEFAULTS.logLevel) as LogLevel,
-    unixPath: optionalText(values, 'unix'),
+    unixPath: listenFds?.unix === undefined ? optionalText(values, 'unix') : null,
     unixMode: octalFlag(values, 'unix-mode'),
-    tlsPort: optionalPortFlag(values, 'tls-port'),
-    httpPort: optionalPortFlag(values, 'http-port'),
+    tlsPort: activated('tls', 'tls-port'),
+    httpPort: activated('http', 'http-port'),
     wsOrigins: Array.isArray(values['ws-origin']) ? values['ws-origin'] : [],
     httpToken: givenToken,
-    udpPort: optionalPortFlag(values, 'udp-port'),
+    udpPort: activated('udp', 'udp-port'),
     tlsCertPath: optionalText(values, 'tls-cert'),
     tlsKeyPath: optionalText(values, 'tls-key'),
     tlsCaPath: optionalText(values, 'tls-ca'),
@@ -365,6 +402,12 @@ export async function run(argv: string[]): Promise<number> {
   const store = await openStore(storeUrl, { onCommit: counters.onCommit });
   const modeWarning = storeModeWarning(storeUrl);
   if (modeWarning !== null) logger.warn(modeWarning);
+  if (values.stdio === true) {
+    const status = await serveStdio({ ...options, store, logger, counters }, stopSignal);
+    await store.close();
+    flushLogger(logger);
+    return status;
+  }
   if (stopSignalReceived() !== null) {
     // Asked to stop while starting: there is nothing to serve or drain.
     await store.close();
@@ -373,7 +416,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   let server;
   try {
-    server = await runServer({ ...options, store, logger, counters });
+    server = await runServer({ ...options, store, logger, counters, listenFds });
   } catch (error) {
     await store.close();
     throw error;

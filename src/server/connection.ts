@@ -63,6 +63,8 @@ const MAX_QUEUED_REPLIES = 1024;
 const LINGER_MS = 5_000;
 /** With §9 off, a partial line this old gets one warning naming the option (docs/PROTOCOL.md §9). */
 const UNTERMINATED_HINT_MS = 2_000;
+/** How long a just-accepted connection's first bytes may take to be read when a shutdown starts. */
+const FIRST_BYTES_MS = 100;
 
 export type CloseReason =
   | 'quit'
@@ -193,6 +195,16 @@ export class Connection {
    */
   shutdown(): void {
     if (this.#isShuttingDown) return;
+    // Accepted a moment ago and nothing read yet: its first bytes are most
+    // likely in the kernel already (accept and read are separate turns of
+    // the event loop). They get that moment to arrive, so that a restart
+    // does not answer BUSY to a client that had sent its whole session
+    // (docs/TRANSPORTS.md, "Socket activation and inetd mode").
+    const firstBytesWait = FIRST_BYTES_MS - (Date.now() - this.#startedAt);
+    if (this.#bytesIn === 0 && firstBytesWait > 0 && !this.#isClosing) {
+      setTimeout(() => this.shutdown(), firstBytesWait).unref();
+      return;
+    }
     this.#isShuttingDown = true;
     if (this.#isClosing) return; // QUIT or EOF: it is already finishing.
     this.#stopReading('shutdown');

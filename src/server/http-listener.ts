@@ -39,6 +39,8 @@ import type { ServerRecorder } from './observe/server-counters.js';
 export interface HttpListenerOptions {
   readonly host: string;
   readonly port: number;
+  /** A listening socket passed by socket activation (transports/activation.ts): used instead of binding. */
+  readonly fd?: number | undefined;
   /** Extra browser origins allowed on `/ws`, e.g. `https://lab.example.org`. */
   readonly wsOrigins: readonly string[];
   /** Largest WebSocket message accepted, in bytes (a line plus its terminator). */
@@ -228,7 +230,9 @@ export class HttpListener {
           new ListenError(describeListenError(error, options.host, options.port), { cause: error }),
         );
       listener.#server.once('error', onError);
-      listener.#server.listen({ host: options.host, port: options.port }, () => {
+      const where =
+        options.fd === undefined ? { host: options.host, port: options.port } : { fd: options.fd };
+      listener.#server.listen(where, () => {
         listener.#server.off('error', onError);
         // After start, an error is a failed accept (EMFILE: out of descriptors);
         // libuv closes that connection and keeps listening. Without a

@@ -16,6 +16,7 @@ import type { Insight } from './observe/observatory.js';
 import type { ServerCounters } from './observe/server-counters.js';
 import type { ServerOptions } from './options.js';
 import { tcpUrl } from './transports/tcp.js';
+import type { ListenFds } from './transports/activation.js';
 
 export interface StartServerOptions extends Partial<ServerOptions> {
   /** Where payloads go. The caller owns it: the server never closes it. */
@@ -27,6 +28,11 @@ export interface StartServerOptions extends Partial<ServerOptions> {
    * the same object's `onCommit` to the store to count its commits too.
    */
   readonly counters?: ServerCounters;
+  /**
+   * Listening sockets passed by socket activation (transports/activation.ts):
+   * each listener named here uses its descriptor instead of binding.
+   */
+  readonly listenFds?: ListenFds | null;
 }
 
 /**

@@ -35,6 +35,7 @@ import {
 // without them (a process start per connection is the cost of that mode).
 import { boundPort, TcpTransport } from './transports/tcp.js';
 import type { StreamTransport } from './transports/transport.js';
+import type { ListenFds } from './transports/activation.js';
 import type { TlsTransport, TlsTransportOptions } from './transports/tls.js';
 import type { UdpEndpoint } from './transports/udp.js';
 import type { webSocketStream } from './transports/websocket.js';
@@ -92,10 +93,13 @@ export class HeloServer extends ServerBase {
   readonly #refused: RefusedSockets;
   #payloadsStored = 0;
   #onAllClosed: (() => void) | null = null;
+  /** Sockets passed by socket activation, by listener (transports/activation.ts). */
+  readonly #fds: ListenFds;
 
   constructor(options: StartServerOptions, internals: ServerInternals = {}) {
-    const { store, logger, counters, ...rest } = options;
+    const { store, logger, counters, listenFds, ...rest } = options;
     super(resolveServerOptions(rest), logger);
+    this.#fds = listenFds ?? {};
     if (this.options.mode === 'fork' || this.options.mode === 'cluster') {
       throw new InvalidOptionError(
         `HeloServer runs the event-loop and sequential modes; use startServer()`,
@@ -173,14 +177,15 @@ export class HeloServer extends ServerBase {
   /** Opens every listener the options ask for; if one fails, closes the others. */
   async listen(): Promise<void> {
     const { host, port, unixPath, tlsPort, udpPort, httpPort } = this.options;
+    const fds = this.#fds;
     const arrive = (socket: Socket, transport: StreamTransport): void =>
       this.#arrive(socket, transport);
     try {
-      this.#tcp = await TcpTransport.listen({ host, port }, arrive);
+      this.#tcp = await TcpTransport.listen({ host, port, fd: fds.tcp }, arrive);
       this.#transports.push(this.#tcp);
-      if (unixPath !== null) {
+      if (unixPath !== null || fds.unix !== undefined) {
         const { UnixTransport } = await import('./transports/unix.js');
-        const unix = { path: unixPath, mode: this.options.unixMode };
+        const unix = { path: unixPath ?? '', mode: this.options.unixMode, fd: fds.unix };
         this.#transports.push(await UnixTransport.listen(unix, arrive));
       }
       if (udpPort !== null) await this.#listenUdp(udpPort);
@@ -211,7 +216,7 @@ export class HeloServer extends ServerBase {
     const { UdpEndpoint } = await import('./transports/udp.js');
     const { host, maxLineBytes, shutdownGraceMs } = this.options;
     this.#udp = await UdpEndpoint.bind(
-      { host, port, maxLineBytes, shutdownGraceMs },
+      { host, port, maxLineBytes, shutdownGraceMs, fd: this.#fds.udp },
       {
         store: this.#store,
         logger: this.logger,
@@ -229,6 +234,7 @@ export class HeloServer extends ServerBase {
       {
         host: this.options.host,
         port,
+        fd: this.#fds.http,
         wsOrigins: this.options.wsOrigins,
         token: this.options.httpToken,
         maxMessageBytes: Math.max(this.options.maxLineBytes + 2, 1 << 20),
@@ -267,6 +273,7 @@ export class HeloServer extends ServerBase {
       files: { certPath: tlsCertPath!, keyPath: tlsKeyPath!, caPath: tlsCaPath },
       requireClientCert: this.options.tlsRequireClientCert,
       handshakeTimeoutMs: this.options.tlsHandshakeTimeoutMs,
+      fd: this.#fds.tls,
     };
   }
 

@@ -6,6 +6,9 @@ import { rpcChannel } from '../ipc/rpc.js';
 /** The worker reads its options from this environment variable (JSON). */
 export const WORKER_OPTIONS_ENV = 'HELO_CLUSTER_WORKER_OPTIONS';
 
+/** The primary's sockets passed by socket activation (JSON, by listener). */
+export const WORKER_FDS_ENV = 'HELO_CLUSTER_WORKER_FDS';
+
 /** Worker -> primary: its listener is open (on the port all workers share). */
 export interface WorkerListening {
   readonly type: 'helo:listening';

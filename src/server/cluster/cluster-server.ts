@@ -19,7 +19,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { createSocket } from 'node:dgram';
 import { createServer, isIPv6 } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { ListenError, ProcessError } from '../../errors.js';
+import { InvalidOptionError, ListenError, ProcessError } from '../../errors.js';
 import type { Store } from '../../store/store.js';
 import { hostStore, type StoreHostStats } from '../ipc/store-host.js';
 import { isMessage, type IpcPeer } from '../ipc/messages.js';
@@ -40,12 +40,14 @@ import {
   type ServerStats,
   type StartServerOptions,
 } from '../running-server.js';
+import type { ListenFds } from '../transports/activation.js';
 import { boundPort } from '../transports/tcp.js';
 import { UNIX_BIND_PATH_ENV } from '../transports/unix.js';
 import { PrivateUnixSocket, removeStaleUnixSocket } from '../transports/unix-socket-file.js';
 import {
   COUNTERS_RPC,
   INSIGHT_RPC,
+  WORKER_FDS_ENV,
   WORKER_OPTIONS_ENV,
   type InsightQuestion,
   type WorkerListenFailed,
@@ -94,6 +96,8 @@ export class ClusterServer extends ServerBase {
   #workersReplaced = 0;
   /** The options workers get: `options` with every port given as 0 chosen (#choosePorts). */
   #workerOptions: ServerOptions;
+  /** Sockets passed by socket activation, shared with every worker. */
+  readonly #fds: ListenFds;
   /** Workers that died young in a row: the exponent of the replacement backoff. */
   #youngDeaths = 0;
   /** Workers that died before listening, in a row. */
@@ -113,8 +117,16 @@ export class ClusterServer extends ServerBase {
   #observatory: Observatory | null = null;
 
   constructor(options: StartServerOptions) {
-    const { store, logger, counters, ...rest } = options;
+    const { store, logger, counters, listenFds, ...rest } = options;
     super(resolveServerOptions({ ...rest, mode: 'cluster' }), logger);
+    this.#fds = listenFds ?? {};
+    if (this.#fds.udp !== undefined) {
+      // A worker would open the descriptor number in its own process, where it is not:
+      // dgram, unlike net, does not ask the primary for a passed socket.
+      throw new InvalidOptionError(
+        'cluster mode cannot serve a UDP socket passed by socket activation; use another --mode',
+      );
+    }
     this.#counters = counters ?? new ServerCounters();
     // The primary owns the store, so it sees every worker's payloads: the dashboard's recent records.
     this.#recent = this.options.httpPort === null ? null : new RecentRecords();
@@ -253,6 +265,9 @@ export class ClusterServer extends ServerBase {
     const worker = cluster.fork({
       [WORKER_OPTIONS_ENV]: JSON.stringify(this.#workerOptions),
       ...(this.#unixSocket === null ? {} : { [UNIX_BIND_PATH_ENV]: this.#unixSocket.bindPath }),
+      // Passed sockets (transports/activation.ts): a worker's listen({ fd }) asks the
+      // primary, which opens the descriptor in its own process and shares it.
+      [WORKER_FDS_ENV]: JSON.stringify(this.#fds),
     });
     const peer = worker.process as IpcPeer;
     const stopHosting = hostStore(peer, this.#store, this.#storeStats);

@@ -11,8 +11,10 @@ import type { CountersData } from '../observe/server-counters.js';
 import { createLogger, flushLogger } from '../logger.js';
 import type { ServerOptions } from '../options.js';
 import { HeloServer } from '../server.js';
+import type { ListenFds } from '../transports/activation.js';
 import {
   COUNTERS_RPC,
+  WORKER_FDS_ENV,
   WORKER_OPTIONS_ENV,
   type WorkerListenFailed,
   type WorkerListening,
@@ -26,10 +28,11 @@ const STATS_EVERY_MS = 1_000;
 
 const primary = parentChannel();
 const options = JSON.parse(process.env[WORKER_OPTIONS_ENV] ?? '{}') as ServerOptions;
+const listenFds = JSON.parse(process.env[WORKER_FDS_ENV] ?? '{}') as ListenFds;
 const logger = createLogger(options.logLevel);
 const store = new RemoteStore(primary);
 const server = new HeloServer(
-  { ...options, mode: 'event-loop', store, logger },
+  { ...options, mode: 'event-loop', store, logger, listenFds },
   {
     admission: new SlotAdmission(primary, options.maxConnectionsPerIp),
     // /metrics and the dashboard cover the whole cluster: the primary answers them.

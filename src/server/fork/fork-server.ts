@@ -47,13 +47,16 @@ export class ForkServer extends ServerBase {
   readonly #storeStats: StoreHostStats = { stored: 0, failed: 0 };
   readonly #rejected = emptyRejectCounts();
   #server: Server | null = null;
+  /** The TCP socket passed by socket activation (transports/activation.ts), if any. */
+  readonly #fd: number | undefined;
   #connectionsTotal = 0;
   #sessionsHandedOver = 0;
   #onAllExited: (() => void) | null = null;
 
   constructor(options: StartServerOptions) {
-    const { store, logger, ...rest } = options;
+    const { store, logger, listenFds, ...rest } = options;
     super(resolveServerOptions({ ...rest, mode: 'fork' }), logger);
+    this.#fd = listenFds?.tcp;
     this.#store = store;
     this.#refused = new RefusedSockets(this.#rejected, this.logger);
     this.#limits = new ConnectionLimits(
@@ -94,7 +97,10 @@ export class ForkServer extends ServerBase {
   async listen(): Promise<void> {
     const { host, port } = this.options;
     // pauseOnConnect: the parent never reads a byte; the child does all of it.
-    this.#server = await listenTcp({ host, port, pauseOnConnect: true }, this.#serverOnConnection);
+    this.#server = await listenTcp(
+      { host, port, pauseOnConnect: true, fd: this.#fd },
+      this.#serverOnConnection,
+    );
     this.#server.on('error', (error) => this.logger.error({ err: error.message }, 'server error'));
     this.logger.info({ urls: this.urls, mode: 'fork' }, 'listening');
   }

@@ -22,7 +22,10 @@ export class TcpTransport implements StreamTransport {
 
   static async listen(options: TcpListenerOptions, arrive: Arrive): Promise<TcpTransport> {
     const listener = await listenTcp(options, (socket) => arrive(socket, transport));
-    const transport = new TcpTransport(listener, options.host);
+    const transport = new TcpTransport(
+      listener,
+      options.fd === undefined ? options.host : boundHost(listener, options.host),
+    );
     return transport;
   }
 
@@ -49,6 +52,8 @@ export interface TcpListenerOptions {
   readonly port: number;
   /** Hand over sockets that have not started reading (to pass them to a child). */
   readonly pauseOnConnect?: boolean;
+  /** A listening socket passed by socket activation (activation.ts): used instead of binding. */
+  readonly fd?: number | undefined;
 }
 
 /** `tcp://127.0.0.1:7777`, the form every helo address takes. */
@@ -69,15 +74,26 @@ export async function listenTcp(
   );
   await new Promise<void>((resolve, reject) => {
     const serverOnError = (error: NodeJS.ErrnoException): void => {
-      reject(new ListenError(describeListenError(error, host, port), { cause: error }));
+      const message =
+        options.fd === undefined
+          ? describeListenError(error, host, port)
+          : `cannot listen on the passed socket (fd ${options.fd}): ${error.message}`;
+      reject(new ListenError(message, { cause: error }));
     };
     server.once('error', serverOnError);
-    server.listen({ host, port, backlog: 4096 }, () => {
+    const where = options.fd === undefined ? { host, port } : { fd: options.fd };
+    server.listen({ ...where, backlog: 4096 }, () => {
       server.off('error', serverOnError);
       resolve();
     });
   });
   return server;
+}
+
+/** The address a listening server is bound to: a passed socket's may differ from `--host`. */
+export function boundHost(server: Server, fallback: string): string {
+  const address = server.address();
+  return typeof address === 'object' && address !== null ? address.address : fallback;
 }
 
 /** The port a listening server actually bound (differs from the one asked when that was 0). */

@@ -23,7 +23,7 @@ import {
 import { truncateUtf8 } from '../../core/truncate-utf8.js';
 import { InvalidOptionError } from '../../errors.js';
 import type { StreamSocket } from '../connection.js';
-import { boundPort, listenTcp, tcpUrl } from './tcp.js';
+import { boundHost, boundPort, listenTcp, tcpUrl } from './tcp.js';
 import { closeListener, type Arrive, type StreamTransport } from './transport.js';
 
 /**
@@ -148,6 +148,8 @@ export interface TlsTransportOptions extends TlsHandshakeOptions {
   readonly host: string;
   readonly port: number;
   readonly files: TlsFiles;
+  /** A listening socket passed by socket activation (activation.ts): used instead of binding. */
+  readonly fd?: number | undefined;
 }
 
 /**
@@ -176,7 +178,8 @@ export class TlsTransport implements StreamTransport {
       raw.on('error', ignoreError);
       arrive(raw, transport);
     });
-    const transport = new TlsTransport(listener, options.host, handshaker);
+    const host = options.fd === undefined ? options.host : boundHost(listener, options.host);
+    const transport = new TlsTransport(listener, host, handshaker);
     return transport;
   }
 

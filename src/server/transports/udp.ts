@@ -36,6 +36,8 @@ export interface UdpEndpointOptions {
   readonly host: string;
   /** `--udp-port`; 0 picks a free port. */
   readonly port: number;
+  /** A bound socket passed by socket activation (activation.ts): used instead of binding. */
+  readonly fd?: number | undefined;
   /** Longest line without its terminator (`--max-line`), as on TCP. */
   readonly maxLineBytes: number;
   /**
@@ -152,7 +154,9 @@ export class UdpEndpoint {
       };
       socket.once('error', socketOnError);
       // Not exclusive: cluster workers then share one socket, as they share the TCP listener.
-      socket.bind({ address: host, port }, () => {
+      // A socket passed by socket activation (activation.ts) is already bound.
+      const where = options.fd === undefined ? { address: host, port } : { fd: options.fd };
+      socket.bind(where, () => {
         socket.off('error', socketOnError);
         resolve();
       });

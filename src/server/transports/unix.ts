@@ -14,6 +14,8 @@ export interface UnixListenerOptions {
   readonly path: string;
   /** File permissions for the socket, e.g. 0o660; null leaves the umask's. */
   readonly mode: number | null;
+  /** A listening socket passed by socket activation (activation.ts): used instead of binding. */
+  readonly fd?: number | undefined;
 }
 
 /**
@@ -34,7 +36,10 @@ export class UnixTransport implements StreamTransport {
 
   static async listen(options: UnixListenerOptions, arrive: Arrive): Promise<UnixTransport> {
     const listener = await listenUnix(options, (socket) => arrive(socket, transport));
-    const transport = new UnixTransport(listener, options.path);
+    // A passed socket was placed by the service manager: its path is whatever it bound.
+    const address = listener.address();
+    const path = options.fd === undefined || typeof address !== 'string' ? options.path : address;
+    const transport = new UnixTransport(listener, path);
     return transport;
   }
 
@@ -57,6 +62,23 @@ export async function listenUnix(
 ): Promise<Server> {
   // allowHalfOpen: a client's FIN must not stop the replies it is owed (§2).
   const server = createServer({ allowHalfOpen: true }, onConnection);
+  if (options.fd !== undefined) {
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ fd: options.fd }, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new ListenError(`cannot listen on the passed socket (fd ${options.fd}): ${reason}`, {
+        cause: error,
+      });
+    }
+    return server;
+  }
   const sharedBindPath = cluster.isWorker ? process.env[UNIX_BIND_PATH_ENV] : undefined;
   if (sharedBindPath !== undefined) {
     // A cluster worker: the primary owns the public path (cluster/cluster-server.ts).
