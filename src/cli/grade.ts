@@ -66,7 +66,7 @@ const HELP: CommandHelp = {
     '',
     'lab checks the exercise: one command per send with no line terminator, each',
     'reply awaited; replies may end in LF or CRLF; a description line after',
-    '400 BCMD is allowed. strict checks protocol.md sections 2 and 3: CRLF replies,',
+    '400 BCMD is allowed. strict checks docs/PROTOCOL.md sections 2 and 3: CRLF replies,',
     'lines split and merged, pipelining, case, blanks, bare DATA, half-close, and',
     'several clients at once (a sequential server is reported, not failed).',
     'Each check, its usual cause and its fix: docs/GRADING.md (docs/GRADING.es.md).',

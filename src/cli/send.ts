@@ -70,7 +70,7 @@ export async function run(argv: string[]): Promise<number> {
 
   if (options.target.transport === 'udp') {
     if (typeof name === 'string') {
-      throw new UsageError('--name labels a session, and UDP has none (protocol.md §6)');
+      throw new UsageError('--name labels a session, and UDP has none (docs/PROTOCOL.md §6)');
     }
     const target = { ...options.target, timeoutMs: options.timeoutMs!, waitMs: options.waitMs! };
     try {

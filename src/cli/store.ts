@@ -149,7 +149,7 @@ function usage(): string {
   return [
     'usage: helo store <command> [--store URL]',
     '',
-    'Read and look after the records servers stored (protocol.md §5, docs/STORES.md).',
+    'Read and look after the records servers stored (docs/PROTOCOL.md §5, docs/STORES.md).',
     '',
     'commands:',
     '  list    print the records as a table, for people',

@@ -714,7 +714,7 @@ export class HeloClient extends EventEmitter<HeloClientEvents> {
     if (this.#isClosedByUs) return new ClosedError('the connection is closed');
     if (this.#isRejected) {
       return new ClosedError(
-        `${this.address} closed the connection without a reply: a line looked like HTTP (protocol.md §8)`,
+        `${this.address} closed the connection without a reply: a line looked like HTTP (docs/PROTOCOL.md §8)`,
       );
     }
     const after = this.#closingReply ? ` after ${this.#closingReply.line}` : '';

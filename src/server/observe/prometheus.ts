@@ -151,7 +151,7 @@ const HELO_METRICS: readonly MetricDefinition[] = [
   },
   {
     name: 'helo_cross_protocol_rejects_total',
-    help: 'Connections closed without a reply because they spoke HTTP (protocol.md section 8).',
+    help: 'Connections closed without a reply because they spoke HTTP (docs/PROTOCOL.md section 8).',
     type: 'counter',
     samples: single((d) => d.crossProtocolRejects),
   },
