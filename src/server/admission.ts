@@ -16,7 +16,8 @@ import { isIPv4, isIPv6, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Replies } from '../core/replies.js';
 
-export type RejectReason = 'max-connections' | 'max-connections-per-ip' | 'shutdown';
+/** `proxy`: a missing, malformed, late or untrusted PROXY header (docs/PROTOCOL.md §10). */
+export type RejectReason = 'max-connections' | 'max-connections-per-ip' | 'shutdown' | 'proxy';
 
 /** Where a server asks whether to serve a connection and reports when it ends. */
 export interface Admission {

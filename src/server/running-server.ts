@@ -76,7 +76,7 @@ export interface RunningServer {
 }
 
 export function emptyRejectCounts(): Record<RejectReason, number> {
-  return { 'max-connections': 0, 'max-connections-per-ip': 0, shutdown: 0 };
+  return { 'max-connections': 0, 'max-connections-per-ip': 0, shutdown: 0, proxy: 0 };
 }
 
 /** After the grace period, processes still running get this long before SIGKILL (fork, cluster). */

@@ -13,7 +13,7 @@
  * class in other processes: see fork/ and cluster/.
  */
 import type { IncomingMessage } from 'node:http';
-import type { Socket } from 'node:net';
+import type { BlockList, Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import type { Store } from '../store/store.js';
 import {
@@ -50,6 +50,13 @@ import {
   type StartServerOptions,
 } from './running-server.js';
 import { InvalidOptionError } from '../errors.js';
+import {
+  isTrustedSource,
+  proxiedClient,
+  proxyAllowList,
+  readProxyHeader,
+  type ProxiedClient,
+} from './proxy-stage.js';
 
 export type { RejectReason } from './admission.js';
 export type { Transport } from './connection.js';
@@ -62,6 +69,10 @@ export interface SessionInfo {
   readonly transport?: Transport;
   /** The TLS client certificate's subject, when there is one. */
   readonly clientCert?: string | null;
+  /** docs/PROTOCOL.md §10: the client a PROXY header named, as `peer` shows it. */
+  readonly peer?: string;
+  /** docs/PROTOCOL.md §10: where the connection really came from (the balancer). */
+  readonly proxy?: string;
 }
 
 export class HeloServer extends ServerBase {
@@ -90,6 +101,9 @@ export class HeloServer extends ServerBase {
   readonly #waiting: HeldSlots<WaitingSession>;
   readonly #connections = new Set<Connection>();
   readonly #refused: RefusedSockets;
+  /** --proxy-protocol: sockets whose PROXY header is being read (no slot held yet). */
+  readonly #readingHeader = new Set<Socket>();
+  #proxyAllow: BlockList | null = null;
   #payloadsStored = 0;
   #onAllClosed: (() => void) | null = null;
 
@@ -297,9 +311,20 @@ export class HeloServer extends ServerBase {
    * cannot get around the limits) while it holds its slot in `#opening`.
    */
   #arrive(socket: Socket, transport: StreamTransport): void {
+    // During a shutdown the gate refuses at once (503 BUSY): no header to wait for.
+    if (this.options.proxyProtocol && !this.isShuttingDown) {
+      this.#readProxyHeader(socket, transport.name, (client) =>
+        this.#decide(socket, transport, client),
+      );
+      return;
+    }
+    this.#decide(socket, transport, null);
+  }
+
+  #decide(socket: Socket, transport: StreamTransport, client: ProxiedClient | null): void {
     this.#gate.decide(
       socket,
-      socket.remoteAddress ?? '',
+      client?.ip ?? socket.remoteAddress ?? '',
       (ip) => {
         this.#opening.hold(socket, ip, null);
         transport.open(socket, (stream, clientCert) => {
@@ -310,7 +335,8 @@ export class HeloServer extends ServerBase {
             this.#admission.release(ip);
             this.#refused.refuse(stream, 'shutdown');
           } else {
-            this.#admit(stream, ip, { transport: transport.name, clientCert });
+            const proxied = client === null ? {} : { peer: client.peer, proxy: client.proxy };
+            this.#admit(stream, ip, { transport: transport.name, clientCert, ...proxied });
           }
         });
       },
@@ -326,13 +352,59 @@ export class HeloServer extends ServerBase {
   }
 
   /**
+   * docs/PROTOCOL.md §10: a TCP or TLS source outside --proxy-allow is closed
+   * at once, unread; from the others (and every Unix client) the header is
+   * read within --proxy-timeout of accept. Any refusal closes the socket
+   * without a reply, counted (`reason="proxy"`) and logged once.
+   */
+  #readProxyHeader(
+    socket: Socket,
+    transport: Transport,
+    go: (client: ProxiedClient) => void,
+  ): void {
+    const ownPeer = peerOf(socket, transport);
+    const refuse = (reason: string): void => {
+      socket.destroy();
+      this.counters.refused('proxy');
+      this.logger.warn({ peer: ownPeer, transport, reason }, 'connection refused: PROXY protocol');
+    };
+    this.#proxyAllow ??= proxyAllowList(this.options.proxyAllow);
+    if (transport !== 'unix' && !isTrustedSource(this.#proxyAllow, socket.remoteAddress)) {
+      refuse('source not in --proxy-allow');
+      return;
+    }
+    this.#readingHeader.add(socket);
+    readProxyHeader(socket, this.options.proxyTimeoutMs, (header, reason) => {
+      this.#readingHeader.delete(socket);
+      if (header === null) {
+        refuse(reason);
+        return;
+      }
+      const client = proxiedClient(header, ownPeer, socket.remoteAddress ?? '');
+      this.logger.debug({ peer: client.peer, proxy: client.proxy, transport }, 'PROXY header read');
+      go(client);
+    });
+  }
+
+  /**
    * Serves a connected socket handed over by another process (fork mode,
    * which names the session) or taken from any listener (tests).
    */
   serveSocket(socket: Socket, info: SessionInfo = {}): void {
+    // A fork-mode child reads the PROXY header itself: the parent never reads a byte.
+    if (this.options.proxyProtocol && info.proxy === undefined && !this.isShuttingDown) {
+      this.#readProxyHeader(socket, info.transport ?? 'tcp', (client) =>
+        this.#serveSocket(socket, { ...info, peer: client.peer, proxy: client.proxy }, client.ip),
+      );
+      return;
+    }
+    this.#serveSocket(socket, info, socket.remoteAddress ?? '');
+  }
+
+  #serveSocket(socket: Socket, info: SessionInfo, ip: string): void {
     this.#gate.decide(
       socket,
-      socket.remoteAddress ?? '',
+      ip,
       (ip) => this.#admit(socket, ip, info),
       (reason) => this.#refused.refuse(socket, reason),
     );
@@ -392,9 +464,13 @@ export class HeloServer extends ServerBase {
       counters: this.counters,
       transport: info.transport ?? 'tcp',
       clientCert: info.clientCert ?? null,
+      peer: info.peer ?? null,
+      proxy: info.proxy ?? null,
       onClose: (closed, summary) => this.#connectionOnClose(closed, summary, ip),
     });
     this.#connections.add(connection);
+    // The PROXY stage paused the socket with the session's first bytes put back (§10).
+    if (info.proxy !== undefined) socket.resume();
   }
 
   /** Sequential mode: the client is connected; its turn comes when those before it leave. */
@@ -410,7 +486,7 @@ export class HeloServer extends ServerBase {
       this.#checkAllClosed();
     });
     this.logger.info(
-      { peer: peerOf(socket, info.transport ?? 'tcp'), waiting: this.#waiting.size },
+      { peer: info.peer ?? peerOf(socket, info.transport ?? 'tcp'), waiting: this.#waiting.size },
       'client waiting for its turn',
     );
   }
@@ -423,7 +499,10 @@ export class HeloServer extends ServerBase {
     socket.off('end', waiting.socketOnEnd);
     socket.off('error', ignoreError);
     this.logger.info(
-      { peer: peerOf(socket, waiting.info.transport ?? 'tcp'), waiting: this.#waiting.size },
+      {
+        peer: waiting.info.peer ?? peerOf(socket, waiting.info.transport ?? 'tcp'),
+        waiting: this.#waiting.size,
+      },
       'waiting client served',
     );
     this.#startSession(socket, ip, waiting.info);
@@ -452,6 +531,7 @@ export class HeloServer extends ServerBase {
     );
     const listenersClosed = Promise.all(this.#transports.map((transport) => transport.close()));
     for (const socket of this.#opening.sockets()) socket.destroy();
+    for (const socket of this.#readingHeader) socket.destroy();
     // Waiting clients were never served: they get 503 BUSY, like idle ones.
     for (const socket of this.#waiting.sockets()) {
       const { ip, data: waiting } = this.#waiting.take(socket)!;
