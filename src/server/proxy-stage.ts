@@ -27,7 +27,8 @@ export interface ProxiedClient {
  * blocked by it). Throws InvalidOptionError naming the option.
  */
 export function proxyAllowList(cidrs: readonly string[]): BlockList {
-  if (!Array.isArray(cidrs)) throw new InvalidOptionError('proxyAllow must be a list of CIDR blocks');
+  if (!Array.isArray(cidrs))
+    throw new InvalidOptionError('proxyAllow must be a list of CIDR blocks');
   const list = new BlockList();
   for (const cidr of cidrs) {
     const match = typeof cidr === 'string' ? /^([^/\s]+)\/(\d{1,3})$/.exec(cidr) : null;
@@ -109,10 +110,7 @@ export function readProxyHeader(
     finish(result.header, '');
   };
   const onEnd = (): void => finish(null, 'closed before the PROXY header was complete');
-  const timer = setTimeout(
-    () => finish(null, 'PROXY header not complete in time'),
-    timeoutMs,
-  );
+  const timer = setTimeout(() => finish(null, 'PROXY header not complete in time'), timeoutMs);
   socket.on('error', ignoreError);
   socket.on('data', onData);
   socket.once('end', onEnd);
