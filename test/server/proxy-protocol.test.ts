@@ -228,6 +228,7 @@ describe('--proxy-protocol (docs/PROTOCOL.md §10)', () => {
       ]),
     );
     await second.untilBytes(8);
+    assert.equal(first.text, '100 OK\r\n');
     assert.equal(second.text, '100 OK\r\n');
     const third = await open(server.port);
     third.write(
@@ -269,6 +270,8 @@ describe('--proxy-protocol (docs/PROTOCOL.md §10)', () => {
       ]),
     );
     await second.untilBytes(8);
+    assert.equal(first.text, '100 OK\r\n');
+    assert.equal(second.text, '100 OK\r\n');
     const third = await open(server.port);
     third.write(
       Buffer.concat([
