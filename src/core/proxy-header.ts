@@ -46,13 +46,13 @@ export type ProxyParse =
   | { readonly kind: 'invalid'; readonly reason: string };
 
 /** A v1 line, CRLF included, is at most this long (HAProxy's proxy-protocol.txt). */
-export const MAX_V1_BYTES = 107;
+const MAX_V1_BYTES = 107;
 /**
  * The most a v2 header may take here: the 16 fixed bytes, the largest
  * address block (two Unix paths, 216) and room for a balancer's TLVs.
  * Longer ones are refused rather than buffered (§10: oversized).
  */
-export const MAX_V2_BYTES = 16 + 216 + 1800;
+const MAX_V2_BYTES = 16 + 216 + 1800;
 /** Never more than this is held while a header is incomplete. */
 export const MAX_HEADER_BYTES = MAX_V2_BYTES;
 
