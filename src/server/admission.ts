@@ -104,6 +104,41 @@ export class ConnectionLimits implements Admission {
   }
 }
 
+/**
+ * One admission made of two (docs/PROTOCOL.md §10, `--proxy-protocol`): the
+ * connection limit (`total`, taken at accept) and the per-IP limit
+ * (`perIp`, asked once the PROXY header names the client). Asked at once,
+ * as for the HTTP port, `total` comes first and is given back if `perIp`
+ * refuses; `release()` gives back both.
+ */
+export function combinedAdmission(total: Admission, perIp: Admission): Admission {
+  return {
+    admit(ip) {
+      const afterPerIp = (reason: RejectReason | null): RejectReason | null => {
+        if (reason !== null) total.release(ip);
+        return reason;
+      };
+      const afterTotal = (
+        reason: RejectReason | null,
+      ): RejectReason | null | Promise<RejectReason | null> => {
+        if (reason !== null) return reason;
+        const decision = perIp.admit(ip);
+        return typeof decision === 'object' && decision !== null
+          ? decision.then(afterPerIp)
+          : afterPerIp(decision);
+      };
+      const decision = total.admit(ip);
+      return typeof decision === 'object' && decision !== null
+        ? decision.then(afterTotal)
+        : afterTotal(decision);
+    },
+    release(ip) {
+      perIp.release(ip);
+      total.release(ip);
+    },
+  };
+}
+
 /** How long a refused connection may stay open to read its 503 BUSY. */
 const REFUSED_LINGER_MS = 1_000;
 

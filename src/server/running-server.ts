@@ -40,6 +40,12 @@ export interface ServerInternals {
    */
   readonly admission?: Admission;
   /**
+   * With --proxy-protocol: the per-IP limit, asked once the PROXY header
+   * names the client (docs/PROTOCOL.md §10); `admission` then holds only
+   * the connection limit, taken at accept.
+   */
+  readonly perIpAfterHeader?: Admission;
+  /**
    * Where the HTTP port gets metrics and the dashboard: by default this
    * server's own; a cluster worker's comes from its primary.
    */

@@ -28,10 +28,15 @@ const primary = parentChannel();
 const options = JSON.parse(process.env[WORKER_OPTIONS_ENV] ?? '{}') as ServerOptions;
 const logger = createLogger(options.logLevel);
 const store = new RemoteStore(primary);
+// docs/PROTOCOL.md §10: behind a balancer the slot is taken at accept and
+// the per-IP count asked once the PROXY header names the client.
+const perIpAfterHeader = options.proxyProtocol && options.maxConnectionsPerIp > 0;
+const slots = new SlotAdmission(primary, perIpAfterHeader ? 0 : options.maxConnectionsPerIp);
 const server = new HeloServer(
   { ...options, mode: 'event-loop', store, logger },
   {
-    admission: new SlotAdmission(primary, options.maxConnectionsPerIp),
+    admission: slots,
+    ...(perIpAfterHeader ? { perIpAfterHeader: slots.perIpOnly() } : {}),
     // /metrics and the dashboard cover the whole cluster: the primary answers them.
     ...(options.httpPort === null ? {} : { insight: new RemoteInsight(primary) }),
   },
