@@ -210,37 +210,6 @@ describe('--proxy-protocol (docs/PROTOCOL.md §10)', () => {
     assert.equal((await strict.store.read(0, 10)).length, 0);
   });
 
-  it("--max-connections-per-ip counts the header's client, not the balancer", async () => {
-    const { server } = await serve({ maxConnectionsPerIp: 1 });
-    const first = await open(server.port);
-    first.write(
-      Buffer.concat([
-        proxyV1({ address: '198.51.100.1', port: 1 }, DESTINATION),
-        Buffer.from('HELO\r\n'),
-      ]),
-    );
-    await first.untilBytes(8);
-    const second = await open(server.port);
-    second.write(
-      Buffer.concat([
-        proxyV1({ address: '198.51.100.2', port: 1 }, DESTINATION),
-        Buffer.from('HELO\r\n'),
-      ]),
-    );
-    await second.untilBytes(8);
-    assert.equal(first.text, '100 OK\r\n');
-    assert.equal(second.text, '100 OK\r\n');
-    const third = await open(server.port);
-    third.write(
-      Buffer.concat([
-        proxyV1({ address: '198.51.100.1', port: 2 }, DESTINATION),
-        Buffer.from('HELO\r\n'),
-      ]),
-    );
-    await third.untilEnded();
-    assert.equal(third.text, '503 BUSY\r\n');
-  });
-
   for (const mode of ['event-loop', 'sequential', 'fork', 'cluster'] as const) {
     it(`stores the header's client as peer in ${mode} mode`, async () => {
       const { server, store } = await serve({ mode });
@@ -252,34 +221,63 @@ describe('--proxy-protocol (docs/PROTOCOL.md §10)', () => {
     });
   }
 
-  it("fork mode: the per-IP limit counts the header's client", async () => {
-    const { server } = await serve({ mode: 'fork', maxConnectionsPerIp: 1 });
-    const first = await open(server.port);
-    first.write(
-      Buffer.concat([
-        proxyV1({ address: '198.51.100.1', port: 1 }, DESTINATION),
-        Buffer.from('HELO\r\n'),
-      ]),
+  /** A connection that sends a header naming `address` and HELO; its first reply. */
+  async function helo(port: number, address: string, sourcePort: number): Promise<RawClient> {
+    const client = await open(port);
+    client.write(
+      Buffer.concat([proxyV1({ address, port: sourcePort }, DESTINATION), Buffer.from('HELO\r\n')]),
     );
-    await first.untilBytes(8);
-    const second = await open(server.port);
-    second.write(
-      Buffer.concat([
-        proxyV1({ address: '198.51.100.2', port: 1 }, DESTINATION),
-        Buffer.from('HELO\r\n'),
-      ]),
-    );
-    await second.untilBytes(8);
-    assert.equal(first.text, '100 OK\r\n');
-    assert.equal(second.text, '100 OK\r\n');
-    const third = await open(server.port);
-    third.write(
-      Buffer.concat([
-        proxyV1({ address: '198.51.100.1', port: 2 }, DESTINATION),
-        Buffer.from('HELO\r\n'),
-      ]),
-    );
-    await third.untilEnded();
-    assert.equal(third.text, '503 BUSY\r\n');
+    await client.until(() => client.text.endsWith('\r\n') || client.isEnded);
+    return client;
+  }
+
+  for (const mode of ['event-loop', 'cluster', 'fork'] as const) {
+    it(`${mode} mode: the per-IP limit counts the header's client, and a refusal frees its slot`, async () => {
+      const { server } = await serve({ mode, maxConnections: 3, maxConnectionsPerIp: 1 });
+      const first = await helo(server.port, '198.51.100.1', 1);
+      const second = await helo(server.port, '198.51.100.2', 1);
+      assert.equal(first.text, '100 OK\r\n');
+      assert.equal(second.text, '100 OK\r\n');
+      const third = await helo(server.port, '198.51.100.1', 2);
+      await third.untilEnded();
+      assert.equal(third.text, '503 BUSY\r\n');
+      // The refused connection held a slot from accept; it gave it back.
+      // (A fork-mode child gives it back only as its process exits, a moment later.)
+      if (mode === 'fork') return;
+      const fourth = await helo(server.port, '198.51.100.3', 1);
+      assert.equal(fourth.text, '100 OK\r\n');
+    });
+  }
+
+  for (const mode of ['event-loop', 'sequential', 'cluster'] as const) {
+    it(`${mode} mode: connections still reading their header hold the --max-connections slots`, async () => {
+      const { server, store } = await serve({ mode, maxConnections: 2 });
+      const waiting = [await open(server.port), await open(server.port)];
+      // Let both be accepted (in a cluster, by whichever worker) before the third comes.
+      await delay(300);
+      const third = await open(server.port);
+      await third.untilEnded();
+      assert.equal(third.text, '503 BUSY\r\n');
+      for (const client of waiting) {
+        assert.equal(client.isEnded, false);
+        client.write(Buffer.concat([proxyV2({ source: CLIENT }), Buffer.from(SESSION, 'latin1')]));
+        await client.untilEnded();
+        assert.equal(client.text, REPLIES);
+      }
+      assert.equal((await records(store, 2)).length, 2);
+    });
+  }
+
+  it('a connection whose header never comes gives its slot back at --proxy-timeout', async () => {
+    const { server } = await serve({ maxConnections: 1, proxyTimeoutMs: 300 });
+    const silent = await open(server.port);
+    await delay(50);
+    const refused = await open(server.port);
+    await refused.untilEnded();
+    assert.equal(refused.text, '503 BUSY\r\n');
+    await silent.untilEnded();
+    assert.equal(silent.text, '');
+    const client = await session(server.port, proxyV1(CLIENT, DESTINATION));
+    assert.equal(client.text, REPLIES);
   });
 });
