@@ -7,6 +7,9 @@
  * process, so `ConnectionLimits` decides at once. A cluster's workers each
  * see only their own connections, so they ask through `Admission` too, with
  * an answer that may arrive later (see cluster/connection-slots.ts).
+ * With `--proxy-protocol` the decision comes in two halves
+ * (docs/PROTOCOL.md §10): the connection limit at accept, the per-IP limit
+ * once the PROXY header names the client (`combinedAdmission`).
  *
  * A connection's slot, once admitted, is held by exactly one owner: a
  * `HeldSlots` while the socket waits (a TLS handshake, an HTTP connection,

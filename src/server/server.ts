@@ -330,14 +330,15 @@ export class HeloServer extends ServerBase {
    * Every stream socket of every listener (TCP, Unix, TLS) comes in here:
    * the one place for a stage that must come first (a PROXY-protocol
    * header, read before the TLS handshake: the connection limit is taken
-   * before it, the per-IP limit after it, docs/PROTOCOL.md §10). Then the limits;
-   * then the transport opens the socket (TLS: the handshake, so handshakes
+   * before it, the per-IP limit after it, docs/PROTOCOL.md §10). Then the
+   * transport opens the socket (TLS: the handshake, so handshakes
    * cannot get around the limits) while it holds its slot in `#opening`.
    */
   #arrive(socket: Socket, transport: StreamTransport): void {
     // During a shutdown the gate refuses at once (503 BUSY): no header to wait for.
     if (this.options.proxyProtocol && !this.isShuttingDown) {
       if (!this.#isTrustedSource(socket, transport.name)) return;
+      const acceptedAt = Date.now();
       // §10: the connection limit at accept, so a socket reading its header holds a slot.
       this.#acceptGate.decide(
         socket,
@@ -345,8 +346,11 @@ export class HeloServer extends ServerBase {
         (ip) => {
           // A socket closed while its header is read (a refusal, the timeout) gives the slot back here.
           this.#headerSlots.hold(socket, ip, null);
-          this.#readProxyHeader(socket, transport.name, (client) =>
-            this.#afterProxyHeader(socket, transport, client),
+          this.#readProxyHeader(
+            socket,
+            transport.name,
+            (client) => this.#afterProxyHeader(socket, transport, client),
+            acceptedAt,
           );
         },
         (reason) => this.#refuse(socket, transport, reason),
@@ -422,10 +426,13 @@ export class HeloServer extends ServerBase {
     socket: Socket,
     transport: Transport,
     go: (client: ProxiedClient) => void,
+    /** §10: the timeout counts from accept (a cluster worker may have waited for a slot). */
+    acceptedAt = Date.now(),
   ): void {
     const ownPeer = peerOf(socket, transport);
     this.#readingHeader.add(socket);
-    readProxyHeader(socket, this.options.proxyTimeoutMs, (header, reason) => {
+    const timeoutMs = this.options.proxyTimeoutMs - (Date.now() - acceptedAt);
+    readProxyHeader(socket, Math.max(0, timeoutMs), (header, reason) => {
       this.#readingHeader.delete(socket);
       if (header === null) {
         this.#refuseProxy(socket, transport, reason);
