@@ -186,6 +186,24 @@ const HELP: CommandHelp = {
       description:
         'another browser origin allowed on /ws (repeatable), e.g. https://lab.example.org',
     },
+    'proxy-protocol': {
+      type: 'boolean',
+      description:
+        'every TCP, TLS and Unix connection starts with a PROXY protocol v1 or v2 header\n' +
+        '(behind a load balancer): the record keeps the real client as peer',
+    },
+    'proxy-allow': {
+      type: 'string',
+      valueName: 'CIDR[,CIDR...]',
+      default: DEFAULTS.proxyAllow.join(','),
+      description: 'sources trusted to send the header; others are closed without a reply',
+    },
+    'proxy-timeout': {
+      type: 'string',
+      valueName: 'SECONDS',
+      default: String(DEFAULTS.proxyTimeoutMs / 1000),
+      description: 'a header not complete this long after accept closes the connection',
+    },
     'work-ms': {
       type: 'string',
       valueName: 'N',
@@ -243,6 +261,8 @@ const FLAG_OF: Readonly<Partial<Record<keyof ServerOptions, string>>> = {
   tlsHandshakeTimeoutMs: 'tls-handshake-timeout',
   udpPort: 'udp-port',
   httpPort: 'http-port',
+  proxyAllow: 'proxy-allow',
+  proxyTimeoutMs: 'proxy-timeout',
 };
 
 /**
@@ -375,6 +395,11 @@ export async function run(argv: string[]): Promise<number> {
       1,
       secondsFlag(values, 'tls-handshake-timeout', DEFAULTS.tlsHandshakeTimeoutMs),
     ),
+    proxyProtocol: values['proxy-protocol'] === true,
+    proxyAllow: textFlag(values, 'proxy-allow', DEFAULTS.proxyAllow.join(','))
+      .split(',')
+      .map((cidr) => cidr.trim()),
+    proxyTimeoutMs: secondsFlag(values, 'proxy-timeout', DEFAULTS.proxyTimeoutMs),
   });
   // resolveServerOptions made a token up: the HTTP port is reachable beyond loopback.
   const tokenGenerated = givenToken === null && options.httpToken !== null;

@@ -7,6 +7,9 @@
  * process, so `ConnectionLimits` decides at once. A cluster's workers each
  * see only their own connections, so they ask through `Admission` too, with
  * an answer that may arrive later (see cluster/connection-slots.ts).
+ * With `--proxy-protocol` the decision comes in two halves
+ * (docs/PROTOCOL.md §10): the connection limit at accept, the per-IP limit
+ * once the PROXY header names the client (`combinedAdmission`).
  *
  * A connection's slot, once admitted, is held by exactly one owner: a
  * `HeldSlots` while the socket waits (a TLS handshake, an HTTP connection,
@@ -16,7 +19,8 @@ import { isIPv4, isIPv6, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Replies } from '../core/replies.js';
 
-export type RejectReason = 'max-connections' | 'max-connections-per-ip' | 'shutdown';
+/** `proxy`: a missing, malformed, late or untrusted PROXY header (docs/PROTOCOL.md §10). */
+export type RejectReason = 'max-connections' | 'max-connections-per-ip' | 'shutdown' | 'proxy';
 
 /** Where a server asks whether to serve a connection and reports when it ends. */
 export interface Admission {
@@ -101,6 +105,41 @@ export class ConnectionLimits implements Admission {
       else this.#perIp.set(key, left);
     }
   }
+}
+
+/**
+ * One admission made of two (docs/PROTOCOL.md §10, `--proxy-protocol`): the
+ * connection limit (`total`, taken at accept) and the per-IP limit
+ * (`perIp`, asked once the PROXY header names the client). Asked at once,
+ * as for the HTTP port, `total` comes first and is given back if `perIp`
+ * refuses; `release()` gives back both.
+ */
+export function combinedAdmission(total: Admission, perIp: Admission): Admission {
+  return {
+    admit(ip) {
+      const afterPerIp = (reason: RejectReason | null): RejectReason | null => {
+        if (reason !== null) total.release(ip);
+        return reason;
+      };
+      const afterTotal = (
+        reason: RejectReason | null,
+      ): RejectReason | null | Promise<RejectReason | null> => {
+        if (reason !== null) return reason;
+        const decision = perIp.admit(ip);
+        return typeof decision === 'object' && decision !== null
+          ? decision.then(afterPerIp)
+          : afterPerIp(decision);
+      };
+      const decision = total.admit(ip);
+      return typeof decision === 'object' && decision !== null
+        ? decision.then(afterTotal)
+        : afterTotal(decision);
+    },
+    release(ip) {
+      perIp.release(ip);
+      total.release(ip);
+    },
+  };
 }
 
 /** How long a refused connection may stay open to read its 503 BUSY. */

@@ -103,6 +103,10 @@ export interface ConnectionContext {
   readonly transport: Transport;
   /** The TLS client certificate's subject, stored with each payload; null otherwise. */
   readonly clientCert: string | null;
+  /** docs/PROTOCOL.md §10: the client a PROXY header named (`peer`), or null to use the socket's. */
+  readonly peer?: string | null;
+  /** docs/PROTOCOL.md §10: the balancer's address, stored as the record's `proxy`; null without. */
+  readonly proxy?: string | null;
   /** Called once, when the socket has closed. */
   readonly onClose: (connection: Connection, summary: ConnectionSummary) => void;
 }
@@ -155,7 +159,7 @@ export class Connection {
     this.#socket = socket;
     this.session = session;
     this.#context = context;
-    this.peer = peerOf(socket, context.transport);
+    this.peer = peerOf(socket, context.transport, context.peer);
     this.#protocol = new StreamProtocol(context.options.maxLineBytes);
     this.#work = SimulatedWork.from(context.options);
     // A WebSocket message is already a line: no telnet there.
@@ -481,6 +485,7 @@ export class Connection {
       name,
       payload,
       clientCert: this.#context.clientCert,
+      proxy: this.#context.proxy ?? null,
     };
     const { store, counters, logger } = this.#context;
     appendForReply(store, record, counters, logger, { session: this.session }).then(
@@ -653,8 +658,12 @@ export class Connection {
   }
 }
 
-/** `127.0.0.1:53122`, `[::1]:53122`; a Unix socket's peer has no address: every local client is "unix". */
-export function peerOf(socket: StreamSocket, transport: Transport): string {
+/**
+ * `127.0.0.1:53122`, `[::1]:53122`; a Unix socket's peer has no address: every local client is "unix".
+ * `named`: the client a PROXY header named (docs/PROTOCOL.md §10), which wins.
+ */
+export function peerOf(socket: StreamSocket, transport: Transport, named?: string | null): string {
+  if (named !== undefined && named !== null) return named;
   if (transport === 'unix') return 'unix';
   const { remoteAddress: address, remotePort: port } = socket;
   if (address === undefined) return 'unknown';

@@ -12,6 +12,7 @@ import {
 } from '../defaults.js';
 import { InvalidOptionError } from '../errors.js';
 import { httpTokenFor } from './exposure.js';
+import { proxyAllowList } from './proxy-stage.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -105,6 +106,15 @@ export interface ServerOptions {
    * when the port is reachable beyond loopback and none is given (exposure.ts).
    */
   readonly httpToken: string | null;
+  /**
+   * `--proxy-protocol` (docs/PROTOCOL.md §10): every TCP, TLS and Unix
+   * connection must begin with a PROXY protocol header naming the real client.
+   */
+  readonly proxyProtocol: boolean;
+  /** `--proxy-allow`: the CIDR blocks of balancers trusted to send it. Default loopback. */
+  readonly proxyAllow: readonly string[];
+  /** `--proxy-timeout`: a header not complete this long after accept closes the connection. */
+  readonly proxyTimeoutMs: number;
 }
 
 export const DEFAULTS: ServerOptions = Object.freeze({
@@ -136,6 +146,9 @@ export const DEFAULTS: ServerOptions = Object.freeze({
   httpPort: null,
   wsOrigins: [],
   httpToken: null,
+  proxyProtocol: false,
+  proxyAllow: Object.freeze(['127.0.0.0/8', '::1/128']),
+  proxyTimeoutMs: 3_000,
 });
 
 function checkInt(name: string, value: number, min: number, max: number): void {
@@ -204,6 +217,13 @@ export function resolveServerOptions(given: Partial<ServerOptions> = {}): Server
       'an HTTP token is 16 to 256 characters from A-Z a-z 0-9 . _ ~ - (it travels in URLs)',
     );
   }
+  if (typeof options.proxyProtocol !== 'boolean') {
+    throw new InvalidOptionError(
+      `proxyProtocol must be true or false, got '${String(options.proxyProtocol)}'`,
+    );
+  }
+  proxyAllowList(options.proxyAllow);
+  checkInt('proxyTimeoutMs', options.proxyTimeoutMs, 1, MAX_TIMER_MS);
   const http = httpTokenFor(options.host, options.httpPort, options.httpToken);
   (options as { httpToken: string | null }).httpToken = http.token;
   if (options.unixMode !== null) checkInt('unixMode', options.unixMode, 0, 0o777);

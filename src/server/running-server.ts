@@ -46,6 +46,12 @@ export interface ServerInternals {
    */
   readonly admission?: Admission;
   /**
+   * With --proxy-protocol: the per-IP limit, asked once the PROXY header
+   * names the client (docs/PROTOCOL.md §10); `admission` then holds only
+   * the connection limit, taken at accept.
+   */
+  readonly perIpAfterHeader?: Admission;
+  /**
    * Where the HTTP port gets metrics and the dashboard: by default this
    * server's own; a cluster worker's comes from its primary.
    */
@@ -82,7 +88,7 @@ export interface RunningServer {
 }
 
 export function emptyRejectCounts(): Record<RejectReason, number> {
-  return { 'max-connections': 0, 'max-connections-per-ip': 0, shutdown: 0 };
+  return { 'max-connections': 0, 'max-connections-per-ip': 0, shutdown: 0, proxy: 0 };
 }
 
 /** After the grace period, processes still running get this long before SIGKILL (fork, cluster). */

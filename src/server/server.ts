@@ -13,7 +13,7 @@
  * class in other processes: see fork/ and cluster/.
  */
 import type { IncomingMessage } from 'node:http';
-import type { Socket } from 'node:net';
+import type { BlockList, Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import type { Store } from '../store/store.js';
 import {
@@ -21,7 +21,9 @@ import {
   AdmissionGate,
   HeldSlots,
   RefusedSockets,
+  combinedAdmission,
   type Admission,
+  type RejectReason,
 } from './admission.js';
 import {
   Connection,
@@ -51,6 +53,13 @@ import {
   type StartServerOptions,
 } from './running-server.js';
 import { InvalidOptionError } from '../errors.js';
+import {
+  isTrustedSource,
+  proxiedClient,
+  proxyAllowList,
+  readProxyHeader,
+  type ProxiedClient,
+} from './proxy-stage.js';
 
 export type { RejectReason } from './admission.js';
 export type { Transport } from './connection.js';
@@ -63,6 +72,10 @@ export interface SessionInfo {
   readonly transport?: Transport;
   /** The TLS client certificate's subject, when there is one. */
   readonly clientCert?: string | null;
+  /** docs/PROTOCOL.md §10: the client a PROXY header named, as `peer` shows it. */
+  readonly peer?: string;
+  /** docs/PROTOCOL.md §10: where the connection really came from (the balancer). */
+  readonly proxy?: string;
 }
 
 export class HeloServer extends ServerBase {
@@ -91,6 +104,19 @@ export class HeloServer extends ServerBase {
   readonly #waiting: HeldSlots<WaitingSession>;
   readonly #connections = new Set<Connection>();
   readonly #refused: RefusedSockets;
+  /** --proxy-protocol: sockets whose PROXY header is being read. */
+  readonly #readingHeader = new Set<Socket>();
+  /**
+   * --proxy-protocol (docs/PROTOCOL.md §10): the connection limit, taken at
+   * accept (`#atAccept`, held in `#headerSlots` until the header is read),
+   * and the per-IP limit, asked once the header names the client. Without
+   * --proxy-protocol `#admission` is `#atAccept` and decides both at accept.
+   */
+  readonly #atAccept: Admission;
+  readonly #acceptGate: AdmissionGate;
+  readonly #afterHeader: AdmissionGate | null;
+  readonly #headerSlots: HeldSlots;
+  #proxyAllow: BlockList | null = null;
   #payloadsStored = 0;
   #onAllClosed: (() => void) | null = null;
   /** Sockets passed by socket activation, by listener (transports/activation.ts). */
@@ -105,17 +131,28 @@ export class HeloServer extends ServerBase {
         `HeloServer runs the event-loop and sequential modes; use startServer()`,
       );
     }
-    const { admission, insight } = internals;
+    const { admission, perIpAfterHeader, insight } = internals;
     this.counters = counters ?? new ServerCounters();
     this.#insight = insight ?? null;
     // The server that answers for itself on the HTTP port notes its latest records for the dashboard.
     this.#recent =
       this.options.httpPort !== null && insight === undefined ? new RecentRecords() : null;
     this.#store = this.#recent === null ? store : storeNotingRecent(store, this.#recent);
-    this.#admission =
-      admission ??
-      new ConnectionLimits(this.options.maxConnections, this.options.maxConnectionsPerIp);
-    this.#gate = new AdmissionGate(this.#admission, () => this.isShuttingDown);
+    const { proxyProtocol, maxConnections, maxConnectionsPerIp } = this.options;
+    // A fork-mode child is given its admission and reads no header at accept.
+    const perIp =
+      perIpAfterHeader ??
+      (proxyProtocol && admission === undefined && maxConnectionsPerIp > 0
+        ? new ConnectionLimits(Infinity, maxConnectionsPerIp)
+        : null);
+    this.#atAccept =
+      admission ?? new ConnectionLimits(maxConnections, perIp === null ? maxConnectionsPerIp : 0);
+    this.#admission = perIp === null ? this.#atAccept : combinedAdmission(this.#atAccept, perIp);
+    const isShuttingDown = (): boolean => this.isShuttingDown;
+    this.#gate = new AdmissionGate(this.#admission, isShuttingDown);
+    this.#acceptGate = new AdmissionGate(this.#atAccept, isShuttingDown);
+    this.#afterHeader = perIp === null ? null : new AdmissionGate(perIp, isShuttingDown);
+    this.#headerSlots = new HeldSlots(this.#atAccept);
     this.#opening = new HeldSlots(this.#admission);
     this.#onHttpPort = new HeldSlots(this.#admission);
     this.#waiting = new HeldSlots(this.#admission);
@@ -299,37 +336,136 @@ export class HeloServer extends ServerBase {
   /**
    * Every stream socket of every listener (TCP, Unix, TLS) comes in here:
    * the one place for a stage that must come first (a PROXY-protocol
-   * header, read before the limits and the TLS handshake). Then the limits;
-   * then the transport opens the socket (TLS: the handshake, so handshakes
+   * header, read before the TLS handshake: the connection limit is taken
+   * before it, the per-IP limit after it, docs/PROTOCOL.md §10). Then the
+   * transport opens the socket (TLS: the handshake, so handshakes
    * cannot get around the limits) while it holds its slot in `#opening`.
    */
   #arrive(socket: Socket, transport: StreamTransport): void {
+    // During a shutdown the gate refuses at once (503 BUSY): no header to wait for.
+    if (this.options.proxyProtocol && !this.isShuttingDown) {
+      if (!this.#isTrustedSource(socket, transport.name)) return;
+      const acceptedAt = Date.now();
+      // §10: the connection limit at accept, so a socket reading its header holds a slot.
+      this.#acceptGate.decide(
+        socket,
+        socket.remoteAddress ?? '',
+        (ip) => {
+          // A socket closed while its header is read (a refusal, the timeout) gives the slot back here.
+          this.#headerSlots.hold(socket, ip, null);
+          this.#readProxyHeader(
+            socket,
+            transport.name,
+            (client) => this.#afterProxyHeader(socket, transport, client),
+            acceptedAt,
+          );
+        },
+        (reason) => this.#refuse(socket, transport, reason),
+      );
+      return;
+    }
     this.#gate.decide(
       socket,
       socket.remoteAddress ?? '',
+      (ip) => this.#open(socket, transport, ip, null),
+      (reason) => this.#refuse(socket, transport, reason),
+    );
+  }
+
+  /** §10: the per-IP limit, once the header has named the client. */
+  #afterProxyHeader(socket: Socket, transport: StreamTransport, client: ProxiedClient): void {
+    if (this.#afterHeader === null) {
+      this.#headerSlots.take(socket);
+      this.#open(socket, transport, client.ip, client);
+      return;
+    }
+    this.#afterHeader.decide(
+      socket,
+      client.ip,
       (ip) => {
-        this.#opening.hold(socket, ip, null);
-        transport.open(socket, (stream, clientCert) => {
-          // From here the slot is the session's. (A socket that closed before
-          // this, a failed or timed-out handshake, gave it back in #opening.)
-          this.#opening.take(socket);
-          if (this.isShuttingDown) {
-            this.#admission.release(ip);
-            this.#refused.refuse(stream, 'shutdown');
-          } else {
-            this.#admit(stream, ip, { transport: transport.name, clientCert });
-          }
-        });
+        this.#headerSlots.take(socket);
+        this.#open(socket, transport, ip, client);
       },
       (reason) => {
-        if (transport.repliesToRefusals) {
-          this.#refused.refuse(socket, reason);
-        } else {
-          this.counters.refused(reason);
-          socket.destroy();
-        }
+        if (this.#headerSlots.take(socket) !== undefined) this.#atAccept.release(client.ip);
+        this.#refuse(socket, transport, reason);
       },
     );
+  }
+
+  /** An admitted socket: the transport opens it (TLS: the handshake) while it holds its slot. */
+  #open(
+    socket: Socket,
+    transport: StreamTransport,
+    ip: string,
+    client: ProxiedClient | null,
+  ): void {
+    this.#opening.hold(socket, ip, null);
+    transport.open(socket, (stream, clientCert) => {
+      // From here the slot is the session's. (A socket that closed before
+      // this, a failed or timed-out handshake, gave it back in #opening.)
+      this.#opening.take(socket);
+      if (this.isShuttingDown) {
+        this.#admission.release(ip);
+        this.#refused.refuse(stream, 'shutdown');
+      } else {
+        const proxied = client === null ? {} : { peer: client.peer, proxy: client.proxy };
+        this.#admit(stream, ip, { transport: transport.name, clientCert, ...proxied });
+      }
+    });
+  }
+
+  #refuse(socket: Socket, transport: StreamTransport, reason: RejectReason): void {
+    if (transport.repliesToRefusals) {
+      this.#refused.refuse(socket, reason);
+    } else {
+      this.counters.refused(reason);
+      socket.destroy();
+    }
+  }
+
+  /**
+   * docs/PROTOCOL.md §10: from a trusted source (`#isTrustedSource`) the
+   * header is read within --proxy-timeout of accept. Any refusal closes the socket
+   * without a reply, counted (`reason="proxy"`) and logged once.
+   */
+  #readProxyHeader(
+    socket: Socket,
+    transport: Transport,
+    go: (client: ProxiedClient) => void,
+    /** §10: the timeout counts from accept (a cluster worker may have waited for a slot). */
+    acceptedAt = Date.now(),
+  ): void {
+    const ownPeer = peerOf(socket, transport);
+    this.#readingHeader.add(socket);
+    const timeoutMs = this.options.proxyTimeoutMs - (Date.now() - acceptedAt);
+    readProxyHeader(socket, Math.max(0, timeoutMs), (header, reason) => {
+      this.#readingHeader.delete(socket);
+      if (header === null) {
+        this.#refuseProxy(socket, transport, reason);
+        return;
+      }
+      const client = proxiedClient(header, ownPeer, socket.remoteAddress ?? '');
+      this.logger.debug({ peer: client.peer, proxy: client.proxy, transport }, 'PROXY header read');
+      go(client);
+    });
+  }
+
+  /** §10: a TCP or TLS source outside --proxy-allow is closed at once, unread. */
+  #isTrustedSource(socket: Socket, transport: Transport): boolean {
+    this.#proxyAllow ??= proxyAllowList(this.options.proxyAllow);
+    if (transport === 'unix' || isTrustedSource(this.#proxyAllow, socket.remoteAddress)) {
+      return true;
+    }
+    this.#refuseProxy(socket, transport, 'source not in --proxy-allow');
+    return false;
+  }
+
+  #refuseProxy(socket: Socket, transport: Transport, reason: string): void {
+    const peer = peerOf(socket, transport);
+    socket.destroy();
+    this.counters.refused('proxy');
+    this.logger.warn({ peer, transport, reason }, 'connection refused: PROXY protocol');
   }
 
   /**
@@ -337,9 +473,21 @@ export class HeloServer extends ServerBase {
    * which names the session) or taken from any listener (tests).
    */
   serveSocket(socket: Socket, info: SessionInfo = {}): void {
+    // A fork-mode child reads the PROXY header itself: the parent never reads a byte.
+    if (this.options.proxyProtocol && info.proxy === undefined && !this.isShuttingDown) {
+      if (!this.#isTrustedSource(socket, info.transport ?? 'tcp')) return;
+      this.#readProxyHeader(socket, info.transport ?? 'tcp', (client) =>
+        this.#serveSocket(socket, { ...info, peer: client.peer, proxy: client.proxy }, client.ip),
+      );
+      return;
+    }
+    this.#serveSocket(socket, info, socket.remoteAddress ?? '');
+  }
+
+  #serveSocket(socket: Socket, info: SessionInfo, ip: string): void {
     this.#gate.decide(
       socket,
-      socket.remoteAddress ?? '',
+      ip,
       (ip) => this.#admit(socket, ip, info),
       (reason) => this.#refused.refuse(socket, reason),
     );
@@ -399,9 +547,13 @@ export class HeloServer extends ServerBase {
       counters: this.counters,
       transport: info.transport ?? 'tcp',
       clientCert: info.clientCert ?? null,
+      peer: info.peer ?? null,
+      proxy: info.proxy ?? null,
       onClose: (closed, summary) => this.#connectionOnClose(closed, summary, ip),
     });
     this.#connections.add(connection);
+    // The PROXY stage paused the socket with the session's first bytes put back (§10).
+    if (info.proxy !== undefined) socket.resume();
   }
 
   /** Sequential mode: the client is connected; its turn comes when those before it leave. */
@@ -417,7 +569,7 @@ export class HeloServer extends ServerBase {
       this.#checkAllClosed();
     });
     this.logger.info(
-      { peer: peerOf(socket, info.transport ?? 'tcp'), waiting: this.#waiting.size },
+      { peer: info.peer ?? peerOf(socket, info.transport ?? 'tcp'), waiting: this.#waiting.size },
       'client waiting for its turn',
     );
   }
@@ -430,7 +582,10 @@ export class HeloServer extends ServerBase {
     socket.off('end', waiting.socketOnEnd);
     socket.off('error', ignoreError);
     this.logger.info(
-      { peer: peerOf(socket, waiting.info.transport ?? 'tcp'), waiting: this.#waiting.size },
+      {
+        peer: waiting.info.peer ?? peerOf(socket, waiting.info.transport ?? 'tcp'),
+        waiting: this.#waiting.size,
+      },
       'waiting client served',
     );
     this.#startSession(socket, ip, waiting.info);
@@ -459,6 +614,7 @@ export class HeloServer extends ServerBase {
     );
     const listenersClosed = Promise.all(this.#transports.map((transport) => transport.close()));
     for (const socket of this.#opening.sockets()) socket.destroy();
+    for (const socket of this.#readingHeader) socket.destroy();
     // Waiting clients were never served: they get 503 BUSY, like idle ones.
     for (const socket of this.#waiting.sockets()) {
       const { ip, data: waiting } = this.#waiting.take(socket)!;

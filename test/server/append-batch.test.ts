@@ -16,6 +16,7 @@ const record: fc.Arbitrary<NewRecord> = fc.record({
   name: fc.option(fc.string(), { nil: null }),
   payload: fc.uint8Array({ maxLength: 64 }).map((bytes) => Buffer.from(bytes)),
   clientCert: fc.option(fc.constantFrom('CN=a', 'CN=b'), { nil: null }),
+  proxy: fc.option(fc.constantFrom('127.0.0.1:40000', '[::1]:3'), { nil: null }),
 });
 
 /** As the IPC channel carries it (structured clone). */
@@ -42,7 +43,7 @@ test('a malformed batch is refused whole, never stored in part', () => {
     null,
     [],
     { ...batch, ends: Uint32Array.of(99) },
-    { ...batch, refs: Int32Array.of(7, 0, -1, -1) },
+    { ...batch, refs: Int32Array.of(7, 0, -1, -1, -1) },
     { ...batch, refs: Int32Array.of(-1, 0, -1, -1) },
     { ...batch, receivedAt: new Float64Array(2) },
     { ...batch, strings: 'sp' },

@@ -40,6 +40,8 @@ export interface SlotsRequest {
   readonly want: number;
   /** Only when a per-IP limit is on: then every connection is asked for. */
   readonly ip?: string;
+  /** --proxy-protocol: the per-IP count only; the connection's slot was taken at accept. */
+  readonly ipOnly?: boolean;
 }
 
 /** Primary -> worker: `granted` slots (0 with the reason when none). */
@@ -55,6 +57,8 @@ export interface SlotsReturn {
   readonly type: 'helo:slots-return';
   readonly count: number;
   readonly ip?: string;
+  /** Gives back a per-IP count only (see `SlotsRequest.ipOnly`). */
+  readonly ipOnly?: boolean;
   /** True when this answers a `SlotsReclaim`. */
   readonly reclaimAnswer: boolean;
 }

@@ -14,6 +14,9 @@
  * A per-IP limit needs to know every connection's address, so when
  * `--max-connections-per-ip` is on, each connection asks the primary (one
  * IPC round trip per connection: the price of that option in this mode).
+ * With `--proxy-protocol` the two are asked apart (docs/PROTOCOL.md §10):
+ * the connection's slot from the chunks at accept, and its client's
+ * per-IP count (`ipOnly`) once the PROXY header has named the client.
  */
 import { admissionKey, type Admission, type RejectReason } from '../admission.js';
 import { isMessage, sendIfConnected, type IpcPeer } from '../ipc/messages.js';
@@ -76,14 +79,17 @@ export class SlotPool {
     if (message.ip !== undefined) {
       // Per-IP mode: one connection, decided exactly, now.
       const key = admissionKey(message.ip);
+      const ipOnly = message.ipOnly === true;
       let reason: RejectReason | null = null;
-      if (this.#free === 0) reason = 'max-connections';
+      if (this.#free === 0 && !ipOnly) reason = 'max-connections';
       else if ((this.#perIp.get(key) ?? 0) >= this.#maxPerIp) {
         reason = 'max-connections-per-ip';
       }
       if (reason === null) {
-        this.#free--;
-        holder.held++;
+        if (!ipOnly) {
+          this.#free--;
+          holder.held++;
+        }
         this.#countIp(key, 1);
         holder.perIp.set(key, (holder.perIp.get(key) ?? 0) + 1);
       }
@@ -96,8 +102,10 @@ export class SlotPool {
   }
 
   #onReturn(holder: Holder, message: SlotsReturn): void {
-    this.#free += message.count;
-    holder.held -= message.count;
+    if (message.ipOnly !== true) {
+      this.#free += message.count;
+      holder.held -= message.count;
+    }
     if (message.ip !== undefined) {
       const key = admissionKey(message.ip);
       this.#countIp(key, -message.count);
@@ -171,14 +179,41 @@ export class SlotAdmission implements Admission {
     primary.on('message', this.#primaryOnMessage);
   }
 
+  /**
+   * --proxy-protocol (docs/PROTOCOL.md §10): the per-IP count alone, asked
+   * once the PROXY header names the client; this admission (made with no
+   * per-IP limit) then holds only the connection's slot, taken at accept.
+   */
+  perIpOnly(): Admission {
+    return {
+      admit: (ip) => this.#ask(ip, true),
+      release: (ip) =>
+        this.#send({
+          type: 'helo:slots-return',
+          count: 1,
+          ip,
+          ipOnly: true,
+          reclaimAnswer: false,
+        } satisfies SlotsReturn),
+    };
+  }
+
+  #ask(ip: string, ipOnly: boolean): Promise<RejectReason | null> {
+    return new Promise((resolve) => {
+      const request = this.#nextRequest++;
+      this.#answers.set(request, resolve);
+      this.#send({
+        type: 'helo:slots-request',
+        request,
+        want: 1,
+        ip,
+        ...(ipOnly ? { ipOnly } : {}),
+      } satisfies SlotsRequest);
+    });
+  }
+
   admit(ip: string): RejectReason | null | Promise<RejectReason | null> {
-    if (this.#perIpMode) {
-      return new Promise((resolve) => {
-        const request = this.#nextRequest++;
-        this.#answers.set(request, resolve);
-        this.#send({ type: 'helo:slots-request', request, want: 1, ip } satisfies SlotsRequest);
-      });
-    }
+    if (this.#perIpMode) return this.#ask(ip, false);
     if (this.#inUse < this.#allowance) {
       this.#inUse++;
       return null;
@@ -231,8 +266,8 @@ export class SlotAdmission implements Admission {
       return;
     }
     if (!isMessage<SlotsGranted>(message, 'helo:slots-granted')) return;
-    if (this.#perIpMode) {
-      const resolve = this.#answers.get(message.request);
+    const resolve = this.#answers.get(message.request);
+    if (this.#perIpMode || resolve !== undefined) {
       this.#answers.delete(message.request);
       resolve?.(message.granted > 0 ? null : message.reason);
       return;

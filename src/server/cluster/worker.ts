@@ -31,10 +31,15 @@ const options = JSON.parse(process.env[WORKER_OPTIONS_ENV] ?? '{}') as ServerOpt
 const listenFds = JSON.parse(process.env[WORKER_FDS_ENV] ?? '{}') as ListenFds;
 const logger = createLogger(options.logLevel);
 const store = new RemoteStore(primary);
+// docs/PROTOCOL.md §10: behind a balancer the slot is taken at accept and
+// the per-IP count asked once the PROXY header names the client.
+const perIpAfterHeader = options.proxyProtocol && options.maxConnectionsPerIp > 0;
+const slots = new SlotAdmission(primary, perIpAfterHeader ? 0 : options.maxConnectionsPerIp);
 const server = new HeloServer(
   { ...options, mode: 'event-loop', store, logger, listenFds },
   {
-    admission: new SlotAdmission(primary, options.maxConnectionsPerIp),
+    admission: slots,
+    ...(perIpAfterHeader ? { perIpAfterHeader: slots.perIpOnly() } : {}),
     // /metrics and the dashboard cover the whole cluster: the primary answers them.
     ...(options.httpPort === null ? {} : { insight: new RemoteInsight(primary) }),
   },

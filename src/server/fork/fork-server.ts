@@ -12,10 +12,12 @@
  * (ipc/remote-store.ts), so all children share its group commits.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import type { Server, Socket } from 'node:net';
+import type { BlockList, Server, Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Store } from '../../store/store.js';
 import { ConnectionLimits, RefusedSockets } from '../admission.js';
+import { SlotPool } from '../cluster/connection-slots.js';
+import { isTrustedSource, proxyAllowList } from '../proxy-stage.js';
 import { hostStore, type StoreHostStats } from '../ipc/store-host.js';
 import { isMessage, sendIfConnected } from '../ipc/messages.js';
 import { resolveServerOptions } from '../options.js';
@@ -42,6 +44,8 @@ interface SessionChild {
 export class ForkServer extends ServerBase {
   readonly #store: Store;
   readonly #limits: ConnectionLimits;
+  /** --proxy-protocol with --max-connections-per-ip: the children's per-IP questions. */
+  readonly #perIpAfterHeader: SlotPool | null;
   readonly #children = new Set<SessionChild>();
   readonly #refused: RefusedSockets;
   readonly #storeStats: StoreHostStats = { stored: 0, failed: 0 };
@@ -49,6 +53,7 @@ export class ForkServer extends ServerBase {
   #server: Server | null = null;
   /** The TCP socket passed by socket activation (transports/activation.ts), if any. */
   readonly #fd: number | undefined;
+  #proxyAllow: BlockList | null = null;
   #connectionsTotal = 0;
   #sessionsHandedOver = 0;
   #onAllExited: (() => void) | null = null;
@@ -59,10 +64,19 @@ export class ForkServer extends ServerBase {
     this.#fd = listenFds?.tcp;
     this.#store = store;
     this.#refused = new RefusedSockets(this.#rejected, this.logger);
+    // docs/PROTOCOL.md §10: behind a balancer the client's address is known
+    // only once the child has read the PROXY header, so the per-IP limit is
+    // decided then, by asking this process (the cluster's slot pool, one
+    // IPC round trip per connection); the connection limit stays here, at accept.
+    const { proxyProtocol, maxConnectionsPerIp } = this.options;
+    const perIpAfterHeader = proxyProtocol && maxConnectionsPerIp > 0;
     this.#limits = new ConnectionLimits(
       this.options.maxConnections,
-      this.options.maxConnectionsPerIp,
+      perIpAfterHeader ? 0 : maxConnectionsPerIp,
     );
+    this.#perIpAfterHeader = perIpAfterHeader
+      ? new SlotPool(this.options.maxConnections, maxConnectionsPerIp)
+      : null;
   }
 
   get port(): number {
@@ -107,6 +121,20 @@ export class ForkServer extends ServerBase {
 
   readonly #serverOnConnection = (socket: Socket): void => {
     const ip = socket.remoteAddress ?? '';
+    // §10: an untrusted balancer is closed here, before a process is started for it.
+    // (The child reads the header: this process never reads a byte.)
+    if (this.options.proxyProtocol && !this.isShuttingDown) {
+      this.#proxyAllow ??= proxyAllowList(this.options.proxyAllow);
+      if (!isTrustedSource(this.#proxyAllow, ip)) {
+        socket.destroy();
+        this.#rejected.proxy++;
+        this.logger.warn(
+          { peer: ip, transport: 'tcp', reason: 'source not in --proxy-allow' },
+          'connection refused: PROXY protocol',
+        );
+        return;
+      }
+    }
     const reason = this.isShuttingDown ? 'shutdown' : this.#limits.admit(ip);
     if (reason !== null) {
       this.#refused.refuse(socket, reason);
@@ -125,11 +153,13 @@ export class ForkServer extends ServerBase {
     const child: SessionChild = { process: childProcess, ip, session, socket };
     this.#children.add(child);
     const stopHosting = hostStore(childProcess, this.#store, this.#storeStats);
+    const stopAdmitting = this.#perIpAfterHeader?.attach(childProcess);
     let isGone = false;
     const onGone = (code: number | null, signal: NodeJS.Signals | null): void => {
       if (isGone) return;
       isGone = true;
       stopHosting();
+      stopAdmitting?.();
       this.#children.delete(child);
       this.#limits.release(ip);
       // A child that died before taking its socket leaves the client to us.

@@ -4,6 +4,7 @@
  * mode, and exit. Payloads go to the parent's store over IPC.
  */
 import type { Socket } from 'node:net';
+import { SlotAdmission } from '../cluster/connection-slots.js';
 import { RemoteStore } from '../ipc/remote-store.js';
 import { isMessage, parentChannel } from '../ipc/messages.js';
 import { createLogger, flushLogger } from '../logger.js';
@@ -37,12 +38,13 @@ process.on('message', (message: unknown, handle: unknown) => {
   socket.allowHalfOpen = true;
   socket.setNoDelay(true);
   const { options } = message;
-  server = new HeloServer({
-    ...options,
-    mode: 'event-loop',
-    store,
-    logger: createLogger(options.logLevel),
-  });
+  // docs/PROTOCOL.md §10: with --proxy-protocol this process reads the header,
+  // and then asks the parent about the per-IP limit for the client it names.
+  const perIp = options.proxyProtocol && options.maxConnectionsPerIp > 0;
+  server = new HeloServer(
+    { ...options, mode: 'event-loop', store, logger: createLogger(options.logLevel) },
+    perIp ? { admission: new SlotAdmission(parent, options.maxConnectionsPerIp) } : {},
+  );
   server.serveSocket(socket, { session: message.session });
   // After the session's own close handling: the session is over, so is this process.
   socket.once('close', () => void exit(false));

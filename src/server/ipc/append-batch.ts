@@ -16,8 +16,8 @@
 import { StoreError } from '../../errors.js';
 import type { NewRecord } from '../../store/store.js';
 
-/** Fields per record in `AppendBatch.refs`: session, peer, name, clientCert. */
-const REFS_PER_RECORD = 4;
+/** Fields per record in `AppendBatch.refs`: session, peer, name, clientCert, proxy. */
+const REFS_PER_RECORD = 5;
 /** In `refs`: the field is null. */
 const NO_STRING = -1;
 
@@ -29,7 +29,7 @@ export interface AppendBatch {
   readonly receivedAt: Float64Array;
   /** Each distinct string of the batch once. */
   readonly strings: readonly string[];
-  /** Per record, the index in `strings` of its session, peer, name and clientCert (-1: null). */
+  /** Per record, the index in `strings` of its session, peer, name, clientCert and proxy (-1: null). */
   readonly refs: Int32Array;
 }
 
@@ -69,6 +69,7 @@ export function encodeAppendBatch(records: readonly NewRecord[]): AppendBatch {
     refs[at + 1] = ref(record.peer);
     refs[at + 2] = ref(record.name);
     refs[at + 3] = ref(record.clientCert);
+    refs[at + 4] = ref(record.proxy);
   }
   return { payloads, ends, receivedAt, strings, refs };
 }
@@ -106,6 +107,7 @@ export function decodeAppendBatch(batch: unknown): NewRecord[] {
       name: text(refs[at + 2]!),
       payload: bytes.subarray(start, end),
       clientCert: text(refs[at + 3]!),
+      proxy: text(refs[at + 4]!),
     });
     start = end;
   }

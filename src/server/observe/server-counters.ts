@@ -18,6 +18,7 @@ export const REJECT_REASONS: readonly RejectReason[] = [
   'max-connections',
   'max-connections-per-ip',
   'shutdown',
+  'proxy',
 ];
 
 /** Seconds from a request's arrival to its reply's write: 100 µs to 10 s. */
@@ -137,6 +138,7 @@ export class ServerCounters implements ServerRecorder {
     'max-connections': 0,
     'max-connections-per-ip': 0,
     shutdown: 0,
+    proxy: 0,
   };
   /** Indexed by reply code: an array index is the cheapest counter on the hot path. */
   readonly repliesByCode = new Float64Array(600);
