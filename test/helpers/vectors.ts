@@ -7,6 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { StreamProtocol } from '../../src/core/stream-protocol.js';
 import { Replies } from '../../src/core/replies.js';
 import type { SessionAction } from '../../src/core/session.js';
+import type { StoredRecord } from '../../src/store/store.js';
+import assert from 'node:assert/strict';
 
 export { splitAt } from '../../support/split-at.js';
 
@@ -77,4 +79,20 @@ export function runOverCore(vector: Vector, split: (segment: Buffer) => Buffer[]
   }
   outcome.closes = protocol.isEnded;
   return outcome;
+}
+
+/** The records a vector's session left in a store are its `stored` payloads (and names), byte for byte. */
+export function assertStoredAsVector(records: readonly StoredRecord[], vector: Vector): void {
+  assert.deepEqual(
+    records.map((record) => record.payload.toString('latin1')),
+    vector.stored,
+    'stored payloads, byte for byte',
+  );
+  if (vector.storedNames) {
+    assert.deepEqual(
+      records.map((record) => record.name),
+      vector.storedNames,
+      'stored names',
+    );
+  }
 }

@@ -21,6 +21,7 @@ import { MemoryStore } from '../../src/store/memory-store.js';
 import { makeTestPki } from '../helpers/certificates.js';
 import { delay, RawClient } from '../helpers/raw-client.js';
 import {
+  assertStoredAsVector,
   loadVectors,
   oneByteAtATime,
   segmentsOf,
@@ -140,18 +141,7 @@ function describeVectors(mode: ServerMode, transport: StreamTransport): void {
             assert.equal(client.isEnded, false, 'the server must keep the connection open');
           }
           assert.equal(client.text, vector.replies, 'replies');
-          const records = await store.read(lastId, 1000);
-          assert.deepEqual(
-            records.map((record) => record.payload.toString('latin1')),
-            vector.stored,
-            'stored payloads',
-          );
-          if (vector.storedNames) {
-            assert.deepEqual(
-              records.map((record) => record.name),
-              vector.storedNames,
-            );
-          }
+          assertStoredAsVector(await store.read(lastId, 1000), vector);
         } finally {
           client.close();
         }

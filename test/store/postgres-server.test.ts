@@ -16,7 +16,13 @@ import { PostgresStore } from '../../src/store/postgres-store.js';
 import { runKillCycles, KILL_CYCLE_DEFAULTS } from '../../support/kill-cycles-lib.js';
 import { startPostgres, type PostgresCluster } from '../../support/postgres.js';
 import { delay, RawClient } from '../helpers/raw-client.js';
-import { loadVectors, segmentsOf, splitAt, type Vector } from '../helpers/vectors.js';
+import {
+  assertStoredAsVector,
+  loadVectors,
+  segmentsOf,
+  splitAt,
+  type Vector,
+} from '../helpers/vectors.js';
 
 const HELO_BIN = fileURLToPath(new URL('../../../bin/helo', import.meta.url));
 
@@ -84,18 +90,7 @@ describe('protocol vectors over TCP, event-loop mode, on a PostgreSQL store', ()
           if (vector.closes) await client.untilEnded();
           else await client.untilBytes(Buffer.byteLength(vector.replies, 'latin1'));
           assert.equal(client.text, vector.replies, 'replies');
-          const records = await store.read(lastId, 1000);
-          assert.deepEqual(
-            records.map((record) => record.payload.toString('latin1')),
-            vector.stored,
-            'stored payloads, byte for byte',
-          );
-          if (vector.storedNames) {
-            assert.deepEqual(
-              records.map((record) => record.name),
-              vector.storedNames,
-            );
-          }
+          assertStoredAsVector(await store.read(lastId, 1000), vector);
         } finally {
           client.close();
         }
