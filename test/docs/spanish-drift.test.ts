@@ -10,8 +10,9 @@
  */
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
-import { describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { runHelo } from '../helpers/run-cli.js';
 
 /** The compiled test runs from dist/test/docs/, three levels below the repository root. */
 function repoPath(path: string): string {
@@ -123,6 +124,7 @@ const UNITS: Record<string, string> = {
   minutes: 'min',
   minuto: 'min',
   minutos: 'min',
+  min: 'min',
   byte: 'bytes',
   bytes: 'bytes',
   KiB: 'KiB',
@@ -146,7 +148,7 @@ function figures(markdown: string): Set<string> {
   }
   for (const match of markdown.matchAll(/\bHTTP ([1-5][0-9]{2})\b/g)) found.add(`HTTP ${match[1]}`);
   const number = String.raw`(?<![\d.,])(\d{1,3}(?:[ ,.\u00a0\u202f]\d{3})+(?![\d])|\d+(?:[.,]\d+)?)`;
-  const unit = String.raw`(?:\s+|-)?(ms|milli(?:second)?s?|milisegundos?|seconds?|segundos?|minutes?|minutos?|bytes?|KiB|MiB|GiB|s|%)(?![\p{L}\d])`;
+  const unit = String.raw`(?:\s+|-)?(ms|milli(?:second)?s?|milisegundos?|seconds?|segundos?|minutes?|minutos?|min|bytes?|KiB|MiB|GiB|s|%)(?![\p{L}\d])`;
   for (const match of markdown.matchAll(new RegExp(number + unit, 'gu'))) {
     const digits = match[1]!.replace(/[^0-9]/g, '').replace(/^0+(?=\d)/, '');
     const canonical = UNITS[match[2]!] ?? UNITS[match[2]!.toLowerCase()];
@@ -283,5 +285,56 @@ describe('the drift check itself', () => {
     const es = '```sh\nhelo server --udp-port 7779   # TCP en el 7777, --vea-abajo\n```\n';
     assert.deepEqual(drift(en, es, false), []);
     assert.deepEqual([...commands(en)], ['helo server']);
+  });
+});
+
+describe('the commands of the teaching guide against the CLI', () => {
+  const guides = ['docs/TEACHING.md', 'docs/TEACHING.es.md'];
+  /** `helo <command>` and its flags, from every `$ ` line of every code block (after a pipe too). */
+  const typed = guides.flatMap((path) =>
+    split(readRepoFile(path))
+      .code.filter((line) => /^\s*\$ /.test(line))
+      .flatMap((line) =>
+        line.split(/\||&&|;/).flatMap((segment) => {
+          const words = segment.trim().split(/\s+/);
+          const at = words.findIndex((word) => word === 'helo' || word.endsWith('/helo'));
+          if (at === -1) return [];
+          const command = words[at + 1] === 'store' ? `store ${words[at + 2]}` : words[at + 1]!;
+          const flagWords = words.slice(at + 2).filter((word) => word.startsWith('--'));
+          return [{ path, command, flags: flagWords.map((word) => word.split('=')[0]!), line }];
+        }),
+      ),
+  );
+  const helps = new Map<string, Set<string>>();
+
+  before(async () => {
+    await Promise.all(
+      [...new Set(typed.map(({ command }) => command))].map(async (command) => {
+        const result = await runHelo([...command.split(' '), '--help']);
+        assert.equal(result.status, 0, `helo ${command} --help exits 0; stderr: ${result.stderr}`);
+        helps.set(
+          command,
+          new Set(result.stdout.match(/^ +--[a-z][a-z0-9-]*/gm)?.map((f) => f.trim())),
+        );
+      }),
+    );
+  });
+
+  it('types server, client, grade and store commands', () => {
+    const commandsTyped = new Set(typed.map(({ command }) => command));
+    for (const command of ['server', 'client', 'grade', 'store list']) {
+      assert.ok(commandsTyped.has(command), `the guide types helo ${command}`);
+    }
+  });
+
+  it("uses only flags that each command's --help lists", () => {
+    for (const { path, command, flags: given, line } of typed) {
+      for (const flag of given) {
+        assert.ok(
+          helps.get(command)!.has(flag),
+          `${path}: helo ${command} has no ${flag}: ${line}`,
+        );
+      }
+    }
   });
 });
