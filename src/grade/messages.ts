@@ -124,10 +124,16 @@ const ES_PHRASES: ReadonlyArray<readonly [string, string]> = [
   ['each:', 'cada uno:'],
 ];
 
+/**
+ * Longest first: a short phrase ("client ") must not eat part of a longer one
+ * ("a new client after them") before the longer one is tried.
+ */
+const ES_PHRASES_LONGEST_FIRST = [...ES_PHRASES].sort(([a], [b]) => b.length - a.length);
+
 /** A detail string in the card's language. */
 export function translateDetail(text: string, lang: Lang): string {
   if (lang === 'en') return text;
-  return ES_PHRASES.reduce((result, [en, es]) => result.split(en).join(es), text);
+  return ES_PHRASES_LONGEST_FIRST.reduce((result, [en, es]) => result.split(en).join(es), text);
 }
 
 export const MESSAGES: Readonly<Record<Lang, Messages>> = { en: EN, es: ES };
