@@ -132,6 +132,13 @@ interface Measurement {
   readonly generatorCpu: number;
   /** The server's (process tree's) CPU use over the load, in CPUs (1 = one CPU busy). */
   readonly serverCpus: number | null;
+  /**
+   * The server's CPU time per request (W1-W3) or session (W4), in microseconds,
+   * over the whole load (warm-up included). Unlike throughput, this hardly
+   * changes when other programs take CPU time: the steadier figure on a
+   * shared machine.
+   */
+  readonly serverCpuUsPerUnit: number | null;
   /** helo_commit_batch_size over the server's life (W3, W4), or null. */
   readonly batch: { readonly sum: number; readonly count: number } | null;
 }
@@ -141,6 +148,7 @@ interface TargetResult {
   readonly median: number;
   readonly generatorCpuMedian: number;
   readonly serverCpusMedian: number | null;
+  readonly serverCpuUsPerUnitMedian: number | null;
   /** Mean records per group commit over every run (helo only, W3 and W4). */
   readonly meanBatch: number | null;
 }
@@ -153,6 +161,12 @@ interface ScenarioResult {
   readonly targets: Partial<Record<Target, TargetResult>>;
   /** helo (memory:) / baseline: per repetition, and the median. */
   readonly overBaseline: { readonly ratios: number[]; readonly median: number };
+  /**
+   * Baseline CPU per unit / helo's (memory:), per repetition and the median:
+   * the ratio helo/baseline would have if both had their CPU to themselves
+   * (null without /proc).
+   */
+  readonly cpuOverBaseline: { readonly ratios: number[]; readonly median: number } | null;
   /** helo SQLite / helo memory: (W3, W4). */
   readonly durableOverMemory: { readonly ratios: number[]; readonly median: number } | null;
   readonly aimOverBaseline: number;
@@ -279,6 +293,11 @@ async function measure(
   const wallSeconds = (performance.now() - startedAt) / 1000;
   const cpuAfter = treeCpuSeconds(server.pid);
   const report = runReport(`tcp://127.0.0.1:${server.port}`, plan.kind, result);
+  const units =
+    plan.kind === 'session'
+      ? result.measured.sessions + result.warmup.sessions
+      : result.measured.replies + result.warmup.replies;
+  const serverCpuSeconds = cpuBefore === null || cpuAfter === null ? null : cpuAfter - cpuBefore;
   return {
     throughput: throughputOf(report),
     problems: errorTotal(result.measured) + result.measured.unexpected,
@@ -287,6 +306,10 @@ async function measure(
       cpuBefore === null || cpuAfter === null
         ? null
         : Math.round(((cpuAfter - cpuBefore) / wallSeconds) * 100) / 100,
+    serverCpuUsPerUnit:
+      serverCpuSeconds === null || units === 0
+        ? null
+        : Math.round((serverCpuSeconds / units) * 1e7) / 10,
     batch: httpPort === null ? null : await commitBatches(httpPort),
   };
 }
@@ -424,11 +447,15 @@ function targetResult(runs: Measurement[]): TargetResult {
   const sum = batches.reduce((total, batch) => total + batch.sum, 0);
   const count = batches.reduce((total, batch) => total + batch.count, 0);
   const serverCpus = runs.flatMap((run) => (run.serverCpus === null ? [] : [run.serverCpus]));
+  const perUnit = runs.flatMap((run) =>
+    run.serverCpuUsPerUnit === null ? [] : [run.serverCpuUsPerUnit],
+  );
   return {
     runs,
     median: median(runs.map((run) => run.throughput)),
     generatorCpuMedian: median(runs.map((run) => run.generatorCpu)),
     serverCpusMedian: serverCpus.length === 0 ? null : median(serverCpus),
+    serverCpuUsPerUnitMedian: perUnit.length === 0 ? null : median(perUnit),
     meanBatch: count === 0 ? null : Math.round((sum / count) * 10) / 10,
   };
 }
@@ -440,6 +467,20 @@ function ratiosOf(
   const ratios = top.map(
     (run, index) => Math.round((run.throughput / bottom[index]!.throughput) * 1000) / 1000,
   );
+  return { ratios, median: median(ratios) };
+}
+
+/** top's CPU per unit / bottom's, per repetition (a cost ratio, so upside down). */
+function cpuRatios(
+  top: readonly Measurement[],
+  bottom: readonly Measurement[],
+): { ratios: number[]; median: number } | null {
+  const ratios: number[] = [];
+  for (const [index, run] of top.entries()) {
+    const other = bottom[index]!.serverCpuUsPerUnit;
+    if (run.serverCpuUsPerUnit === null || other === null || other === 0) return null;
+    ratios.push(Math.round((run.serverCpuUsPerUnit / other) * 1000) / 1000);
+  }
   return { ratios, median: median(ratios) };
 }
 
@@ -457,6 +498,7 @@ function summarize(runs: Map<string, Map<Target, Measurement[]>>): ScenarioResul
       pipeline: scenario.pipeline,
       targets,
       overBaseline: ratiosOf(memory, byTarget.get('baseline')!),
+      cpuOverBaseline: cpuRatios(byTarget.get('baseline')!, memory),
       durableOverMemory: sqlite === undefined ? null : ratiosOf(sqlite, memory),
       aimOverBaseline: scenario.aimOverBaseline,
       aimDurableOverMemory: scenario.aimDurableOverMemory,
@@ -516,6 +558,8 @@ function formatTable(
       'helo/baseline',
       'SQLite/memory',
       'batch',
+      'CPU µs/unit (base, mem, SQLite)',
+      'by CPU',
       'gen CPU/server CPUs (base, mem, SQLite)',
     ],
     ...results.map((result) => {
@@ -531,6 +575,12 @@ function formatTable(
           ? ''
           : `${result.durableOverMemory.median.toFixed(2)} (>= ${result.aimDurableOverMemory!.toFixed(2)})`,
         sqlite?.meanBatch == null ? '' : sqlite.meanBatch.toFixed(1),
+        [baseline, memory, sqlite]
+          .flatMap((outcome) =>
+            outcome === undefined ? [] : [outcome.serverCpuUsPerUnitMedian?.toFixed(1) ?? '-'],
+          )
+          .join(', '),
+        result.cpuOverBaseline === null ? '-' : result.cpuOverBaseline.median.toFixed(2),
         [baseline, memory, sqlite].flatMap((outcome) => cpus(outcome) || []).join(', '),
       ];
     }),
@@ -569,8 +619,10 @@ function formatTable(
     ...lines,
     '',
     'Throughput in requests/s (W1-W3) and sessions/s (W4); aims in parentheses. batch: mean',
-    'records per SQLite group commit (helo_commit_batch_size). Last column: the load',
-    "generator's CPU use (of its CPUs) / the server's CPU use (in CPUs), medians.",
+    'records per SQLite group commit (helo_commit_batch_size). CPU µs/unit: server CPU time',
+    'per request (W4: per session), warm-up included; by CPU: baseline µs / helo µs, what',
+    'helo/baseline would be with a CPU each to themselves (steadier on a busy machine).',
+    "Last column: the load generator's CPU use (of its CPUs) / the server's (in CPUs), medians.",
     '',
     ...(problems.length === 0
       ? ['No errors, no unexpected replies, and the load generator was never the bottleneck.']
