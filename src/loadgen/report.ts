@@ -80,7 +80,7 @@ export function runReport(target: string, kind: PlanKind, result: LoadResult): R
  * A warning when the load generator used (nearly) all the CPU it could:
  * then it, not the server, set the pace, and the figure is a lower bound.
  */
-export function generatorWarning(run: RunReport): string | null {
+function generatorWarning(run: RunReport): string | null {
   const cpu = run.generatorCpu;
   if (!generatorLimits(cpu)) return null;
   return (
