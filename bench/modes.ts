@@ -75,6 +75,8 @@ interface Target {
   /** For context, not a test. */
   readonly aim: string;
   readonly aimMin: number | null;
+  /** `helo` (steady connections, requests/s) unless said; `session` compares sessions/s. */
+  readonly workload?: Workload;
 }
 const TARGETS: readonly Target[] = [
   {
@@ -85,6 +87,17 @@ const TARGETS: readonly Target[] = [
     denominator: 'event-loop',
     aim: '>= 1.6',
     aimMin: 1.6,
+  },
+  {
+    // W4 of docs/BENCH.md: what the cluster pays per connection (accept, slots, the store over IPC).
+    name: 'sessions, 50 clients',
+    work: { key: 'none', label: 'no work, whole sessions (W4)', args: [] },
+    clients: 50,
+    numerator: 'cluster',
+    denominator: 'event-loop',
+    aim: '>= 0.9',
+    aimMin: 0.9,
+    workload: 'session',
   },
   {
     name: 'I/O-bound, 10 clients',
@@ -400,10 +413,11 @@ async function measureTarget(
             )
           : null;
       try {
-        const { result, report } = await load(server.port, 'helo', target.clients, settings);
+        const workload = target.workload ?? 'helo';
+        const { result, report } = await load(server.port, workload, target.clients, settings);
         if (look !== null) clusterSpreads.push(spread);
         const record = runs.get(mode)!;
-        record.rates.push(report.requestsPerSecond);
+        record.rates.push(report.sessionsPerSecond ?? report.requestsPerSecond);
         record.p50s.push((report.latencyUs?.p50 ?? 0) / 1000);
         errorCount +=
           errorTotal(result.measured) + result.measured.unexpected + result.measured.unanswered;
@@ -608,7 +622,8 @@ function formatSection(run: Run): string {
     '',
     'Steady connections this time (the `helo` workload: `HELO` and `100 OK`, over and over, ' +
       'one request in flight per connection), so that only the serving of requests is ' +
-      `compared. Each ratio is the median of ${settings.repetitions} repetition(s) of both ` +
+      'compared; the W4 row alone compares whole sessions/s (connect, `HELO`, `DATA`, `QUIT`), ' +
+      `where every connection is accepted, admitted and stored through the primary. Each ratio is the median of ${settings.repetitions} repetition(s) of both ` +
       'servers in turn (alternating which goes first), each measured like a cell above. ' +
       'In brackets after each repetition: how many of the connections each cluster worker ' +
       'was serving (from `ss -tnp`, during the measurement); the kernel, not helo, decides.',

@@ -13,6 +13,13 @@
  * Script mode (`--reply-script`, see src/loadgen/baseline.ts): any line
  * protocol; after each step's number of request lines, its reply bytes.
  *
+ * Checked against the outside instrument's minimal server
+ * (../shared/tools/lineload/tuned-node-server.mjs, docs/BENCH.md): the same
+ * tricks (no strings, precomputed replies, one write per read, no Nagle,
+ * a listen backlog of 4096 like helo's, reading paused while the kernel's
+ * send buffer is full) and a cheaper command match (one byte), so that a
+ * ratio against it is never flattered by a slower baseline.
+ *
  * Usage: node dist/src/loadgen/baseline-server.js [--host H] [--port N | N]
  *          [--reply-script BASE64-JSON] [--managed]
  * Prints "baseline listening on :PORT". --managed: exit when stdin ends
@@ -95,9 +102,16 @@ function serveHelo(socket: Socket): void {
     }
     partial = start < data.length && !isQuit ? data.subarray(start) : null;
     const out = batch.take();
-    if (out !== null) socket.write(out);
+    const isFull = out !== null && !socket.write(out);
     if (isQuit) socket.end();
+    else if (isFull) pauseUntilDrained(socket);
   });
+}
+
+/** Backpressure, as any real server needs: a client that does not read stops being read. */
+function pauseUntilDrained(socket: Socket): void {
+  socket.pause();
+  socket.once('drain', () => socket.resume());
 }
 
 function serveScript(script: ReplyScript): (socket: Socket) => void {
@@ -121,7 +135,7 @@ function serveScript(script: ReplyScript): (socket: Socket) => void {
         lf = chunk.indexOf(LF, lf + 1);
       }
       const out = batch.take();
-      if (out !== null) socket.write(out);
+      if (out !== null && !socket.write(out)) pauseUntilDrained(socket);
     });
   };
 }
@@ -151,7 +165,7 @@ server.on('error', (error) => {
   console.error(`baseline server: ${error.message}`);
   process.exit(1);
 });
-server.listen(port, values.host, () => {
+server.listen({ port, host: values.host, backlog: 4096 }, () => {
   const address = server.address();
   console.log(
     `baseline listening on :${typeof address === 'object' && address ? address.port : 0} `,

@@ -11,6 +11,11 @@ import { ProcessError } from '../errors.js';
 export interface ChildServer {
   readonly port: number;
   readonly pid: number;
+  /**
+   * Resolves with the first match of `pattern` in what the server printed
+   * on stdout (say, the HTTP port of `--http-port 0`); rejects after `timeoutMs`.
+   */
+  waitForOutput(pattern: RegExp, timeoutMs?: number): Promise<RegExpExecArray>;
   /** SIGTERM, then SIGKILL if it is still there after a few seconds. */
   stop(): Promise<void>;
   /**
@@ -99,6 +104,25 @@ export async function startChildServer(options: ChildServerOptions): Promise<Chi
   return {
     port,
     pid: child.pid!,
+    waitForOutput(pattern, timeoutMs = 5_000) {
+      return new Promise((resolve, reject) => {
+        const look = (): boolean => {
+          const match = pattern.exec(stdout);
+          if (match === null) return false;
+          clearTimeout(timer);
+          child.stdout!.off('data', onData);
+          resolve(match);
+          return true;
+        };
+        const onData = (): void => void look();
+        const timer = setTimeout(() => {
+          child.stdout!.off('data', onData);
+          reject(new ProcessError(`the ${options.name} did not print ${String(pattern)} in time`));
+        }, timeoutMs);
+        // After the 'data' listener above that appends to stdout, so it sees the new text.
+        if (!look()) child.stdout!.on('data', onData);
+      });
+    },
     async kill() {
       try {
         if (options.detached === true) process.kill(-child.pid!, 'SIGKILL');

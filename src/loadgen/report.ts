@@ -7,7 +7,7 @@ import type { CountsSnapshot } from './load-counts.js';
 import { errorTotal } from './load-counts.js';
 import type { PlanKind } from './load-plan.js';
 import { type LatencySummary, summarizeLatency } from './latency.js';
-import type { LoadResult } from './run-load.js';
+import { type GeneratorCpu, generatorLimits, type LoadResult } from './run-load.js';
 
 /** A ratio from which the target may be limited by the load generator rather than by itself. */
 const NEAR_CEILING = 0.9;
@@ -44,6 +44,8 @@ export interface RunReport extends CountsSnapshot {
   readonly sessionLatencyUs: LatencySummary | null;
   /** What the warm-up counted (discarded from everything above). */
   readonly warmup: CountsSnapshot;
+  /** The load generator's own CPU use while measuring (run-load.ts). */
+  readonly generatorCpu: GeneratorCpu;
 }
 
 export interface BenchReport {
@@ -70,7 +72,22 @@ export function runReport(target: string, kind: PlanKind, result: LoadResult): R
     latencyUs: summarizeLatency(result.requestLatency),
     sessionLatencyUs: isSession ? summarizeLatency(result.sessionLatency) : null,
     warmup: result.warmup,
+    generatorCpu: result.generatorCpu,
   };
+}
+
+/**
+ * A warning when the load generator used (nearly) all the CPU it could:
+ * then it, not the server, set the pace, and the figure is a lower bound.
+ */
+function generatorWarning(run: RunReport): string | null {
+  const cpu = run.generatorCpu;
+  if (!generatorLimits(cpu)) return null;
+  return (
+    `warning: the load generator used ${Math.round(cpu.share * 100)}% of its ` +
+    `${cpu.cpus === 1 ? 'CPU' : `${cpu.cpus} CPUs`} while measuring ${run.target}: it may be the ` +
+    `bottleneck, so read ${run.target}'s throughput as a lower bound.`
+  );
 }
 
 /** The throughput a plan is judged by: sessions/s for sessions, requests/s otherwise. */
@@ -156,6 +173,8 @@ export function formatReport(report: BenchReport): string {
       );
     }
   }
+  const warnings = runs.flatMap((run) => generatorWarning(run) ?? []);
+  if (warnings.length > 0) lines.push('', ...warnings);
   const warmup = result.warmup;
   if (settings.warmupSeconds > 0) {
     lines.push(

@@ -10,6 +10,7 @@
  * duration, or until `requests` are answered), and the drain of the
  * replies still due. Latency histograms are merged with `add()`.
  */
+import { availableParallelism } from 'node:os';
 import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { InvalidOptionError, ProcessError } from '../errors.js';
@@ -64,6 +65,30 @@ export interface LoadResult {
   /** Per session (session plans), in nanoseconds. */
   readonly sessionLatency: RecordableHistogram;
   readonly threads: number;
+  /**
+   * The load generator's own CPU use while measuring: CPU seconds of this
+   * whole process (its load threads and this one) over the CPU seconds its
+   * threads could have had (wall time x min(threads, CPUs it may run on)).
+   * Near 1, the generator is what limits the figure (see generatorLimits()).
+   */
+  readonly generatorCpu: GeneratorCpu;
+}
+
+export interface GeneratorCpu {
+  readonly cpuSeconds: number;
+  readonly wallSeconds: number;
+  /** CPUs the load threads could use at most: min(threads, CPUs allowed to this process). */
+  readonly cpus: number;
+  /** cpuSeconds / (wallSeconds x cpus), 0..1 (a little above 1 from the main thread). */
+  readonly share: number;
+}
+
+/** A generator using this share of its CPUs or more is likely the bottleneck. */
+export const GENERATOR_BOUND_SHARE = 0.9;
+
+/** True when the generator, not the server, probably set the pace of `cpu`'s run. */
+export function generatorLimits(cpu: GeneratorCpu): boolean {
+  return cpu.share >= GENERATOR_BOUND_SHARE;
 }
 
 const WORKER_URL = new URL('./load-worker.js', import.meta.url);
@@ -152,10 +177,18 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       phase = 'measuring';
       send((index) => ({ type: 'measure', budget: budgets[index]! }));
     }
+    const cpuFrom = process.cpuUsage();
+    const wallFrom = performance.now();
     await waitFor(options.durationMs, allResults, options.signal);
+    const cpu = process.cpuUsage(cpuFrom);
+    const generatorCpu = cpuShare(
+      (cpu.user + cpu.system) / 1e6,
+      (performance.now() - wallFrom) / 1000,
+      Math.min(threads, availableParallelism()),
+    );
     phase = 'draining';
     send(() => ({ type: 'stop' }));
-    return mergeResults(await allResults, threads);
+    return mergeResults(await allResults, threads, generatorCpu);
   } finally {
     if (progressTimer !== null) clearInterval(progressTimer);
     allResults.catch(() => undefined);
@@ -211,7 +244,21 @@ function waitFor(ms: number | null, done: Promise<unknown>, signal?: AbortSignal
   });
 }
 
-function mergeResults(results: readonly ThreadResult[], threads: number): LoadResult {
+function cpuShare(cpuSeconds: number, wallSeconds: number, cpus: number): GeneratorCpu {
+  const round = (value: number): number => Math.round(value * 1000) / 1000;
+  return {
+    cpuSeconds: round(cpuSeconds),
+    wallSeconds: round(wallSeconds),
+    cpus,
+    share: wallSeconds > 0 ? round(cpuSeconds / (wallSeconds * cpus)) : 0,
+  };
+}
+
+function mergeResults(
+  results: readonly ThreadResult[],
+  threads: number,
+  generatorCpu: GeneratorCpu,
+): LoadResult {
   const requestLatency = createHistogram();
   const sessionLatency = createHistogram();
   for (const result of results) {
@@ -229,5 +276,6 @@ function mergeResults(results: readonly ThreadResult[], threads: number): LoadRe
     requestLatency,
     sessionLatency,
     threads,
+    generatorCpu,
   };
 }

@@ -30,6 +30,7 @@ function loadResult(
   replies: number,
   latenciesNs: number[],
   errors: Record<string, number> = {},
+  generatorShare = 0.4,
 ): LoadResult {
   const requestLatency = createHistogram();
   for (const ns of latenciesNs) requestLatency.record(ns);
@@ -47,6 +48,12 @@ function loadResult(
     requestLatency,
     sessionLatency: createHistogram(),
     threads: 1,
+    generatorCpu: {
+      cpuSeconds: 2 * generatorShare,
+      wallSeconds: 2,
+      cpus: 1,
+      share: generatorShare,
+    },
   };
 }
 
@@ -105,5 +112,19 @@ describe('report', () => {
     assert.match(close, /load generator \(or this machine\) may be/);
     // The JSON form is plain data.
     assert.deepEqual(JSON.parse(JSON.stringify(report)), report);
+  });
+
+  it('warns when the load generator used (nearly) all of its CPU', () => {
+    const relaxed = formatReport(
+      benchReport(SETTINGS, runReport(SETTINGS.target, 'steady', loadResult(1000, [1000])), null),
+    );
+    assert.doesNotMatch(relaxed, /warning/);
+    const busy = runReport(SETTINGS.target, 'steady', loadResult(1000, [1000], {}, 0.97));
+    const text = formatReport(benchReport(SETTINGS, busy, null));
+    assert.match(
+      text,
+      /^warning: the load generator used 97% of its CPU while measuring tcp:\/\/127\.0\.0\.1:7777: it may be the bottleneck/m,
+    );
+    assert.match(text, /lower bound/);
   });
 });
