@@ -29,7 +29,7 @@ export class ThreadsServer extends ServerBase {
   /** `program`: the thread's script; tests give one that fails on purpose. */
   constructor(options: StartServerOptions, program?: URL) {
     const { store, logger, counters, listenFds, ...rest } = options;
-    super(resolveServerOptions(rest), logger);
+    super(resolveServerOptions({ ...rest, mode: 'threads' }), logger);
     this.#pool = new ThreadPool(
       this.options.threads,
       {
@@ -43,7 +43,7 @@ export class ThreadsServer extends ServerBase {
       program,
     );
     this.#server = new HeloServer(
-      { ...options, logger: this.logger },
+      { ...rest, mode: 'threads', store, logger: this.logger, counters, listenFds },
       { cpuWork: this.#pool },
     );
   }
