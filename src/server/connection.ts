@@ -122,6 +122,8 @@ export class Connection {
   readonly #startedAt = Date.now();
   /** `--work-ms` / `--work-cpu-ms`, or null when both are off. */
   readonly #work: SimulatedWork | null;
+  /** Threads mode: settles when this connection's latest job on the pool is done. */
+  #workDone: Promise<unknown> = Promise.resolve();
   /** `--telnet` (docs/PROTOCOL.md §11) on a byte stream, or null. */
   readonly #telnet: TelnetFilter | null;
   /** §9 off: the warning about a newline-less client was logged (once per session). */
@@ -456,8 +458,10 @@ export class Connection {
 
   /**
    * `done` after the CPU work on a worker thread (threads mode) and the delay.
-   * Threads finish in any order; the pending reply keeps its place in the queue.
-   * A thread that dies with the work rejects it: this client is closed (#onFault).
+   * Threads finish in any order, so each `done` also waits for the one before
+   * it: payloads are stored in request order, as in every mode, while the
+   * computations still run side by side. A thread that dies with the work
+   * rejects it: this client is closed (#onFault).
    */
   #afterWork(done: () => void): void {
     const { delayMs, cpuMs } = this.#work!;
@@ -468,8 +472,13 @@ export class Connection {
             setTimeout(this.#contain(done), delayMs);
           };
     const pool = this.#context.cpuWork;
-    if (pool && cpuMs > 0) pool.run(cpuMs).then(this.#contain(delayed), this.#onFault);
-    else delayed();
+    if (pool && cpuMs > 0) {
+      // Never rejects: the next job waits for this one, whatever became of it.
+      this.#workDone = Promise.all([pool.run(cpuMs), this.#workDone]).then(
+        this.#contain(delayed),
+        this.#onFault,
+      );
+    } else delayed();
   }
 
   /** A reply ready now takes its place behind any that still wait. */
