@@ -20,7 +20,7 @@ import { ProcessError } from '../../errors.js';
 import type { CpuWorkRunner } from '../simulated-work.js';
 
 /** The thread program: work-thread.ts, compiled next to this file. */
-export const WORK_THREAD_PROGRAM = new URL('./work-thread.js', import.meta.url);
+const WORK_THREAD_PROGRAM = new URL('./work-thread.js', import.meta.url);
 
 /** A thread dying sooner than this after its start is "crash looping": wait before the next. */
 const CRASH_LOOP_MS = 2_000;
@@ -64,10 +64,6 @@ export class ThreadPool implements CpuWorkRunner {
     for (let i = 0; i < size; i++) {
       this.#slots.push({ thread: null, startedAt: 0, jobs: new Map() });
     }
-  }
-
-  get size(): number {
-    return this.#slots.length;
   }
 
   /** Starts every thread; resolves when all run, rejects if one fails to start. */
