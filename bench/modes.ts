@@ -1,7 +1,7 @@
 /**
  * `npm run bench:modes`: the lab's lesson in numbers. Every concurrency
- * model of helo (`--mode event-loop|sequential|fork|cluster`, the cluster
- * with 2 workers) against 1, 10 and 100 clients, with no work, with
+ * model of helo (`--mode event-loop|sequential|fork|cluster|threads`, the
+ * cluster with 2 workers, threads with 2 threads) against 1, 10 and 100 clients, with no work, with
  * I/O-bound work (`--work-ms 10`) and with CPU-bound work (`--work-cpu-ms
  * 2`), each cell against a fresh `helo server --store memory:` child
  * process, measured with the load generator of `helo bench` (src/loadgen,
@@ -10,7 +10,7 @@
  * The grid uses the `session` workload (connect, HELO, DATA, QUIT, then
  * reconnect): that is what makes fork pay a process start per connection
  * and sequential serve one session at a time. Then the targets: cluster
- * over event loop on CPU-bound work, and event loop against cluster on
+ * and threads over event loop on CPU-bound work, and event loop against cluster on
  * I/O-bound work, with steady connections (`helo` workload, pipeline 1),
  * each the median of a few alternating repetitions.
  *
@@ -48,8 +48,9 @@ const SVG_PATH = fileURLToPath(new URL('../../docs/benchmarks.svg', import.meta.
 const HOST = '127.0.0.1';
 const PAYLOAD_BYTES = 100;
 const CLUSTER_WORKERS = 2;
+const THREADS = 2;
 
-const MODES = ['event-loop', 'sequential', 'fork', 'cluster'] as const;
+const MODES = ['event-loop', 'sequential', 'fork', 'cluster', 'threads'] as const;
 type Mode = (typeof MODES)[number];
 const CLIENTS = [1, 10, 100] as const;
 
@@ -84,6 +85,15 @@ const TARGETS: readonly Target[] = [
     work: WORKS[2]!,
     clients: 10,
     numerator: 'cluster',
+    denominator: 'event-loop',
+    aim: '>= 1.6',
+    aimMin: 1.6,
+  },
+  {
+    name: 'CPU-bound, 10 clients (threads)',
+    work: WORKS[2]!,
+    clients: 10,
+    numerator: 'threads',
     denominator: 'event-loop',
     aim: '>= 1.6',
     aimMin: 1.6,
@@ -259,6 +269,7 @@ function startHelo(plan: CpuPlan, mode: Mode, work: Work): Promise<ChildServer> 
         '--mode',
         mode,
         ...(mode === 'cluster' ? ['--workers', String(CLUSTER_WORKERS)] : []),
+        ...(mode === 'threads' ? ['--threads', String(THREADS)] : []),
         ...work.args,
       ],
     }),
@@ -536,7 +547,7 @@ function plotCells(cells: readonly Cell[], settings: Settings): Promise<string> 
         'each client: connect, HELO, DATA, QUIT, then again (closed loop)',
         `a fresh server per point, ${settings.durationMs / 1000} s measured ` +
           `(fork with 100 clients: ${cellTiming('fork', 100, settings).durationMs / 1000} s); ` +
-          `cluster = ${CLUSTER_WORKERS} workers`,
+          `cluster = ${CLUSTER_WORKERS} workers, threads = ${THREADS} threads`,
         'higher is better; tables in docs/benchmarks.md',
       ],
       works: WORKS.map((work) => work.label),
@@ -553,7 +564,7 @@ function formatSection(run: Run): string {
     cells.find((cell) => cell.work === work && cell.mode === mode && cell.clients === clients);
   const slow = cellTiming('fork', 100, settings);
   const lines: string[] = [
-    '## Four ways to serve many clients (`npm run bench:modes`)',
+    '## Five ways to serve many clients (`npm run bench:modes`)',
     '',
     '![Sessions per second by mode and clients, one panel per kind of work](benchmarks.svg)',
     '',
@@ -565,7 +576,7 @@ function formatSection(run: Run): string {
       `${defaultThreadCount(HOST, 100)} worker thread(s) (src/loadgen, as \`helo bench\`).`,
     '',
     'Every cell is a fresh `helo server --port 0 --store memory: --log-level warn --mode MODE` ' +
-      `(\`--workers ${CLUSTER_WORKERS}\` for cluster) with the work flags of its table, ` +
+      `(\`--workers ${CLUSTER_WORKERS}\` for cluster, \`--threads ${THREADS}\` for threads) with the work flags of its table, ` +
       'loaded with the `session` workload of `helo bench`: each client connects, sends ' +
       `\`HELO bench\`, an inline \`DATA\` of ${PAYLOAD_BYTES} bytes and \`QUIT\`, waits for ` +
       'the server to close, and connects again at once (closed loop). ' +

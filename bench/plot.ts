@@ -13,6 +13,7 @@ const DASHES: readonly (readonly [number, number])[] = [
   [8, 3],
   [2, 3],
   [6, 4],
+  [1, 2],
 ];
 
 export interface PlotPoint {

@@ -72,6 +72,12 @@ const HELP: CommandHelp = {
       default: 'CPU count',
       description: 'worker processes in cluster mode',
     },
+    threads: {
+      type: 'string',
+      valueName: 'N',
+      default: 'CPU count',
+      description: 'worker threads in threads mode',
+    },
     'max-line': {
       type: 'string',
       valueName: 'BYTES',
@@ -245,6 +251,7 @@ function optionalPortFlag(values: ParsedFlags['values'], name: string): number |
 const FLAG_OF: Readonly<Partial<Record<keyof ServerOptions, string>>> = {
   mode: 'mode',
   workers: 'workers',
+  threads: 'threads',
   host: 'host',
   port: 'port',
   maxLineBytes: 'max-line',
@@ -360,6 +367,7 @@ export async function run(argv: string[]): Promise<number> {
   const options = resolveFlags({
     mode: textFlag(values, 'mode', DEFAULTS.mode) as ServerMode,
     workers: wholeNumberFlag(values, 'workers', DEFAULTS.workers),
+    threads: wholeNumberFlag(values, 'threads', DEFAULTS.threads),
     workMs: wholeNumberFlag(values, 'work-ms', DEFAULTS.workMs),
     workCpuMs: wholeNumberFlag(values, 'work-cpu-ms', DEFAULTS.workCpuMs),
     host: hostFlag(values),
@@ -457,7 +465,11 @@ export async function run(argv: string[]): Promise<number> {
       );
     }
     const modeNote =
-      options.mode === 'cluster' ? `cluster of ${options.workers} workers` : `${options.mode} mode`;
+      options.mode === 'cluster'
+        ? `cluster of ${options.workers} workers`
+        : options.mode === 'threads'
+          ? `threads mode, ${options.threads} worker threads`
+          : `${options.mode} mode`;
     process.stdout.write(
       `helo server listening on ${server.url} (store ${shownStoreUrl(storeUrl)}, ${modeNote})\n`,
     );

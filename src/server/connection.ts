@@ -25,7 +25,7 @@ import { TelnetFilter, type TelnetSink } from '../core/telnet.js';
 import type { Store } from '../store/store.js';
 import type { ServerRecorder } from './observe/server-counters.js';
 import type { ServerOptions } from './options.js';
-import { SimulatedWork } from './simulated-work.js';
+import { SimulatedWork, type CpuWorkRunner } from './simulated-work.js';
 import { contained, faultFields } from './fault-boundary.js';
 import { appendForReply } from './store-reply.js';
 
@@ -107,6 +107,8 @@ export interface ConnectionContext {
   readonly peer?: string | null;
   /** docs/PROTOCOL.md §10: the balancer's address, stored as the record's `proxy`; null without. */
   readonly proxy?: string | null;
+  /** `--mode threads`: runs each request's `--work-cpu-ms` off the event loop; null to run it here. */
+  readonly cpuWork?: CpuWorkRunner | null;
   /** Called once, when the socket has closed. */
   readonly onClose: (connection: Connection, summary: ConnectionSummary) => void;
 }
@@ -120,6 +122,8 @@ export class Connection {
   readonly #startedAt = Date.now();
   /** `--work-ms` / `--work-cpu-ms`, or null when both are off. */
   readonly #work: SimulatedWork | null;
+  /** Threads mode: settles when this connection's latest job on the pool is done. */
+  #workDone: Promise<unknown> = Promise.resolve();
   /** `--telnet` (docs/PROTOCOL.md §11) on a byte stream, or null. */
   readonly #telnet: TelnetFilter | null;
   /** §9 off: the warning about a newline-less client was logged (once per session). */
@@ -426,32 +430,55 @@ export class Connection {
 
   /** `--work-cpu-ms` / `--work-ms`: the reply takes its place in the queue now, its bytes later. */
   #replyAfterWork(reply: ReplyInfo): void {
-    const work = this.#work!;
-    work.burnCpu();
-    if (work.delayMs === 0) {
+    if (this.#isWorkDoneNow()) {
       this.#queueReply(reply);
       return;
     }
     const pending = this.#newPendingReply();
-    setTimeout(
-      this.#contain(() => this.#settle(pending, reply)),
-      work.delayMs,
-    );
+    this.#afterWork(() => this.#settle(pending, reply));
   }
 
   #storeAfterWork(payload: Buffer): void {
-    const work = this.#work!;
-    work.burnCpu();
-    if (work.delayMs === 0) {
+    if (this.#isWorkDoneNow()) {
       this.#storePayload(payload);
       return;
     }
     const pending = this.#newPendingReply();
     const name = this.#protocol.session.name;
-    setTimeout(
-      this.#contain(() => this.#appendPayload(pending, payload, name)),
-      work.delayMs,
-    );
+    this.#afterWork(() => this.#appendPayload(pending, payload, name));
+  }
+
+  /** Burns the CPU here unless a thread pool takes it (threads mode); true if nothing is left to wait for. */
+  #isWorkDoneNow(): boolean {
+    const work = this.#work!;
+    if (this.#context.cpuWork && work.cpuMs > 0) return false;
+    work.burnCpu();
+    return work.delayMs === 0;
+  }
+
+  /**
+   * `done` after the CPU work on a worker thread (threads mode) and the delay.
+   * Threads finish in any order, so each `done` also waits for the one before
+   * it: payloads are stored in request order, as in every mode, while the
+   * computations still run side by side. A thread that dies with the work
+   * rejects it: this client is closed (#onFault).
+   */
+  #afterWork(done: () => void): void {
+    const { delayMs, cpuMs } = this.#work!;
+    const delayed =
+      delayMs === 0
+        ? done
+        : (): void => {
+            setTimeout(this.#contain(done), delayMs);
+          };
+    const pool = this.#context.cpuWork;
+    if (pool && cpuMs > 0) {
+      // Never rejects: the next job waits for this one, whatever became of it.
+      this.#workDone = Promise.all([pool.run(cpuMs), this.#workDone]).then(
+        this.#contain(delayed),
+        this.#onFault,
+      );
+    } else delayed();
   }
 
   /** A reply ready now takes its place behind any that still wait. */

@@ -22,9 +22,11 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
  * - `event-loop`: one process, every connection on one event loop (default);
  * - `sequential`: one client at a time, the others wait their turn;
  * - `fork`: a new child process for each connection;
- * - `cluster`: pre-forked worker processes sharing the listening socket.
+ * - `cluster`: pre-forked worker processes sharing the listening socket;
+ * - `threads`: one event loop for the sockets, a pool of worker threads for
+ *   each request's CPU work (threads/threads-server.ts).
  */
-export const SERVER_MODES = ['event-loop', 'sequential', 'fork', 'cluster'] as const;
+export const SERVER_MODES = ['event-loop', 'sequential', 'fork', 'cluster', 'threads'] as const;
 export type ServerMode = (typeof SERVER_MODES)[number];
 
 export interface ServerOptions {
@@ -32,6 +34,8 @@ export interface ServerOptions {
   readonly mode: ServerMode;
   /** Worker processes in `cluster` mode. Default: the number of CPUs. */
   readonly workers: number;
+  /** Worker threads in `threads` mode. Default: the number of CPUs. */
+  readonly threads: number;
   /** Address every listener binds. Default `127.0.0.1` (docs/PROTOCOL.md §1: loopback). */
   readonly host: string;
   /** TCP port; 0 picks a free one. Default 7777. */
@@ -120,6 +124,7 @@ export interface ServerOptions {
 export const DEFAULTS: ServerOptions = Object.freeze({
   mode: 'event-loop',
   workers: availableParallelism(),
+  threads: availableParallelism(),
   host: DEFAULT_HOST,
   port: DEFAULT_PORT,
   maxLineBytes: DEFAULT_MAX_LINE_BYTES,
@@ -187,6 +192,7 @@ export function resolveServerOptions(given: Partial<ServerOptions> = {}): Server
   checkInt('highWaterMarkBytes', options.highWaterMarkBytes, 1, 1 << 30);
   checkInt('shutdownGraceMs', options.shutdownGraceMs, 0, MAX_TIMER_MS);
   checkInt('workers', options.workers, 1, 1024);
+  checkInt('threads', options.threads, 1, 1024);
   checkInt('workMs', options.workMs, 0, MAX_TIMER_MS);
   checkInt('workCpuMs', options.workCpuMs, 0, 60_000);
   if (options.tlsPort !== null) {

@@ -6,6 +6,7 @@ import { ClusterServer } from './cluster/cluster-server.js';
 import { ForkServer } from './fork/fork-server.js';
 import type { RunningServer, StartServerOptions } from './running-server.js';
 import { HeloServer } from './server.js';
+import { ThreadsServer } from './threads/threads-server.js';
 
 export async function runServer(options: StartServerOptions): Promise<RunningServer> {
   switch (options.mode ?? 'event-loop') {
@@ -16,6 +17,11 @@ export async function runServer(options: StartServerOptions): Promise<RunningSer
     }
     case 'cluster': {
       const server = new ClusterServer(options);
+      await server.listen();
+      return server;
+    }
+    case 'threads': {
+      const server = new ThreadsServer(options);
       await server.listen();
       return server;
     }

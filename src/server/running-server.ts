@@ -15,6 +15,7 @@ import { createLogger } from './logger.js';
 import type { Insight } from './observe/observatory.js';
 import type { ServerCounters } from './observe/server-counters.js';
 import type { ServerOptions } from './options.js';
+import type { CpuWorkRunner } from './simulated-work.js';
 import { tcpUrl } from './transports/tcp.js';
 import type { ListenFds } from './transports/activation.js';
 
@@ -36,8 +37,8 @@ export interface StartServerOptions extends Partial<ServerOptions> {
 }
 
 /**
- * What a cluster worker's server gets from its primary (cluster/worker.ts);
- * not part of the public options.
+ * What a cluster worker's server gets from its primary (cluster/worker.ts),
+ * or a threads-mode server from its pool; not part of the public options.
  */
 export interface ServerInternals {
   /**
@@ -56,6 +57,8 @@ export interface ServerInternals {
    * server's own; a cluster worker's comes from its primary.
    */
   readonly insight?: Insight;
+  /** `--mode threads`: each request's `--work-cpu-ms` runs on this pool, not on the event loop. */
+  readonly cpuWork?: CpuWorkRunner;
 }
 
 export interface ServerStats {

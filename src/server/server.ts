@@ -46,6 +46,7 @@ import type { Insight, Observatory } from './observe/observatory.js';
 import { RecentRecords, storeNotingRecent } from './observe/recent-records.js';
 import { ServerCounters, streamConnections, type CountersData } from './observe/server-counters.js';
 import { resolveServerOptions } from './options.js';
+import type { CpuWorkRunner } from './simulated-work.js';
 import {
   ServerBase,
   type ServerInternals,
@@ -121,6 +122,8 @@ export class HeloServer extends ServerBase {
   #onAllClosed: (() => void) | null = null;
   /** Sockets passed by socket activation, by listener (transports/activation.ts). */
   readonly #fds: ListenFds;
+  /** `--mode threads`: where each request's CPU work runs (threads/threads-server.ts). */
+  readonly #cpuWork: CpuWorkRunner | null;
 
   constructor(options: StartServerOptions, internals: ServerInternals = {}) {
     const { store, logger, counters, listenFds, ...rest } = options;
@@ -131,7 +134,8 @@ export class HeloServer extends ServerBase {
         `HeloServer runs the event-loop and sequential modes; use startServer()`,
       );
     }
-    const { admission, perIpAfterHeader, insight } = internals;
+    const { admission, perIpAfterHeader, insight, cpuWork } = internals;
+    this.#cpuWork = cpuWork ?? null;
     this.counters = counters ?? new ServerCounters();
     this.#insight = insight ?? null;
     // The server that answers for itself on the HTTP port notes its latest records for the dashboard.
@@ -549,6 +553,7 @@ export class HeloServer extends ServerBase {
       clientCert: info.clientCert ?? null,
       peer: info.peer ?? null,
       proxy: info.proxy ?? null,
+      cpuWork: this.#cpuWork,
       onClose: (closed, summary) => this.#connectionOnClose(closed, summary, ip),
     });
     this.#connections.add(connection);

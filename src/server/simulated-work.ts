@@ -7,6 +7,15 @@
  */
 import type { ServerOptions } from './options.js';
 
+/**
+ * Somewhere else to run a request's `--work-cpu-ms` than the connection's
+ * own event loop: the worker threads of `--mode threads`
+ * (threads/thread-pool.ts). Rejects if the thread running it dies.
+ */
+export interface CpuWorkRunner {
+  run(cpuMs: number): Promise<void>;
+}
+
 export class SimulatedWork {
   /** Each reply waits this long on a timer; the process serves others meanwhile. */
   readonly delayMs: number;

@@ -102,8 +102,13 @@ describe('helo server (process)', () => {
     [['--store', 'redis://x'], /--store must be sqlite:PATH, memory: or postgres:/],
     [['--bogus'], /bogus/],
     [['--port', '-1'], /--port/],
-    [['--mode', 'threads'], /--mode must be one of event-loop, sequential, fork, cluster/],
+    [
+      ['--mode', 'threaded'],
+      /--mode must be one of event-loop, sequential, fork, cluster, threads/,
+    ],
     [['--workers', '0'], /--workers must be between 1 and/],
+    [['--mode', 'threads', '--threads', '0'], /--threads must be between 1 and/],
+    [['--threads', 'many'], /--threads must be a whole number/],
     [['--work-ms', 'lots'], /--work-ms must be a whole number/],
     [['--mode', 'fork', '--http-port', '0'], /fork mode serves TCP only/],
     [['--http-token', 'short'], /an HTTP token is 16 to 256 characters/],
@@ -114,7 +119,7 @@ describe('helo server (process)', () => {
     });
   }
 
-  for (const mode of ['event-loop', 'sequential', 'fork', 'cluster']) {
+  for (const mode of ['event-loop', 'sequential', 'fork', 'cluster', 'threads']) {
     it(`reports a busy port in one line and exits 1 (${mode} mode)`, async () => {
       const blocker = createServer();
       blocker.listen(0, '127.0.0.1');

@@ -206,10 +206,15 @@ describe('socket activation', () => {
     }
   });
 
-  for (const mode of ['sequential', 'fork', 'cluster'] as const) {
+  for (const mode of ['sequential', 'fork', 'cluster', 'threads'] as const) {
     it(`serves a passed socket in ${mode} mode, and no child sees LISTEN_*`, async () => {
       const storePath = join(dir, `${mode}.db`);
-      const extra = mode === 'cluster' ? ['--workers', '2'] : [];
+      const extra =
+        mode === 'cluster'
+          ? ['--workers', '2']
+          : mode === 'threads'
+            ? ['--threads', '2', '--work-cpu-ms', '1']
+            : [];
       const holder = await Holder.create([
         '--mode',
         mode,

@@ -209,7 +209,12 @@ describe('--max-connections-per-ip with IPv4 and IPv6 clients', () => {
     );
   }
 
-  for (const mode of ['event-loop', 'fork', 'cluster'] as const satisfies readonly ServerMode[]) {
+  for (const mode of [
+    'event-loop',
+    'fork',
+    'cluster',
+    'threads',
+  ] as const satisfies readonly ServerMode[]) {
     it(
       `a dual-stack server (--host ::) in ${mode} mode: ::ffff:127.0.0.1 is refused while 127.0.0.1 holds its slot, other addresses are served`,
       { skip: NO_IPV6 },

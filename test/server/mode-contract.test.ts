@@ -22,7 +22,7 @@ import { childPids, processGroupMembers, waitFor } from '../helpers/processes.js
 import { delay, RawClient } from '../helpers/raw-client.js';
 import { spawnServer, type ServerProcess } from '../../support/server-process.js';
 
-const MODES: readonly ServerMode[] = ['event-loop', 'sequential', 'fork', 'cluster'];
+const MODES: readonly ServerMode[] = ['event-loop', 'sequential', 'fork', 'cluster', 'threads'];
 const MAX_CONNECTIONS = 5;
 const PROBES = 20;
 
@@ -48,11 +48,16 @@ afterEach(() => {
 /** The server in `mode`, leader of its own process group. */
 async function serve(mode: ServerMode, args: string[]): Promise<ServerProcess> {
   const server = await spawnServer(
-    ['--mode', mode, '--workers', '2', '--log-level', 'warn', ...args],
+    ['--mode', mode, '--workers', '2', ...threadsArgs(mode), '--log-level', 'warn', ...args],
     { detached: true },
   );
   opened.servers.push(server);
   return server;
+}
+
+/** Threads mode with CPU work, so that every request goes through the thread pool. */
+function threadsArgs(mode: ServerMode): string[] {
+  return mode === 'threads' ? ['--threads', '2', '--work-cpu-ms', '1'] : [];
 }
 
 async function client(port: number): Promise<RawClient> {

@@ -6,13 +6,14 @@
  * (The protocol itself is checked in every mode by tcp-vectors.test.ts.)
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, describe, it } from 'node:test';
 import type { ClusterServer } from '../../src/server/cluster/cluster-server.js';
 import type { ForkServer } from '../../src/server/fork/fork-server.js';
 import type { ServerMode } from '../../src/server/options.js';
+import { ThreadsServer } from '../../src/server/threads/threads-server.js';
 import { runServer } from '../../src/server/run-server.js';
 import {
   startServer,
@@ -29,6 +30,7 @@ import { spawnServer } from '../../support/server-process.js';
 
 const OK = '100 OK\r\n';
 const BUSY = '503 BUSY\r\n';
+const DRCV = '300 DRCV\r\n';
 
 /** Servers and clients a test opened, closed after it whatever happened. */
 const opened: { servers: RunningServer[]; clients: RawClient[]; stores: Store[] } = {
@@ -331,14 +333,78 @@ describe('simulated work', () => {
   });
 });
 
+describe('threads mode', () => {
+  it('--work-cpu-ms runs on the threads: two threads do four 300 ms computations in two rounds', async () => {
+    const server = await serve({ mode: 'threads', threads: 2, workCpuMs: 300 });
+    const clients = await Promise.all(Array.from({ length: 4 }, () => client(server.port)));
+    const started = performance.now();
+    for (const raw of clients) raw.write('HELO\r\nDATA x\r\n');
+    await Promise.all(clients.map((raw) => raw.untilBytes((OK + DRCV).length, 10_000)));
+    const elapsed = performance.now() - started;
+    for (const raw of clients) assert.equal(raw.text, OK + DRCV, 'in request order');
+    // One event loop would take 8 x 300 ms; two threads, 4 x 300 ms.
+    assert.ok(elapsed >= 1_150, `eight computations on two threads take >= 1200 ms (${elapsed})`);
+    assert.ok(elapsed < 2_000, `the threads work side by side (${elapsed} ms, alone: 2400)`);
+  });
+
+  it('a thread that throws is replaced; its client is closed, the others are answered', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'helo-threads-'));
+    after(() => rmSync(dir, { recursive: true, force: true }));
+    const marker = join(dir, 'crash-marker');
+    writeFileSync(marker, '');
+    process.env.HELO_TEST_CRASH_MARKER = marker;
+    const program = new URL('../helpers/crashing-work-thread.js', import.meta.url);
+    const store = new MemoryStore();
+    opened.stores.push(store);
+    const server = new ThreadsServer(
+      { port: 0, logLevel: 'silent', store, threads: 2, workCpuMs: 100 },
+      program,
+    );
+    opened.servers.push(server);
+    await server.listen();
+    delete process.env.HELO_TEST_CRASH_MARKER;
+    const clients = await Promise.all(Array.from({ length: 2 }, () => client(server.port)));
+    for (const raw of clients) raw.write('HELO\r\n');
+    await Promise.all(
+      clients.map((raw) =>
+        raw.until(() => raw.text === OK || raw.isEnded, 5_000, 'a reply or a close'),
+      ),
+    );
+    assert.equal(existsSync(marker), false, 'one thread took the poisoned job');
+    const outcomes = clients.map((raw) =>
+      raw.text === OK ? 'answered' : raw.isEnded ? 'closed' : 'hung',
+    );
+    assert.deepEqual(outcomes.sort(), ['answered', 'closed']);
+    assert.equal(
+      clients.find((raw) => raw.isEnded)!.text,
+      '',
+      'the crashed job got no false reply',
+    );
+    await waitFor(
+      () => server.threadsReplaced,
+      (replaced) => replaced === 1,
+      5_000,
+      'the dead thread to be replaced',
+    );
+    // Both threads serve again: two computations side by side, both answered.
+    const later = await Promise.all(Array.from({ length: 2 }, () => client(server.port)));
+    for (const raw of later) raw.write('HELO\r\nQUIT\r\n');
+    for (const raw of later) {
+      await raw.untilEnded(5_000);
+      assert.equal(raw.text, OK + '200 BYE\r\n');
+    }
+  });
+});
+
 describe('SIGTERM leaves no process behind', () => {
-  const modes: ServerMode[] = ['event-loop', 'sequential', 'fork', 'cluster'];
+  const modes: ServerMode[] = ['event-loop', 'sequential', 'fork', 'cluster', 'threads'];
   for (const mode of modes) {
     for (const target of ['group', 'process'] as const) {
       it(`${mode} mode, signal sent to the ${target}`, async () => {
-        const server = await spawnServer(['--store', 'memory:', '--mode', mode, '--workers', '2'], {
-          detached: true,
-        });
+        const server = await spawnServer(
+          ['--store', 'memory:', '--mode', mode, '--workers', '2', '--threads', '2'],
+          { detached: true },
+        );
         const pid = server.child.pid!;
         try {
           const idle = await greeted(server.port);

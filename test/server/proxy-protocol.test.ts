@@ -210,7 +210,7 @@ describe('--proxy-protocol (docs/PROTOCOL.md §10)', () => {
     assert.equal((await strict.store.read(0, 10)).length, 0);
   });
 
-  for (const mode of ['event-loop', 'sequential', 'fork', 'cluster'] as const) {
+  for (const mode of ['event-loop', 'sequential', 'fork', 'cluster', 'threads'] as const) {
     it(`stores the header's client as peer in ${mode} mode`, async () => {
       const { server, store } = await serve({ mode });
       const client = await session(server.port, proxyV2({ source: CLIENT }));
@@ -231,7 +231,7 @@ describe('--proxy-protocol (docs/PROTOCOL.md §10)', () => {
     return client;
   }
 
-  for (const mode of ['event-loop', 'cluster', 'fork'] as const) {
+  for (const mode of ['event-loop', 'cluster', 'fork', 'threads'] as const) {
     it(`${mode} mode: the per-IP limit counts the header's client, and a refusal frees its slot`, async () => {
       const { server } = await serve({ mode, maxConnections: 3, maxConnectionsPerIp: 1 });
       const first = await helo(server.port, '198.51.100.1', 1);

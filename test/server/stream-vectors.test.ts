@@ -33,7 +33,7 @@ type Split = (segment: Buffer) => Buffer[];
 
 type StreamTransport = 'tcp' | 'unix' | 'tls';
 
-const MODES: readonly ServerMode[] = ['event-loop', 'sequential', 'fork', 'cluster'];
+const MODES: readonly ServerMode[] = ['event-loop', 'sequential', 'fork', 'cluster', 'threads'];
 
 const pki = makeTestPki();
 const socketDir = mkdtempSync(join(tmpdir(), 'helo-vectors-'));
@@ -102,6 +102,8 @@ function describeVectors(mode: ServerMode, transport: StreamTransport): void {
           logLevel: 'silent',
           mode,
           workers: 2,
+          // Threads mode with CPU work: every request's reply comes back from a thread.
+          ...(mode === 'threads' ? { threads: 2, workCpuMs: 1 } : {}),
           ...listenerOptions(transport, thisGroup),
           ...(vectors[0]!.options ?? {}),
         });
