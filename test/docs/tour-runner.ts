@@ -131,9 +131,14 @@ export class TourRunner {
     await this.#settle(running, wanted, isServer);
     const lines = this.#lines(running);
     running.shownLines = lines.length;
-    this.#compare(block, command, expected, lines, directives, isServer ? running.stderr : null);
+    // A server typed with no output under it is only started.
+    if (!isServer || expected.length > 0) {
+      this.#compare(block, command, expected, lines, directives, isServer ? running.stderr : null);
+    }
     if (running.exited) {
       this.#lastStatus = running.status ?? 1;
+      // A signalled process takes a moment to act on it, as long as a reader takes to type on.
+      if (/^kill\b/.test(command)) await new Promise((resolve) => setTimeout(resolve, 500));
     } else if (isServer) {
       this.#server = running;
     } else if (pty) {
@@ -196,7 +201,7 @@ export class TourRunner {
       running.stderr += text;
       // A server's stderr is its log, shown apart (server log blocks); a
       // command's is shown where it came, as on a terminal.
-      if (!/exec .*helo server/.test(command)) running.output += text;
+      if (!/^exec \S*helo server/.test(command)) running.output += text;
       running.lastOutputAt = Date.now();
     });
     child.stdin!.on('error', () => {});
@@ -237,7 +242,10 @@ export class TourRunner {
     const deadline = Date.now() + COMMAND_TIMEOUT_MS;
     while (!running.exited && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 50));
+      // A command that shows no output is waited for; only one that printed
+      // what the tour shows may be left running.
       const enough =
+        (wanted > 0 || isServer) &&
         this.#lines(running).length >= wanted &&
         Date.now() - running.lastOutputAt > QUIET_MS &&
         (!isServer || /[Ll]istening on/.test(running.output));

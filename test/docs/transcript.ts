@@ -16,7 +16,7 @@ export interface FencedBlock {
   readonly lines: readonly string[];
   /** 1-based line number of the opening fence, for messages. */
   readonly line: number;
-  /** The text of `<!-- transcript: ... -->` on the line before the fence, if any. */
+  /** The text of `<!-- transcript: ... -->` just before the fence, if any. */
   readonly marker: string | null;
   /** The `## ` heading the block is under. */
   readonly chapter: string;
@@ -33,7 +33,9 @@ export function fencedBlocks(markdown: string): FencedBlock[] {
     if (!fence) continue;
     const end = lines.findIndex((candidate, at) => at > index && candidate === '```');
     if (end === -1) throw new Error(`unclosed code block at line ${index + 1}`);
-    const marker = /^<!-- transcript: (.*) -->$/.exec(lines[index - 1] ?? '');
+    // Prettier puts a blank line between the comment and the fence.
+    const before = lines[index - 1] === '' ? lines[index - 2] : lines[index - 1];
+    const marker = /^<!-- transcript: (.*) -->$/.exec(before ?? '');
     blocks.push({
       lang: fence[1]!,
       lines: lines.slice(index + 1, end),
@@ -145,7 +147,7 @@ export function normalize(line: string, numbersVary: boolean): string {
     .replace(/\b[A-Z][a-z]{2} +\d{1,2} +\d\d:\d\d\b/g, '<date>')
     .replace(/\b[0-9a-f]{8}-\d+\b/g, '<session>')
     .replace(/"(pid|childPid|durationMs)":\d+/g, '"$1":<n>')
-    .replace(/\bpid=\d+/g, 'pid=<n>')
+    .replace(/\b(pid|fd)=\d+/g, '$1=<n>')
     .replace(/\b\d+(\.\d+)? (ms|µs|s)\b/g, '<n> $2')
     .replace(/\b[1-6]\d{4}\b/g, '<port>');
   if (numbersVary) text = text.replace(/\d+([.,]\d+)*/g, '<n>');
