@@ -150,7 +150,7 @@ export function normalize(line: string, numbersVary: boolean): string {
     .replace(/\b(pid|fd)=\d+/g, '$1=<n>')
     .replace(/\b\d+(\.\d+)? (ms|µs|s)\b/g, '<n> $2')
     .replace(/\b[1-6]\d{4}\b/g, '<port>');
-  if (numbersVary) text = text.replace(/\d+([.,]\d+)*/g, '<n>');
+  if (numbersVary) text = text.replace(/\d+([.,]\d+)*|<port>/g, '<n>');
   return text.replace(/\s+/g, ' ').trim();
 }
 
