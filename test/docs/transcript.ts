@@ -220,6 +220,7 @@ export function renderTerminal(raw: string): string[] {
   for (let at = 0; at < raw.length; at++) {
     const char = raw[at]!;
     if (char === '\x1b') {
+      // eslint-disable-next-line no-control-regex -- the escape readline writes
       const csi = /^\x1b\[([?0-9;]*)([A-Za-z])/.exec(raw.slice(at, at + 16));
       if (!csi) continue;
       at += csi[0].length - 1;
