@@ -99,7 +99,7 @@ for (const path of TOURS) {
       assert.ok(skipped.length <= 4, `${path}: at most 4 blocks skipped, got ${skipped.length}`);
     });
 
-    it('shows what the commands print today', { timeout: 120_000 }, async () => {
+    it('shows what the commands print today', { timeout: 300_000 }, async () => {
       const runner = new TourRunner();
       await runner.init();
       try {
