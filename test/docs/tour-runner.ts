@@ -340,9 +340,10 @@ export class TourRunner {
       const socket = net.connect(Number(this.#ports.get('7777')), '127.0.0.1');
       socket.on('error', () => {});
       socket.write('HELO\r\n');
+      // A fork child may take seconds to start on a loaded machine.
       await new Promise((resolve) => {
         socket.once('data', resolve);
-        setTimeout(resolve, 1000);
+        setTimeout(resolve, 5000);
       });
       setTimeout(() => socket.end('QUIT\r\n'), 1000).unref();
       holders.push(socket);
