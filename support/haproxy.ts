@@ -120,7 +120,7 @@ export async function startHaproxy(
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (text: string) => {
     // Bounded: a long run logs one line per connection.
-    stderr = (stderr + text).slice(-200_000);
+    stderr = (stderr + text).slice(-4_000_000);
   });
   const exited = once(child, 'exit');
   const onExit = () => {

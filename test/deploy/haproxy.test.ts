@@ -181,6 +181,7 @@ describe('three helo servers behind HAProxy (deploy/haproxy)', { skip }, () => {
     const { database, haproxy, servers, stop } = await deploy();
     const ledger = new Ledger();
     const failures: string[] = [];
+    const cutPorts: number[] = [];
     let sessions = 0;
     let running = true;
     // Whole sessions sent in one write, no retry: each must get all three replies.
@@ -203,6 +204,7 @@ describe('three helo servers behind HAProxy (deploy/haproxy)', { skip }, () => {
           if (replies[1] !== undefined) ledger.record(payload, replies[1]);
           const why = error instanceof SessionCut ? error.message : String(error);
           failures.push(`cut after [${replies.join('|')}]: ${why}`);
+          if (session !== null) cutPorts.push(session.localPort);
         } finally {
           session?.close();
         }
@@ -215,6 +217,7 @@ describe('three helo servers behind HAProxy (deploy/haproxy)', { skip }, () => {
         const started = Date.now();
         const code = await server.stop('SIGTERM');
         exits.push({ code, ms: Date.now() - started });
+        if (process.env.HELO_DEPLOY_DEBUG) console.log(server.process.stderr());
         await server.restart();
         await haproxy.waitUntilUp([backendName(index)]);
         await delay(300);
@@ -235,6 +238,13 @@ describe('three helo servers behind HAProxy (deploy/haproxy)', { skip }, () => {
       exits,
     };
     console.log(`# deploy rolling restart ${JSON.stringify(figures)}`);
+    // HAProxy's log line for each cut session (its termination state says who closed, when).
+    const log = haproxy.stderr().split('\n');
+    for (const port of cutPorts) {
+      for (const line of log.filter((text) => text.includes(`127.0.0.1:${port} `))) {
+        console.log(`# haproxy: ${line}`);
+      }
+    }
     assert.deepEqual(
       exits.map((exit) => exit.code),
       [0, 0, 0],
