@@ -348,8 +348,9 @@ export class HeloServer extends ServerBase {
     this.#arrivals += 1;
     // During a shutdown only the sockets the kernel had queued arrive
     // (#takeQueued): admitted like the rest, then served as shutdown serves
-    // every session (#startSession).
-    const duringShutdown = true;
+    // every session (#startSession). (Only then: the gate's option also
+    // changes how a probe gone before a cluster primary's answer counts.)
+    const duringShutdown = this.isShuttingDown;
     if (this.options.proxyProtocol) {
       if (!this.#isTrustedSource(socket, transport.name)) return;
       const acceptedAt = Date.now();
@@ -399,9 +400,9 @@ export class HeloServer extends ServerBase {
         if (this.#headerSlots.take(socket) !== undefined) this.#atAccept.release(client.ip);
         this.#refuse(socket, transport, reason);
       },
-      // Admitted at accept, before any shutdown began: the header finishing
-      // during one does not make it a newcomer (see #open).
-      { duringShutdown: true },
+      // Admitted at accept: the header finishing during a shutdown does not
+      // make it a newcomer (see #open).
+      { duringShutdown: this.isShuttingDown },
     );
   }
 
