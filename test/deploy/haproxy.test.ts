@@ -10,9 +10,12 @@
  * `haproxy` the tests are skipped with a message.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { startPostgres, type PostgresCluster } from '../../support/postgres.js';
 import {
+  HAPROXY_CONFIG,
+  HAPROXY_SLOTS,
   backendName,
   haproxyPath,
   startBackendServer,
@@ -42,6 +45,24 @@ interface Row {
   readonly peer: string;
   readonly proxy: string | null;
 }
+
+describe('deploy/haproxy/haproxy.cfg', { skip }, () => {
+  it('is valid for haproxy -c with no server, one, and every slot filled', () => {
+    for (const count of [0, 1, HAPROXY_SLOTS]) {
+      const env: NodeJS.ProcessEnv = { ...process.env };
+      for (let slot = 1; slot <= count; slot += 1) {
+        env[`HELO_SERVER_${slot}`] = `127.0.0.1:${7000 + slot}`;
+      }
+      const checked = spawnSync(haproxyPath()!, ['-c', '-f', HAPROXY_CONFIG], {
+        env,
+        encoding: 'utf8',
+      });
+      assert.equal(checked.status, 0, checked.stderr);
+      // No warnings either: a warning names a setting HAProxy ignores or doubts.
+      assert.doesNotMatch(checked.stderr, /WARNING|ALERT/, checked.stderr);
+    }
+  });
+});
 
 describe('three helo servers behind HAProxy (deploy/haproxy)', { skip }, () => {
   let cluster: PostgresCluster;
