@@ -176,10 +176,12 @@ describe('three helo servers behind HAProxy (deploy/haproxy)', { skip }, () => {
     while (ledger.count('300') < 200 && Date.now() < deadline) await delay(10);
     const onKilled = (await haproxy.states()).find((state) => state.name === backendName(0));
     await servers[0]!.stop('SIGKILL');
+    let timer: NodeJS.Timeout | undefined;
     const finished = await Promise.race([
       Promise.all(load),
-      delay(60_000).then(() => [] as number[]),
+      new Promise<number[]>((resolve) => (timer = setTimeout(() => resolve([]), 60_000))),
     ]);
+    clearTimeout(timer);
     await haproxy.waitUntilDown(backendName(0));
     const counts = ledger.check((await rows(database)).map((row) => row.payload));
     await stop();
