@@ -574,7 +574,7 @@ export class HeloServer extends ServerBase {
     this.#connections.add(connection);
     // The PROXY stage paused the socket with the session's first bytes put back (§10).
     if (info.proxy !== undefined) socket.resume();
-    // Its PROXY header completed during a shutdown: answer what it sent, then 503 BUSY.
+    // Opened during a shutdown (#open): answer what it sent, then 503 BUSY.
     if (this.isShuttingDown) connection.shutdown();
   }
 
