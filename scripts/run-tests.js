@@ -17,11 +17,16 @@ function findTests(dir) {
 }
 
 // Arguments name test files or folders (`dist/test/core`); none means all
-// but dist/test/system, which needs programs a fresh machine lacks (npm run test:system).
+// but dist/test/system and dist/test/deploy, which need programs a fresh
+// machine lacks (npm run test:system, npm run test:deploy).
 const only = process.argv.slice(2);
 const files = (only.length > 0 ? only : ['dist/test'])
   .flatMap((path) => (path.endsWith('.test.js') ? [path] : findTests(path).sort()))
-  .filter((path) => only.length > 0 || !path.startsWith(join('dist', 'test', 'system')));
+  .filter(
+    (path) =>
+      only.length > 0 ||
+      !['system', 'deploy'].some((folder) => path.startsWith(join('dist', 'test', folder))),
+  );
 if (files.length === 0) {
   console.error('no test files found (did the build run?)');
   process.exit(1);

@@ -14,6 +14,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { BlockList, Socket } from 'node:net';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { WebSocket } from 'ws';
 import type { Store } from '../store/store.js';
 import {
@@ -107,6 +108,8 @@ export class HeloServer extends ServerBase {
   readonly #refused: RefusedSockets;
   /** --proxy-protocol: sockets whose PROXY header is being read. */
   readonly #readingHeader = new Set<Socket>();
+  /** Sockets the listeners have handed over so far (#takeQueued). */
+  #arrivals = 0;
   /**
    * --proxy-protocol (docs/PROTOCOL.md §10): the connection limit, taken at
    * accept (`#atAccept`, held in `#headerSlots` until the header is read),
@@ -346,8 +349,13 @@ export class HeloServer extends ServerBase {
    * cannot get around the limits) while it holds its slot in `#opening`.
    */
   #arrive(socket: Socket, transport: StreamTransport): void {
-    // During a shutdown the gate refuses at once (503 BUSY): no header to wait for.
-    if (this.options.proxyProtocol && !this.isShuttingDown) {
+    this.#arrivals += 1;
+    // During a shutdown only the sockets the kernel had queued arrive
+    // (#takeQueued): admitted like the rest, then served as shutdown serves
+    // every session (#startSession). (Only then: the gate's option also
+    // changes how a probe gone before a cluster primary's answer counts.)
+    const duringShutdown = this.isShuttingDown;
+    if (this.options.proxyProtocol) {
       if (!this.#isTrustedSource(socket, transport.name)) return;
       const acceptedAt = Date.now();
       // §10: the connection limit at accept, so a socket reading its header holds a slot.
@@ -365,6 +373,7 @@ export class HeloServer extends ServerBase {
           );
         },
         (reason) => this.#refuse(socket, transport, reason),
+        { duringShutdown },
       );
       return;
     }
@@ -373,6 +382,7 @@ export class HeloServer extends ServerBase {
       socket.remoteAddress ?? '',
       (ip) => this.#open(socket, transport, ip, null),
       (reason) => this.#refuse(socket, transport, reason),
+      { duringShutdown },
     );
   }
 
@@ -394,6 +404,9 @@ export class HeloServer extends ServerBase {
         if (this.#headerSlots.take(socket) !== undefined) this.#atAccept.release(client.ip);
         this.#refuse(socket, transport, reason);
       },
+      // Admitted at accept: the header finishing during a shutdown does not
+      // make it a newcomer (see #open).
+      { duringShutdown: this.isShuttingDown },
     );
   }
 
@@ -409,13 +422,11 @@ export class HeloServer extends ServerBase {
       // From here the slot is the session's. (A socket that closed before
       // this, a failed or timed-out handshake, gave it back in #opening.)
       this.#opening.take(socket);
-      if (this.isShuttingDown) {
-        this.#admission.release(ip);
-        this.#refused.refuse(stream, 'shutdown');
-      } else {
-        const proxied = client === null ? {} : { peer: client.peer, proxy: client.proxy };
-        this.#admit(stream, ip, { transport: transport.name, clientCert, ...proxied });
-      }
+      // Opened during a shutdown (a PROXY header that completed, a socket
+      // taken from the queue): served like a connection accepted a moment
+      // before it (#startSession), not refused unread.
+      const proxied = client === null ? {} : { peer: client.peer, proxy: client.proxy };
+      this.#admit(stream, ip, { transport: transport.name, clientCert, ...proxied });
     });
   }
 
@@ -447,11 +458,15 @@ export class HeloServer extends ServerBase {
       this.#readingHeader.delete(socket);
       if (header === null) {
         this.#refuseProxy(socket, transport, reason);
-        return;
+      } else {
+        const client = proxiedClient(header, ownPeer, socket.remoteAddress ?? '');
+        this.logger.debug(
+          { peer: client.peer, proxy: client.proxy, transport },
+          'PROXY header read',
+        );
+        go(client);
       }
-      const client = proxiedClient(header, ownPeer, socket.remoteAddress ?? '');
-      this.logger.debug({ peer: client.peer, proxy: client.proxy, transport }, 'PROXY header read');
-      go(client);
+      this.#checkAllClosed();
     });
   }
 
@@ -531,11 +546,16 @@ export class HeloServer extends ServerBase {
 
   #admit(socket: StreamSocket, ip: string, info: SessionInfo): void {
     const transport = info.transport ?? 'tcp';
+    const mustWait =
+      this.options.mode === 'sequential' && (this.#connections.size > 0 || this.#waiting.size > 0);
+    // Nobody starts waiting during a shutdown: 503 BUSY, as the waiting get.
+    if (mustWait && this.isShuttingDown) {
+      this.#admission.release(ip);
+      this.#refused.refuse(socket, 'shutdown');
+      return;
+    }
     this.counters.connectionOpened(transport);
-    if (
-      this.options.mode === 'sequential' &&
-      (this.#connections.size > 0 || this.#waiting.size > 0)
-    ) {
+    if (mustWait) {
       this.#wait(socket, ip, info);
       return;
     }
@@ -559,6 +579,8 @@ export class HeloServer extends ServerBase {
     this.#connections.add(connection);
     // The PROXY stage paused the socket with the session's first bytes put back (§10).
     if (info.proxy !== undefined) socket.resume();
+    // Opened during a shutdown (#open): answer what it sent, then 503 BUSY.
+    if (this.isShuttingDown) connection.shutdown();
   }
 
   /** Sequential mode: the client is connected; its turn comes when those before it leave. */
@@ -617,9 +639,17 @@ export class HeloServer extends ServerBase {
       { connections: this.#connections.size, waiting: this.#waiting.size },
       'shutting down',
     );
+    await this.#takeQueued();
     const listenersClosed = Promise.all(this.#transports.map((transport) => transport.close()));
     for (const socket of this.#opening.sockets()) socket.destroy();
-    for (const socket of this.#readingHeader) socket.destroy();
+    // A socket still reading its PROXY header was accepted a moment ago; a
+    // balancer sends the header and the client's first bytes right behind
+    // the connect, so they are most likely in flight. It gets the moment a
+    // just-accepted connection gets (connection.ts), then it is served like
+    // one (#startSession); cut off only if its header is still incomplete.
+    const headerWait = setTimeout(() => {
+      for (const socket of this.#readingHeader) socket.destroy();
+    }, PROXY_HEADER_WAIT_MS);
     // Waiting clients were never served: they get 503 BUSY, like idle ones.
     for (const socket of this.#waiting.sockets()) {
       const { ip, data: waiting } = this.#waiting.take(socket)!;
@@ -643,13 +673,38 @@ export class HeloServer extends ServerBase {
     await this.#http?.close();
     this.#observatory?.close();
     cancelGrace();
+    clearTimeout(headerWait);
     this.#refused.destroyAll();
     await listenersClosed;
     this.logger.info('server closed');
   }
 
+  /**
+   * Closing a listener resets the connections the kernel has accepted for
+   * it but this process has not taken yet: behind a balancer, clients it had
+   * just sent here (their sessions already forwarded), cut off with nothing
+   * said. So the listeners close only after a turn of the event loop that
+   * took no new socket (at most 10 turns; readiness is already 503).
+   * Two `setImmediate`s make one turn: the rest of this poll phase, then a
+   * whole new one.
+   */
+  async #takeQueued(): Promise<void> {
+    for (let turn = 0; turn < 10; turn += 1) {
+      const before = this.#arrivals;
+      await nextTurn();
+      await nextTurn();
+      if (this.#arrivals === before) return;
+    }
+  }
+
   #checkAllClosed(): void {
-    if (this.#connections.size === 0 && this.#waiting.size === 0) this.#onAllClosed?.();
+    if (
+      this.#connections.size === 0 &&
+      this.#waiting.size === 0 &&
+      this.#readingHeader.size === 0
+    ) {
+      this.#onAllClosed?.();
+    }
   }
 }
 
@@ -660,6 +715,9 @@ interface WaitingSession {
 }
 
 function ignoreError(): void {}
+
+/** How long a shutdown lets a socket finish its PROXY header (ms), as connection.ts's FIRST_BYTES_MS. */
+const PROXY_HEADER_WAIT_MS = 100;
 
 /** Longest an HTTP connection may idle (ms); a lower --idle-timeout lowers it. */
 const HTTP_IDLE_MS = 10_000;

@@ -59,6 +59,8 @@ describe('the npm package', () => {
       'deploy/systemd/helo-http.socket',
       'deploy/systemd/helo-inetd.socket',
       'deploy/systemd/helo-inetd@.service',
+      'deploy/haproxy/haproxy.cfg',
+      'deploy/haproxy/README.md',
       'docs/DEPLOY.md',
     ]) {
       assert.ok(files.includes(needed), `the package holds ${needed}`);
