@@ -33,6 +33,8 @@ const TOUR_PORTS = ['7777', '7778', '7779', '7790', '7791'] as const;
 const SHORTER = [['--duration 5', '--duration 1']] as const;
 const QUIET_MS = 500;
 const COMMAND_TIMEOUT_MS = 15_000;
+/** How long the clients a block needs connected first stay, from the block's start. */
+const HOLD_AFTER_START_MS = 3000;
 
 /** A process the runner started, with everything it printed. */
 interface Running {
@@ -97,11 +99,18 @@ export class TourRunner {
     if (directives.backgroundOutput) return this.#checkBackgroundOutput(block, directives);
     if (directives.clientBeforeServer) return this.#clientBeforeServer(block, directives);
     const holders = await this.#holdConnections(directives.clientsFirst);
+    // The held clients quit a while after the block starts, not after they
+    // connected: a command started on a loaded machine may take over a second
+    // to connect behind them, and one that waits for them must not wait forever.
+    const release = setTimeout(() => {
+      for (const holder of holders) holder.end('QUIT\r\n');
+    }, HOLD_AFTER_START_MS);
     try {
       for (const typed of typedCommands(block.lines)) {
         await this.#runCommand(block, typed, directives);
       }
     } finally {
+      clearTimeout(release);
       for (const holder of holders) holder.destroy();
     }
   }
@@ -333,7 +342,7 @@ export class TourRunner {
     this.#kill(running);
   }
 
-  /** Clients that connect and send HELO before the block runs, and QUIT 1 s later. */
+  /** Clients that connect and send HELO before the block runs (they QUIT HOLD_AFTER_START_MS after it starts). */
   async #holdConnections(count: number): Promise<net.Socket[]> {
     const holders: net.Socket[] = [];
     for (let i = 0; i < count; i++) {
@@ -345,7 +354,6 @@ export class TourRunner {
         socket.once('data', resolve);
         setTimeout(resolve, 5000);
       });
-      setTimeout(() => socket.end('QUIT\r\n'), 1000).unref();
       holders.push(socket);
     }
     return holders;

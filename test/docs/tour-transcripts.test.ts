@@ -20,7 +20,7 @@
  *   numbers vary                 every number is a placeholder (bench, ps, ss)
  *   another client connected first / two clients connected first
  *                                raw clients send HELO before the block runs
- *                                and QUIT 1 s later
+ *                                and QUIT 3 s after the block starts
  *   server killed (kill -9) after the input   the crash of chapter 8
  *   the client above, started before the server   chapter 1's --wait
  *   NNNN is the server's pid     NNNN in the block stands for the real pid
