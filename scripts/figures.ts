@@ -28,6 +28,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { connect, type Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { readRss } from '../support/process-rss.js';
 import { HELO_BIN, REPO_ROOT, spawnServer } from '../support/server-process.js';
 
 type Lang = 'en' | 'es';
@@ -134,6 +137,85 @@ function hasThreadsMode(): boolean {
   return /\bthreads\b/.test(help) && help.includes('--threads');
 }
 
+/** `pid` and its descendants, from /proc (a cluster's workers, fork's session children). */
+function processTree(pid: number): number[] {
+  const children = spawnSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
+    .stdout.split('\n')
+    .filter((line) => line !== '')
+    .map(Number);
+  return [pid, ...children.flatMap(processTree)];
+}
+
+/** Resident and proportional set size of a process tree, in MiB. */
+function treeMemory(pid: number): { rss: number; pss: number } {
+  let rss = 0;
+  let pss = 0;
+  for (const member of processTree(pid)) {
+    try {
+      rss += readRss(member);
+      const rollup = readFileSync(`/proc/${member}/smaps_rollup`, 'utf8');
+      pss += Number(/^Pss:\s+(\d+)\s+kB/m.exec(rollup)?.[1] ?? 0) * 1024;
+    } catch {
+      // a child that ended meanwhile
+    }
+  }
+  return { rss: rss / 2 ** 20, pss: pss / 2 ** 20 };
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+/** Milliseconds from starting `helo server …args` to its listening line, median of 3. */
+async function startUpMs(args: readonly string[]): Promise<number> {
+  const times: number[] = [];
+  for (let run = 0; run < 3; run++) {
+    const started = performance.now();
+    const server = await spawnServer(['--store', 'memory:', '--log-level', 'warn', ...args]);
+    times.push(performance.now() - started);
+    await server.stop();
+  }
+  return median(times);
+}
+
+/** Clients that said HELO and got their reply, held open (a fork child each). */
+async function heldClients(port: number, count: number): Promise<Socket[]> {
+  const sockets: Socket[] = [];
+  for (let index = 0; index < count; index++) {
+    const socket = connect(port, '127.0.0.1');
+    socket.on('error', () => {});
+    socket.write('HELO\r\n');
+    await new Promise((resolve) => {
+      socket.once('data', resolve);
+      setTimeout(resolve, 10_000).unref();
+    });
+    sockets.push(socket);
+  }
+  return sockets;
+}
+
+/** MiB one more worker (or, in fork mode, one more connection) adds: (4 − 1) / 3, settled. */
+async function memoryPerWorker(
+  mode: string,
+  workerFlag: string | null,
+): Promise<{ rss: number; pss: number }> {
+  const measure = async (workers: number): Promise<{ rss: number; pss: number }> => {
+    const args = ['--store', 'memory:', '--log-level', 'warn', '--mode', mode];
+    if (workerFlag !== null) args.push(workerFlag, String(workers));
+    const server = await spawnServer(args);
+    const clients = workerFlag === null ? await heldClients(server.port, workers) : [];
+    await sleep(1000);
+    const memory = treeMemory(server.child.pid!);
+    for (const client of clients) client.destroy();
+    await server.stop();
+    return memory;
+  };
+  const one = await measure(1);
+  const four = await measure(4);
+  return { rss: (four.rss - one.rss) / 3, pss: (four.pss - one.pss) / 3 };
+}
+
 const FIGURES: readonly Figure[] = [
   {
     id: 'readme-bench',
@@ -232,6 +314,67 @@ const FIGURES: readonly Figure[] = [
               (value) => `${count(value)} ${lang === 'en' ? 'req/s' : 'peticiones/s'}`,
             ),
           ]),
+        );
+    },
+  },
+  {
+    id: 'tour-models',
+    title: 'threads against processes: CPU-bound requests/s, start-up, memory per worker',
+    docs: { en: ['docs/TOUR.md'], es: ['docs/TOUR.es.md'] },
+    async measure() {
+      const models = [
+        {
+          label: '`event-loop`',
+          mode: 'event-loop',
+          flag: null as string | null,
+          perConnection: false,
+        },
+        { label: '`threads` 2', mode: 'threads', flag: '--threads', perConnection: false },
+        { label: '`cluster` 2', mode: 'cluster', flag: '--workers', perConnection: false },
+        { label: '`fork`', mode: 'fork', flag: null, perConnection: true },
+      ];
+      const rates: string[] = [];
+      const startUps: string[] = [];
+      const memories: string[] = [];
+      for (const model of models) {
+        const sized = (workers: number): string[] =>
+          model.flag === null
+            ? ['--mode', model.mode]
+            : ['--mode', model.mode, model.flag, String(workers)];
+        const runs: number[] = [];
+        for (let run = 0; run < 3; run++) {
+          const result = await withServer([...sized(2), '--work-cpu-ms', '2'], (port) =>
+            benchJson(port, ['--connections', '10', ...DURATION, '--threads', '1']),
+          );
+          runs.push(result.requestsPerSecond);
+        }
+        rates.push(count(median(runs)));
+        const startUpTimes: string[] = [];
+        for (const size of model.flag === null ? [1] : [1, 2, 4]) {
+          startUpTimes.push(count(await startUpMs(sized(size))));
+        }
+        startUps.push(startUpTimes.join(' / '));
+        if (model.mode === 'event-loop') memories.push('-');
+        else {
+          const memory = await memoryPerWorker(model.mode, model.perConnection ? null : model.flag);
+          memories.push(`${memory.rss.toFixed(0)} / ${memory.pss.toFixed(0)}`);
+        }
+      }
+      return (lang) =>
+        table(
+          [lang === 'en' ? '2 CPUs' : '2 CPU', ...models.map((model) => model.label)],
+          ['l', 'r', 'r', 'r', 'r'],
+          lang === 'en'
+            ? [
+                ['requests/s, `--work-cpu-ms 2`, 10 clients (median of 3)', ...rates],
+                ['start to ready, ms (1 / 2 / 4 workers)', ...startUps],
+                ['memory per extra worker (fork: per client), RSS / PSS, MiB', ...memories],
+              ]
+            : [
+                ['peticiones/s, `--work-cpu-ms 2`, 10 clientes (mediana de 3)', ...rates],
+                ['de arrancar a listo, ms (1 / 2 / 4 trabajadores)', ...startUps],
+                ['memoria por trabajador extra (fork: por cliente), RSS / PSS, MiB', ...memories],
+              ],
         );
     },
   },
