@@ -1,0 +1,124 @@
+/**
+ * docs/scaling.svg: throughput by setup (one server alone, HAProxy in front
+ * of 1, 2, 3) for both loads, and under it the CPUs each component kept
+ * busy. Made with vega-lite like bench/plot.ts: compiled to vega, rendered
+ * headless to SVG (`renderer: 'none'`), no canvas, no browser.
+ */
+import { parse, View } from 'vega';
+import { compile, type TopLevelSpec } from 'vega-lite';
+import { COMPONENTS, type Cell, LOADS, loadLabel, SETUPS, setupLabel } from './scaling-report.js';
+
+export async function renderScalingSvg(
+  cells: readonly Cell[],
+  options: { readonly title: string; readonly subtitle: readonly string[] },
+): Promise<string> {
+  const setups = SETUPS.map(setupLabel);
+  const loads = LOADS.map(loadLabel);
+  const medians = cells.map((cell) => ({
+    setup: setupLabel(cell.setup),
+    load: loadLabel(cell.load),
+    median: cell.median,
+    label: `${Math.round(cell.median)} (${cell.overDirect.toFixed(2)}×)`,
+  }));
+  const cpu = cells.flatMap((cell) =>
+    COMPONENTS.map((component, order) => ({
+      setup: setupLabel(cell.setup),
+      load: loadLabel(cell.load),
+      component,
+      order,
+      cores: cell.cores[component],
+    })),
+  );
+  const x = {
+    field: 'setup',
+    type: 'nominal',
+    sort: setups,
+    axis: { labelAngle: -25, title: null },
+  } as const;
+  const column = {
+    field: 'load',
+    type: 'nominal',
+    sort: loads,
+    title: null,
+    header: { labelFontSize: 12, labelFontWeight: 'bold' },
+  } as const;
+  const spec: TopLevelSpec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: {
+      text: options.title,
+      subtitle: [...options.subtitle],
+      offset: 14,
+      anchor: 'start',
+      fontSize: 15,
+      subtitleFontSize: 11,
+      subtitleColor: '#555',
+    },
+    background: 'white',
+    padding: 12,
+    vconcat: [
+      {
+        data: { values: medians },
+        facet: { column },
+        spec: {
+          width: 250,
+          height: 200,
+          layer: [
+            {
+              mark: { type: 'bar', color: '#4c78a8' },
+              encoding: {
+                x,
+                y: {
+                  field: 'median',
+                  type: 'quantitative',
+                  axis: { title: 'per second (median)' },
+                },
+              },
+            },
+            {
+              mark: { type: 'text', dy: -7, fontSize: 10 },
+              encoding: {
+                x,
+                y: { field: 'median', type: 'quantitative' },
+                text: { field: 'label' },
+              },
+            },
+          ],
+        },
+        resolve: { scale: { y: 'independent' } },
+      },
+      {
+        data: { values: cpu },
+        facet: { column },
+        spec: {
+          width: 250,
+          height: 170,
+          mark: { type: 'bar' },
+          encoding: {
+            x,
+            y: {
+              field: 'cores',
+              type: 'quantitative',
+              stack: 'zero',
+              axis: { title: 'CPUs busy (of the machine)' },
+            },
+            color: {
+              field: 'component',
+              type: 'nominal',
+              sort: [...COMPONENTS],
+              scale: { domain: [...COMPONENTS], scheme: 'tableau10' },
+              legend: { title: 'CPU used by', orient: 'bottom', direction: 'horizontal' },
+            },
+            order: { field: 'order', type: 'quantitative' },
+          },
+        },
+      },
+    ],
+    config: { font: 'sans-serif', view: { stroke: '#ccc' } },
+  };
+  const view = new View(parse(compile(spec).spec), { renderer: 'none' });
+  try {
+    return await view.toSVG();
+  } finally {
+    view.finalize();
+  }
+}
