@@ -18,7 +18,7 @@ export async function renderScalingSvg(
     setup: setupLabel(cell.setup),
     load: loadLabel(cell.load),
     median: cell.median,
-    label: `${Math.round(cell.median)} (${cell.overDirect.toFixed(2)}×)`,
+    label: `${Math.round(cell.median).toLocaleString('en-US')} (${cell.overDirect.toFixed(2)}×)`,
   }));
   const cpu = cells.flatMap((cell) =>
     COMPONENTS.map((component, order) => ({

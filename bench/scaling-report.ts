@@ -183,36 +183,33 @@ export function cpuTable(cells: readonly Cell[]): string {
       ...COMPONENTS.map((component) => cell.cores[component].toFixed(2)),
       total.toFixed(2),
       busiest(cell),
-      `${Math.round(cell.microsPerOperation[busiest(cell)])} µs`,
     ];
   });
-  return markdownTable(
-    [
-      'load',
-      'setup',
-      'helo',
-      'haproxy',
-      'postgres',
-      'generator',
-      'driver',
-      'other',
-      'total',
-      'busiest',
-      'its CPU/op',
-    ],
-    rows,
-    [
-      'left',
-      'left',
-      'right',
-      'right',
-      'right',
-      'right',
-      'right',
-      'right',
-      'right',
-      'left',
-      'right',
-    ],
-  );
+  return markdownTable(['load', 'setup', ...COMPONENTS, 'total', 'busiest of ours'], rows, [
+    'left',
+    'left',
+    ...COMPONENTS.map(() => 'right' as const),
+    'right',
+    'left',
+  ]);
+}
+
+/** CPU microseconds per session or acknowledgement, per component of ours and in all. */
+export function perOperationTable(cells: readonly Cell[]): string {
+  const ours = COMPONENTS.filter((component) => component !== 'other');
+  const rows = cells.map((cell) => {
+    const micros = ours.map((component) => cell.microsPerOperation[component]);
+    return [
+      loadLabel(cell.load).replace('/s', ''),
+      setupLabel(cell.setup),
+      ...micros.map((value) => formatCount(value)),
+      formatCount(micros.reduce((sum, value) => sum + value, 0)),
+    ];
+  });
+  return markdownTable(['load', 'setup', ...ours, 'all of ours'], rows, [
+    'left',
+    'left',
+    ...ours.map(() => 'right' as const),
+    'right',
+  ]);
 }

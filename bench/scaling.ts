@@ -48,6 +48,7 @@ import {
   machineBusyTicks,
   type Measurement,
   parseProcStat,
+  perOperationTable,
   type Setup,
   SETUPS,
   summarize,
@@ -354,11 +355,15 @@ function formatReport(run: Run): string {
     throughputTable(cells),
     '',
     'CPUs kept busy during the runs (CPU seconds / wall seconds, /proc utime+stime; ' +
-      'the machine has ' +
-      `${run.machine.cpus}); "other" is the rest of the machine; "its CPU/op": the busiest ` +
-      "component's CPU time per session or acknowledgement:",
+      `the machine has ${run.machine.cpus}; "other" is the rest of the machine, other users' ` +
+      'work):',
     '',
     cpuTable(cells),
+    '',
+    'CPU time per session or per acknowledged DATA, in µs (warm-up included; "driver" is ' +
+      "bench/scaling.ts itself, reading HAProxy's log):",
+    '',
+    perOperationTable(cells),
   ].join('\n');
 }
 

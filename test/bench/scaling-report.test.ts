@@ -10,6 +10,7 @@ import {
   type Measurement,
   median,
   parseProcStat,
+  perOperationTable,
   type Setup,
   summarize,
   throughputTable,
@@ -97,5 +98,6 @@ describe('bench:scaling report', () => {
     assert.match(table[2]!, /1 server, no HAProxy .*1,000 .*1\.00× .*5,000 .*1\.00×/);
     assert.match(table[3]!, /HAProxy \+ 1 server .*800 .*0\.80× .*4,000 .*0\.80×/);
     assert.equal(cpuTable(cells).split('\n').length, 2 + 4);
+    assert.equal(perOperationTable(cells).split('\n').length, 2 + 4);
   });
 });
