@@ -82,6 +82,9 @@ export interface Measurement {
   readonly wallSeconds: number;
   /** CPU seconds per component over that window. */
   readonly cpuSeconds: ComponentCpu;
+  /** Group commits and the records they carried, over every server (helo_commit_batch_size). */
+  readonly commits: number;
+  readonly committedRecords: number;
   /** Errors and unexpected replies (should be 0). */
   readonly problems: number;
 }
@@ -97,6 +100,8 @@ export interface Cell {
   readonly cores: ComponentCpu;
   /** Median CPU microseconds per operation per component (`other` left out: not ours). */
   readonly microsPerOperation: Omit<ComponentCpu, 'other'>;
+  /** Median records per group commit: how many acknowledgements shared one commit. */
+  readonly recordsPerCommit: number;
   readonly problems: number;
 }
 
@@ -133,6 +138,9 @@ export function summarize(measurements: readonly Measurement[]): Cell[] {
           COMPONENTS.filter((component) => component !== 'other'),
           (run, component) =>
             run.operations > 0 ? (run.cpuSeconds[component] * 1e6) / run.operations : 0,
+        ),
+        recordsPerCommit: median(
+          runs.map((run) => (run.commits > 0 ? run.committedRecords / run.commits : 0)),
         ),
         problems: runs.reduce((sum, run) => sum + run.problems, 0),
       });
@@ -194,7 +202,10 @@ export function cpuTable(cells: readonly Cell[]): string {
   ]);
 }
 
-/** CPU microseconds per session or acknowledgement, per component of ours and in all. */
+/**
+ * CPU microseconds per session or acknowledgement, per component of ours and
+ * in all, and the records each group commit carried.
+ */
 export function perOperationTable(cells: readonly Cell[]): string {
   const ours = COMPONENTS.filter((component) => component !== 'other');
   const rows = cells.map((cell) => {

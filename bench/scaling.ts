@@ -144,6 +144,8 @@ function postgresTicks(cluster: PostgresCluster): number {
 
 interface Processes {
   readonly cluster: PostgresCluster;
+  /** Every helo server's --http-port, for /metrics. */
+  readonly httpPorts: readonly number[];
   readonly heloPids: () => (number | undefined)[];
   readonly haproxyPids: () => (number | undefined)[];
 }
@@ -176,6 +178,22 @@ function cpuBetween(before: ComponentCpu, after: ComponentCpu): ComponentCpu {
     0,
   );
   return { ...seconds, other: Math.max(0, seconds.other - ours) };
+}
+
+/** Group commits and their records so far, summed over every server's /metrics. */
+async function commitTotals(
+  httpPorts: readonly number[],
+): Promise<{ commits: number; records: number }> {
+  let commits = 0;
+  let records = 0;
+  for (const port of httpPorts) {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const value = (name: string) =>
+      Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+    commits += value('helo_commit_batch_size_count');
+    records += value('helo_commit_batch_size_sum');
+  }
+  return { commits, records };
 }
 
 // ---- one run of the generator ----
@@ -218,6 +236,7 @@ async function runBench(
     String(settings.warmupSeconds),
     '--json',
   ];
+  const committedBefore = await commitTotals(processes.httpPorts);
   const before = sampleTicks(processes);
   const started = performance.now();
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -228,6 +247,7 @@ async function runBench(
   const [code] = (await once(child, 'exit')) as [number | null];
   const wallSeconds = (performance.now() - started) / 1000;
   const after = sampleTicks(processes);
+  const committedAfter = await commitTotals(processes.httpPorts);
   if (code !== 0) throw new Error(`helo bench exited with ${code}: ${stderr}`);
   const { result } = JSON.parse(stdout) as BenchJson;
   const acks = (codes: Record<string, number> | undefined) => codes?.['300'] ?? 0;
@@ -245,6 +265,8 @@ async function runBench(
     operations,
     wallSeconds,
     cpuSeconds: cpuBetween(before, after),
+    commits: committedAfter.commits - committedBefore.commits,
+    committedRecords: committedAfter.records - committedBefore.records,
     problems: result.errorCount + result.unexpected,
   };
 }
@@ -268,9 +290,15 @@ async function measureAll(settings: Settings): Promise<Run> {
     cluster = await startPostgres();
     const store = await cluster.createDatabase('helo_scaling');
     const directPort = await freePort();
-    direct = startServerProcess(['--store', store, ...SERVER_ARGS], {
-      leadingArgs: ['--port', String(directPort)],
-    });
+    const directHttpPort = await freePort();
+    // The HTTP port only for /metrics, read between runs (the servers behind
+    // HAProxy have one for /readyz).
+    direct = startServerProcess(
+      ['--store', store, '--http-port', String(directHttpPort), ...SERVER_ARGS],
+      {
+        leadingArgs: ['--port', String(directPort)],
+      },
+    );
     await direct.listening;
     for (let index = 0; index < 3; index += 1) {
       backends.push(await startBackendServer({ store, args: SERVER_ARGS }));
@@ -288,6 +316,7 @@ async function measureAll(settings: Settings): Promise<Run> {
     }
     const processes: Processes = {
       cluster,
+      httpPorts: [directHttpPort, ...backends.map((backend) => backend.httpPort)],
       heloPids: () => [direct!.child.pid, ...backends.map((backend) => backend.process.child.pid)],
       haproxyPids: () => balancers.map((haproxy) => haproxy.child.pid),
     };
@@ -315,6 +344,7 @@ async function measureAll(settings: Settings): Promise<Run> {
           note(
             `[${measurements.length}/${total}] ${setup}, ${load}: ` +
               `${formatCount(measurement.throughput)}/s` +
+              `, ${(measurement.committedRecords / Math.max(1, measurement.commits)).toFixed(1)} records/commit` +
               (measurement.problems > 0 ? `, ${measurement.problems} problems` : '') +
               ` (CPUs: ${cpu})`,
           );
@@ -361,7 +391,8 @@ function formatReport(run: Run): string {
     cpuTable(cells),
     '',
     'CPU time per session or per acknowledged DATA, in µs (warm-up included; "driver" is ' +
-      "bench/scaling.ts itself, reading HAProxy's log):",
+      "bench/scaling.ts itself, reading HAProxy's log), and records per group commit " +
+      '(helo_commit_batch_size over every server):',
     '',
     perOperationTable(cells),
   ].join('\n');

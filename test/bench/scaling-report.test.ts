@@ -39,6 +39,8 @@ const run = (
   operations: throughput * 2,
   wallSeconds: 2,
   cpuSeconds: cpu(cpuSeconds),
+  commits: throughput / 10,
+  committedRecords: throughput,
   problems: 0,
 });
 
@@ -84,6 +86,7 @@ describe('bench:scaling report', () => {
     // of 1.4 s / 1,200, 1.2 s / 1,000 and 1.0 s / 1,400, so 1,167 µs.
     assert.equal(Math.round(balanced!.microsPerOperation.haproxy), 1167);
     assert.equal(busiest(direct!), 'helo');
+    assert.equal(direct!.recordsPerCommit, 10);
   });
 
   it('prints one throughput row per setup and one CPU row per cell', () => {
