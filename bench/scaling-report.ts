@@ -215,12 +215,14 @@ export function perOperationTable(cells: readonly Cell[]): string {
       setupLabel(cell.setup),
       ...micros.map((value) => formatCount(value)),
       formatCount(micros.reduce((sum, value) => sum + value, 0)),
+      cell.recordsPerCommit.toFixed(1),
     ];
   });
-  return markdownTable(['load', 'setup', ...ours, 'all of ours'], rows, [
+  return markdownTable(['load', 'setup', ...ours, 'all of ours', 'records/commit'], rows, [
     'left',
     'left',
     ...ours.map(() => 'right' as const),
+    'right',
     'right',
   ]);
 }

@@ -97,7 +97,9 @@ function settingsFromArgs(): Settings & { json: boolean; plot: boolean; from: st
     return value;
   };
   const quick = values.quick;
-  const repetitions = Math.round(positive('repetitions', values.repetitions ?? '3'));
+  const repetitions = Math.round(
+    positive('repetitions', values.repetitions ?? (quick ? '3' : '5')),
+  );
   if (repetitions < 3) throw new Error('--repetitions: at least 3, for a median');
   return {
     json: values.json,
