@@ -1,8 +1,9 @@
 /**
  * docs/scaling.svg: throughput by setup (one server alone, HAProxy in front
- * of 1, 2, 3) for both loads, and under it the CPUs each component kept
- * busy. Made with vega-lite like bench/plot.ts: compiled to vega, rendered
- * headless to SVG (`renderer: 'none'`), no canvas, no browser.
+ * of 1, 2, 3) for both loads, and under it what each session or
+ * acknowledgement cost in CPU time, per component. Made with vega-lite like
+ * bench/plot.ts: compiled to vega, rendered headless to SVG
+ * (`renderer: 'none'`), no canvas, no browser.
  */
 import { parse, View } from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
@@ -20,13 +21,17 @@ export async function renderScalingSvg(
     median: cell.median,
     label: `${Math.round(cell.median).toLocaleString('en-US')} (${cell.overDirect.toFixed(2)}×)`,
   }));
+  // CPU time per session or acknowledgement, stacked by component: what one
+  // operation costs the machine, which other users' load changes far less
+  // than it changes throughput.
+  const ours = COMPONENTS.filter((component) => component !== 'other');
   const cpu = cells.flatMap((cell) =>
-    COMPONENTS.map((component, order) => ({
+    ours.map((component, order) => ({
       setup: setupLabel(cell.setup),
       load: loadLabel(cell.load),
       component,
       order,
-      cores: cell.cores[component],
+      micros: cell.microsPerOperation[component],
     })),
   );
   const x = {
@@ -89,6 +94,7 @@ export async function renderScalingSvg(
       {
         data: { values: cpu },
         facet: { column },
+        resolve: { scale: { y: 'independent' } },
         spec: {
           width: 250,
           height: 170,
@@ -96,16 +102,16 @@ export async function renderScalingSvg(
           encoding: {
             x,
             y: {
-              field: 'cores',
+              field: 'micros',
               type: 'quantitative',
               stack: 'zero',
-              axis: { title: 'CPUs busy (of the machine)' },
+              axis: { title: 'CPU µs per operation' },
             },
             color: {
               field: 'component',
               type: 'nominal',
-              sort: [...COMPONENTS],
-              scale: { domain: [...COMPONENTS], scheme: 'tableau10' },
+              sort: [...ours],
+              scale: { domain: [...ours], scheme: 'tableau10' },
               legend: { title: 'CPU used by', orient: 'bottom', direction: 'horizontal' },
             },
             order: { field: 'order', type: 'quantitative' },

@@ -100,6 +100,14 @@ export interface Cell {
   readonly cores: ComponentCpu;
   /** Median CPU microseconds per operation per component (`other` left out: not ours). */
   readonly microsPerOperation: Omit<ComponentCpu, 'other'>;
+  /** Median CPU microseconds per operation of all our components together. */
+  readonly microsAllOurs: number;
+  /**
+   * The direct server's microsAllOurs over this one's: the throughput ratio a
+   * machine whose CPUs are all ours and all busy would show, whatever other
+   * users' work took during the runs.
+   */
+  readonly cpuOverDirect: number;
   /** Median records per group commit: how many acknowledgements shared one commit. */
   readonly recordsPerCommit: number;
   readonly problems: number;
@@ -111,6 +119,7 @@ export function summarize(measurements: readonly Measurement[]): Cell[] {
     const of = (setup: Setup) =>
       measurements.filter((item) => item.load === load && item.setup === setup);
     const direct = median(of('direct').map((item) => item.throughput));
+    const directMicros = median(of('direct').map(microsOfOurs));
     for (const setup of SETUPS) {
       const runs = of(setup);
       if (runs.length === 0) continue;
@@ -139,6 +148,8 @@ export function summarize(measurements: readonly Measurement[]): Cell[] {
           (run, component) =>
             run.operations > 0 ? (run.cpuSeconds[component] * 1e6) / run.operations : 0,
         ),
+        microsAllOurs: median(runs.map(microsOfOurs)),
+        cpuOverDirect: directMicros / median(runs.map(microsOfOurs)),
         recordsPerCommit: median(
           runs.map((run) => (run.commits > 0 ? run.committedRecords / run.commits : 0)),
         ),
@@ -147,6 +158,15 @@ export function summarize(measurements: readonly Measurement[]): Cell[] {
     }
   }
   return cells;
+}
+
+/** CPU microseconds per operation of every component but `other`, in one run. */
+function microsOfOurs(run: Measurement): number {
+  const seconds = COMPONENTS.filter((component) => component !== 'other').reduce(
+    (sum, component) => sum + run.cpuSeconds[component],
+    0,
+  );
+  return run.operations > 0 ? (seconds * 1e6) / run.operations : 0;
 }
 
 /** The component that used the most CPU in a cell (the machine's other work left out). */
@@ -161,7 +181,10 @@ function spread(values: readonly number[]): string {
   return `${formatCount(Math.min(...values))}–${formatCount(Math.max(...values))}`;
 }
 
-/** The throughput table: one row per setup, both loads. */
+/**
+ * The throughput table: one row per setup, both loads; "by CPU" is
+ * cpuOverDirect, the ratio that does not depend on other users' load.
+ */
 export function throughputTable(cells: readonly Cell[]): string {
   const cellOf = (setup: Setup, load: Load) =>
     cells.find((cell) => cell.setup === setup && cell.load === load);
@@ -169,15 +192,30 @@ export function throughputTable(cells: readonly Cell[]): string {
     const columns = LOADS.flatMap((load) => {
       const cell = cellOf(setup, load);
       return cell === undefined
-        ? ['', '', '']
-        : [formatCount(cell.median), spread(cell.throughputs), `${cell.overDirect.toFixed(2)}×`];
+        ? ['', '', '', '']
+        : [
+            formatCount(cell.median),
+            spread(cell.throughputs),
+            `${cell.overDirect.toFixed(2)}×`,
+            `${cell.cpuOverDirect.toFixed(2)}×`,
+          ];
     });
     return [setupLabel(setup), ...columns];
   });
   return markdownTable(
-    ['setup', 'sessions/s', '(min–max)', '× direct', 'DATA acks/s', '(min–max)', '× direct'],
+    [
+      'setup',
+      'sessions/s',
+      '(min–max)',
+      '× direct',
+      'by CPU',
+      'DATA acks/s',
+      '(min–max)',
+      '× direct',
+      'by CPU',
+    ],
     rows,
-    ['left', 'right', 'right', 'right', 'right', 'right', 'right'],
+    ['left', ...Array.from({ length: 8 }, () => 'right' as const)],
   );
 }
 

@@ -415,7 +415,8 @@ async function main(): Promise<void> {
       subtitle: [
         `median of ${run.settings.repetitions} runs; ${run.settings.connections} connections; ` +
           `${run.machine.cpus} CPUs (${run.machine.cpuModel}), commit ${run.machine.commit ?? '?'}`,
-        'top: throughput (ratio to 1 server without HAProxy); bottom: who used the CPUs',
+        'top: throughput (ratio to 1 server without HAProxy), which swings with other users’ load;',
+        'bottom: CPU time per session or acknowledgement, by component (tables: docs/SCALING.md)',
       ],
     });
     writeFileSync(SVG_PATH, svg);

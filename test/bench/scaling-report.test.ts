@@ -87,6 +87,12 @@ describe('bench:scaling report', () => {
     assert.equal(Math.round(balanced!.microsPerOperation.haproxy), 1167);
     assert.equal(busiest(direct!), 'helo');
     assert.equal(direct!.recordsPerCommit, 10);
+    // All of ours per session: direct 1.0/2000, 1.2/2400, 0.8/1800 s (the generator's
+    // 0.5 s adds to the first): median 500 µs; behind HAProxy 2.0/1200, 1.7/1000,
+    // 1.7/1400 s: median 1,667 µs. By CPU, HAProxy + 2 does 0.3× the direct server.
+    assert.equal(Math.round(direct!.microsAllOurs), 500);
+    assert.equal(Math.round(balanced!.microsAllOurs), 1667);
+    assert.equal(balanced!.cpuOverDirect.toFixed(2), '0.30');
   });
 
   it('prints one throughput row per setup and one CPU row per cell', () => {
@@ -100,6 +106,7 @@ describe('bench:scaling report', () => {
     assert.equal(table.length, 4);
     assert.match(table[2]!, /1 server, no HAProxy .*1,000 .*1\.00× .*5,000 .*1\.00×/);
     assert.match(table[3]!, /HAProxy \+ 1 server .*800 .*0\.80× .*4,000 .*0\.80×/);
+    assert.equal(table[2]!.split('|').length - 2, 9, 'nine columns');
     assert.equal(cpuTable(cells).split('\n').length, 2 + 4);
     assert.equal(perOperationTable(cells).split('\n').length, 2 + 4);
   });
