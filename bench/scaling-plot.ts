@@ -98,24 +98,37 @@ export async function renderScalingSvg(
         spec: {
           width: 250,
           height: 170,
-          mark: { type: 'bar' },
-          encoding: {
-            x,
-            y: {
-              field: 'micros',
-              type: 'quantitative',
-              stack: 'zero',
-              axis: { title: 'CPU µs per operation' },
+          layer: [
+            {
+              mark: { type: 'bar' },
+              encoding: {
+                x,
+                y: {
+                  field: 'micros',
+                  type: 'quantitative',
+                  stack: 'zero',
+                  axis: { title: 'CPU µs per operation' },
+                },
+                color: {
+                  field: 'component',
+                  type: 'nominal',
+                  sort: [...ours],
+                  scale: { domain: [...ours], scheme: 'tableau10' },
+                  legend: { title: 'CPU used by', orient: 'bottom', direction: 'horizontal' },
+                },
+                order: { field: 'order', type: 'quantitative' },
+              },
             },
-            color: {
-              field: 'component',
-              type: 'nominal',
-              sort: [...ours],
-              scale: { domain: [...ours], scheme: 'tableau10' },
-              legend: { title: 'CPU used by', orient: 'bottom', direction: 'horizontal' },
+            {
+              // The total on top of each bar.
+              mark: { type: 'text', dy: -7, fontSize: 10 },
+              encoding: {
+                x,
+                y: { aggregate: 'sum', field: 'micros', type: 'quantitative' },
+                text: { aggregate: 'sum', field: 'micros', type: 'quantitative', format: ',.0f' },
+              },
             },
-            order: { field: 'order', type: 'quantitative' },
-          },
+          ],
         },
       },
     ],

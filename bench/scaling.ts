@@ -18,6 +18,8 @@
  *
  * Usage: npm run bench:scaling -- [--quick] [--json] [--repetitions N]
  *          [--duration S] [--warmup S] [--connections N] [--no-plot]
+ * Defaults: 5 repetitions of 3 s after 1 s of warm-up, about 3 minutes;
+ * --quick: 3 repetitions of 1 s after 0.5 s, about 1 minute.
  *        npm run bench:scaling -- --from RUN.json   (re-render an earlier --json run)
  * (build first: npm run build.)
  */
