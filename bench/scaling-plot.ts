@@ -19,7 +19,8 @@ export async function renderScalingSvg(
     setup: setupLabel(cell.setup),
     load: loadLabel(cell.load),
     median: cell.median,
-    label: `${Math.round(cell.median).toLocaleString('en-US')} (${cell.overDirect.toFixed(2)}×)`,
+    // Two lines, so that neighbouring labels do not overlap.
+    label: [Math.round(cell.median).toLocaleString('en-US'), `${cell.overDirect.toFixed(2)}×`],
   }));
   // CPU time per session or acknowledgement, stacked by component: what one
   // operation costs the machine, which other users' load changes far less
@@ -80,7 +81,7 @@ export async function renderScalingSvg(
               },
             },
             {
-              mark: { type: 'text', dy: -7, fontSize: 10 },
+              mark: { type: 'text', dy: -16, fontSize: 10, baseline: 'bottom', lineHeight: 12 },
               encoding: {
                 x,
                 y: { field: 'median', type: 'quantitative' },
