@@ -31,10 +31,11 @@ export function proxyAllowList(cidrs: readonly string[]): BlockList {
     throw new InvalidOptionError('proxyAllow must be a list of CIDR blocks');
   const list = new BlockList();
   for (const cidr of cidrs) {
-    const match = typeof cidr === 'string' ? /^([^/\s]+)\/(\d{1,3})$/.exec(cidr) : null;
-    const [, address = '', bits = ''] = match ?? [];
+    // A bare address (`127.0.0.1`, what people type first) is that one host: /32 or /128.
+    const match = typeof cidr === 'string' ? /^([^/\s]+)(?:\/(\d{1,3}))?$/.exec(cidr) : null;
+    const [, address = '', bits] = match ?? [];
     const family = isIPv4(address) ? 'ipv4' : isIPv6(address) ? 'ipv6' : null;
-    const prefix = Number(bits);
+    const prefix = bits === undefined ? (family === 'ipv4' ? 32 : 128) : Number(bits);
     if (match === null || family === null || prefix > (family === 'ipv4' ? 32 : 128)) {
       throw new InvalidOptionError(
         `proxyAllow must be CIDR blocks such as 10.0.0.0/8 or ::1/128, got '${String(cidr)}'`,

@@ -4,7 +4,7 @@
  * the real bin/helo, real servers and real clients, and says where what they
  * printed no longer has the shape the tour shows.
  *
- * The tour's ports (7777, 7778, 7779, 7790, 7791) become free ephemeral
+ * The tour's ports (7777, 7778, 7779, 7790, 7791, 7443) become free ephemeral
  * ports, `/tmp/helo-tour` a private folder, and the server's pid written in
  * a block the real one; the output is mapped back before the comparison.
  * Every command gets HELO_PORT in its environment, the way the tour tells a
@@ -28,7 +28,7 @@ import {
   type TypedCommand,
 } from './transcript.js';
 
-const TOUR_PORTS = ['7777', '7778', '7779', '7790', '7791'] as const;
+const TOUR_PORTS = ['7777', '7778', '7779', '7790', '7791', '7443'] as const;
 /** The bench runs in the tour last 5 s; 1 s shows the same output. */
 const SHORTER = [['--duration 5', '--duration 1']] as const;
 const QUIET_MS = 500;

@@ -96,7 +96,9 @@ for (const path of TOURS) {
       for (const block of marked) parseDirectives(block.marker!);
       const skipped = marked.filter((block) => parseDirectives(block.marker!).skip !== null);
       assert.ok(marked.length >= 30, `${path}: ${marked.length} transcript blocks`);
-      assert.ok(skipped.length <= 4, `${path}: at most 4 blocks skipped, got ${skipped.length}`);
+      // A skip says where else its output is checked (test:deploy, the two-hosts
+      // test, chapter 9); more than a handful would make the tour untested.
+      assert.ok(skipped.length <= 8, `${path}: at most 8 blocks skipped, got ${skipped.length}`);
     });
 
     it('shows what the commands print today', { timeout: 300_000 }, async () => {
