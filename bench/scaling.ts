@@ -310,11 +310,6 @@ async function measureAll(settings: Settings): Promise<Run> {
     // One HAProxy per setup, all started now, so that the setups can take turns.
     for (let count = 1; count <= 3; count += 1) {
       const haproxy = await startHaproxy(backends.slice(0, count));
-      // support/haproxy.ts keeps the last 4 MB of HAProxy's log (one line per
-      // connection) by copying it on every chunk: at thousands of sessions/s
-      // that copy would cost this driver more CPU than it measures. Here the
-      // log is read and dropped.
-      haproxy.child.stderr!.removeAllListeners('data').on('data', () => {});
       await haproxy.waitUntilUp();
       balancers.push(haproxy);
     }

@@ -119,10 +119,15 @@ export async function startHaproxy(
     env,
     stdio: ['ignore', 'ignore', 'pipe'],
   });
-  let stderr = '';
+  // Bounded: a long run logs one line per connection. Chunks are kept as they
+  // come and joined only when asked for, so a busy HAProxy costs no copying.
+  const chunks: string[] = [];
+  let kept = 0;
+  const stderr = (): string => chunks.join('');
   child.stderr!.setEncoding('utf8').on('data', (text: string) => {
-    // Bounded: a long run logs one line per connection.
-    stderr = (stderr + text).slice(-4_000_000);
+    chunks.push(text);
+    kept += text.length;
+    while (kept > 4_000_000 && chunks.length > 1) kept -= chunks.shift()!.length;
   });
   const exited = once(child, 'exit');
   const onExit = () => {
@@ -168,7 +173,7 @@ export async function startHaproxy(
     let last: BackendState[] = [];
     for (;;) {
       if (child.exitCode !== null || child.signalCode !== null) {
-        throw new Error(`haproxy exited; stderr: ${stderr.slice(-2000)}`);
+        throw new Error(`haproxy exited; stderr: ${stderr().slice(-2000)}`);
       }
       last = await states().catch(() => []);
       if (last.length > 0 && ok(last)) return;
@@ -183,7 +188,7 @@ export async function startHaproxy(
     port,
     statsPort,
     child,
-    stderr: () => stderr,
+    stderr,
     states,
     command,
     waitUntil: (what, ok, timeoutMs = 15_000) => waitFor(what, ok, timeoutMs),
