@@ -2,8 +2,9 @@
 # Two hosts on one machine: a helo server and a helo client in two network
 # namespaces joined by a virtual Ethernet cable (a veth pair), so the client
 # reaches the server over a network — its own interface, its own address,
-# another host's address — instead of over loopback. The tour's chapter
-# "Middleware and the network" (docs/TOUR.md) walks through it.
+# another host's address — instead of over loopback. Chapter 12 of the tour
+# (docs/TOUR.md, "Middleware: a layer between clients and servers") walks
+# through it.
 #
 #   sudo npm run demo:two-hosts              # one session across the cable, then clean up
 #   sudo npm run demo:two-hosts -- --keep    # leave both hosts up until Ctrl-C
@@ -21,7 +22,7 @@ while [ $# -gt 0 ]; do
     --keep) keep=yes ;;
     --delay) delay="${2:?--delay needs a value such as 20ms}"; shift ;;
     -h | --help)
-      sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *) echo "two-hosts: unknown option $1 (try --help)" >&2; exit 2 ;;

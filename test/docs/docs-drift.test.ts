@@ -119,7 +119,9 @@ function shellCommands(markdown: string): string[] {
   for (const [, body] of markdown.matchAll(/^```sh\n([\s\S]*?)^```$/gm)) {
     const lines = body!.split('\n').filter((line) => line.trim() !== '');
     const prompted = lines.filter((line) => line.startsWith('$ '));
-    commands.push(...(prompted.length > 0 ? prompted.map((line) => line.slice(2)) : lines));
+    const shown = prompted.length > 0 ? prompted.map((line) => line.slice(2)) : lines;
+    // A trailing `# comment` is prose, translated with the rest.
+    commands.push(...shown.map((line) => line.replace(/\s+#\s.*$/, '')));
   }
   return commands;
 }

@@ -8,7 +8,7 @@
  * carrying a payload would copy its bytes once more, or move them with a
  * transfer list after copying them out of Buffer's shared pool) and costs a
  * hop between threads each way: a few microseconds, measured in
- * docs/TOUR.md chapter 6. That is why only the CPU work crosses over:
+ * docs/TOUR.md chapter 7. That is why only the CPU work crosses over:
  * framing and parsing a request cost less than the hop.
  *
  * A thread that throws (or exits) takes only its own jobs with it: they are
