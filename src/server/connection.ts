@@ -345,7 +345,25 @@ export class Connection {
     else this.#telnet.push(chunk, this.#telnetSink!);
     if (this.#protocol.lines !== linesBefore) this.#idleTimer?.refresh();
     this.#armUnterminatedTimer();
-    this.#flush();
+    if (this.#pendingReplies === 0) this.#flush();
+    else this.#holdReadyReplies();
+  }
+
+  /**
+   * A read that leaves a reply waiting for its commit (a whole session,
+   * `HELO`, `DATA`, `QUIT`, in one packet) writes nothing yet: the replies
+   * ready ahead of it leave with it when it settles, in one write instead of
+   * two. The socket write was the largest cost of such a session
+   * (docs/PERFORMANCE.md). They keep the time of their read, for the latency.
+   */
+  #holdReadyReplies(): void {
+    const queue = this.#queue;
+    for (let i = 0; i < queue.length; i++) {
+      const entry = queue[i]!;
+      if (entry instanceof PendingReply) break;
+      queue[i] = new PendingReply(this.#readAt, entry);
+    }
+    this.#updateFlow();
   }
 
   /** A read held back for the store, if any, is served now. */

@@ -7,7 +7,8 @@
  * wake-up of the event loop, about a sixth of the CPU a whole session costs
  * (docs/PERFORMANCE.md). Lines wait until LOG_BUFFER_BYTES have gathered or
  * FLUSH_AFTER_MS has passed since the first of them, so a quiet server's
- * lines still show at once to a person (or a test) reading stderr.
+ * lines still show at once to a person (or a test) reading stderr; a
+ * warning or an error is written at once.
  * `flushLogger()` runs before a normal exit and after a stop signal, and
  * pino writes the buffer out synchronously on `exit`, which Node also emits
  * after an uncaught exception: only a SIGKILL loses the last few lines.
@@ -28,6 +29,9 @@ export type { Logger };
 const LOG_BUFFER_BYTES = 32 * 1024;
 const MAX_WRITE_BYTES = 64 * 1024;
 const FLUSH_AFTER_MS = 20;
+/** In `{"level":30,...`: the first digit of the level, and the one of warn (40). */
+const LEVEL_DIGIT_AT = '{"level":'.length;
+const WARN_DIGIT = '4'.charCodeAt(0);
 
 export function createLogger(level: LogLevel, fd = 2): Logger {
   if (level === 'silent') return pino({ level: 'silent' });
@@ -59,6 +63,10 @@ function bufferedDestination(fd: number): DestinationStream & { flush(cb?: () =>
   return {
     write(line: string): void {
       sonic.write(line);
+      // pino writes the level first, `{"level":40` and up is warn, error or
+      // fatal: rare, and what someone may be waiting for; out at once.
+      // (The timer still runs: a write in progress makes flush() a no-op.)
+      if (line.charCodeAt(LEVEL_DIGIT_AT) >= WARN_DIGIT) sonic.flush();
       if (!isArmed) {
         isArmed = true;
         timer.refresh();
