@@ -232,7 +232,8 @@ export class Connection {
   // One function per event for every connection (`this` is the socket, as
   // EventEmitter calls listeners), and timers that carry their connection as
   // an argument: nothing is allocated per connection for them. Each runs
-  // behind the fault boundary (fault-boundary.ts), as #contain() does.
+  // behind the fault boundary (fault-boundary.ts), as #contain() does,
+  // except 'error' and 'close', which never did.
   static #onSocketData(this: StreamSocket, chunk: Buffer): void {
     const connection = (this as OwnedSocket)[CONNECTION];
     try {
@@ -261,21 +262,11 @@ export class Connection {
   }
 
   static #onSocketError(this: StreamSocket, error: NodeJS.ErrnoException): void {
-    const connection = (this as OwnedSocket)[CONNECTION];
-    try {
-      connection.#socketOnError(error);
-    } catch (error) {
-      connection.#onFault(error);
-    }
+    (this as OwnedSocket)[CONNECTION].#socketOnError(error);
   }
 
   static #onSocketClose(this: StreamSocket): void {
-    const connection = (this as OwnedSocket)[CONNECTION];
-    try {
-      connection.#socketOnClose();
-    } catch (error) {
-      connection.#onFault(error);
-    }
+    (this as OwnedSocket)[CONNECTION].#socketOnClose();
   }
 
   static #onIdleTimer(connection: Connection): void {
