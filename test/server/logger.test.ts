@@ -40,6 +40,33 @@ describe('buffered logs', () => {
     });
   }
 
+  // Issue 16: one summary line per session, each in its own turn of the
+  // event loop, was one write(2) per line on a thread-pool thread.
+  it('gather lines logged in separate turns of the event loop into few writes', async () => {
+    const script = `
+      import fs from 'node:fs';
+      const { createLogger } = await import(${JSON.stringify(LOGGER_MODULE)});
+      let writes = 0;
+      const write = fs.write;
+      fs.write = (...args) => { writes++; return write(...args); };
+      const logger = createLogger('info', fs.openSync('/dev/null', 'w'));
+      for (let i = 0; i < 20; i++) {
+        logger.info({ session: i }, 'session closed');
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      process.stdout.write(String(writes));`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let stdout = '';
+    child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+    const [code] = (await once(child, 'exit')) as [number | null];
+    assert.equal(code, 0);
+    // 20 before buffering; after, one per 20 ms (FLUSH_AFTER_MS) and a first empty flush.
+    assert.ok(Number(stdout) <= 5, `20 lines took ${stdout} writes`);
+  });
+
   it('keep the lines logged before an uncaught exception', async () => {
     const script = `
       const { createLogger } = await import(${JSON.stringify(LOGGER_MODULE)});
