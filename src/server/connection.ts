@@ -126,6 +126,7 @@ export class Connection {
   #workDone: Promise<unknown> = Promise.resolve();
   /** `--telnet` (docs/PROTOCOL.md §11) on a byte stream, or null. */
   readonly #telnet: TelnetFilter | null;
+  readonly #telnetSink: TelnetSink | null;
   /** §9 off: the warning about a newline-less client was logged (once per session). */
   #hasHintedUnterminated = false;
   /** Lines seen when the hint timer was armed: more since means a newer partial line. */
@@ -168,18 +169,19 @@ export class Connection {
     this.#work = SimulatedWork.from(context.options);
     // A WebSocket message is already a line: no telnet there.
     this.#telnet = context.options.telnet && context.transport !== 'ws' ? new TelnetFilter() : null;
+    this.#telnetSink = this.#telnet === null ? null : this.#newTelnetSink();
 
-    socket.on('data', this.#contain(this.#socketOnData));
-    socket.on('end', this.#contain(this.#socketOnEnd));
-    socket.on('drain', this.#contain(this.#socketOnDrain));
-    socket.on('error', this.#socketOnError);
-    socket.on('close', this.#socketOnClose);
+    // Shared listeners that find this connection on the socket: closures
+    // per connection were a third of what an idle one kept (docs/PERFORMANCE.md).
+    (socket as OwnedSocket)[CONNECTION] = this;
+    socket.on('data', Connection.#onSocketData);
+    socket.on('end', Connection.#onSocketEnd);
+    socket.on('drain', Connection.#onSocketDrain);
+    socket.on('error', Connection.#onSocketError);
+    socket.on('close', Connection.#onSocketClose);
 
     if (context.options.idleTimeoutMs > 0) {
-      this.#idleTimer = setTimeout(
-        this.#contain(this.#idleTimerOnTimeout),
-        context.options.idleTimeoutMs,
-      );
+      this.#idleTimer = setTimeout(Connection.#onIdleTimer, context.options.idleTimeoutMs, this);
     }
     context.logger.debug(
       { session, peer: this.peer, transport: context.transport },
@@ -228,10 +230,82 @@ export class Connection {
 
   /** Every callback of this connection runs through here: see fault-boundary.ts. */
   #contain<T = void>(handler: (arg: T) => void): (arg: T) => void {
-    return contained(handler, this.#onFault);
+    return contained(handler, (error) => this.#onFault(error));
   }
 
-  readonly #onFault = (error: unknown): void => {
+  // One function per event for every connection (`this` is the socket, as
+  // EventEmitter calls listeners), and timers that carry their connection as
+  // an argument: nothing is allocated per connection for them. Each runs
+  // behind the fault boundary (fault-boundary.ts), as #contain() does,
+  // except 'error' and 'close', which never did.
+  static #onSocketData(this: StreamSocket, chunk: Buffer): void {
+    const connection = (this as OwnedSocket)[CONNECTION];
+    try {
+      connection.#socketOnData(chunk);
+    } catch (error) {
+      connection.#onFault(error);
+    }
+  }
+
+  static #onSocketEnd(this: StreamSocket): void {
+    const connection = (this as OwnedSocket)[CONNECTION];
+    try {
+      connection.#socketOnEnd();
+    } catch (error) {
+      connection.#onFault(error);
+    }
+  }
+
+  static #onSocketDrain(this: StreamSocket): void {
+    const connection = (this as OwnedSocket)[CONNECTION];
+    try {
+      connection.#updateFlow();
+    } catch (error) {
+      connection.#onFault(error);
+    }
+  }
+
+  static #onSocketError(this: StreamSocket, error: NodeJS.ErrnoException): void {
+    (this as OwnedSocket)[CONNECTION].#socketOnError(error);
+  }
+
+  static #onSocketClose(this: StreamSocket): void {
+    (this as OwnedSocket)[CONNECTION].#socketOnClose();
+  }
+
+  static #onIdleTimer(connection: Connection): void {
+    try {
+      connection.#idleTimerOnTimeout();
+    } catch (error) {
+      connection.#onFault(error);
+    }
+  }
+
+  static #onSlowReaderTimer(connection: Connection): void {
+    try {
+      connection.#slowReaderTimerOnTimeout();
+    } catch (error) {
+      connection.#onFault(error);
+    }
+  }
+
+  static #onUnterminatedTimer(connection: Connection): void {
+    try {
+      connection.#unterminatedTimerOnTimeout();
+    } catch (error) {
+      connection.#onFault(error);
+    }
+  }
+
+  static #onUnterminatedHintTimer(connection: Connection): void {
+    try {
+      connection.#unterminatedHintOnTimeout();
+    } catch (error) {
+      connection.#onFault(error);
+    }
+  }
+
+  #onFault(error: unknown): void {
     if (this.#reason === 'fault') return;
     this.#reason = 'fault';
     this.#isClosing = true;
@@ -241,9 +315,9 @@ export class Connection {
       'unexpected error while serving this client; its connection is closed, the server goes on',
     );
     this.#socket.destroy();
-  };
+  }
 
-  readonly #socketOnData = (chunk: Buffer): void => {
+  #socketOnData(chunk: Buffer): void {
     if (this.#isClosing) return;
     this.#bytesIn += chunk.length;
     this.#context.counters.received(chunk.length);
@@ -257,16 +331,34 @@ export class Connection {
       return;
     }
     this.#process(chunk, performance.now());
-  };
+  }
 
   #process(chunk: Buffer, readAt: number): void {
     this.#readAt = readAt;
     const linesBefore = this.#protocol.lines;
     if (this.#telnet === null) this.#protocol.push(chunk, this);
-    else this.#telnet.push(chunk, this.#telnetSink);
+    else this.#telnet.push(chunk, this.#telnetSink!);
     if (this.#protocol.lines !== linesBefore) this.#idleTimer?.refresh();
     this.#armUnterminatedTimer();
-    this.#flush();
+    if (this.#pendingReplies === 0) this.#flush();
+    else this.#holdReadyReplies();
+  }
+
+  /**
+   * A read that leaves a reply waiting for its commit (a whole session,
+   * `HELO`, `DATA`, `QUIT`, in one packet) writes nothing yet: the replies
+   * ready ahead of it leave with it when it settles, in one write instead of
+   * two. The socket write was the largest cost of such a session
+   * (docs/PERFORMANCE.md). They keep the time of their read, for the latency.
+   */
+  #holdReadyReplies(): void {
+    const queue = this.#queue;
+    for (let i = 0; i < queue.length; i++) {
+      const entry = queue[i]!;
+      if (entry instanceof PendingReply) break;
+      queue[i] = new PendingReply(this.#readAt, entry);
+    }
+    this.#updateFlow();
   }
 
   /** A read held back for the store, if any, is served now. */
@@ -278,7 +370,7 @@ export class Connection {
   }
 
   /** The client half-closed (FIN): answer every complete line, then close (§2). */
-  readonly #socketOnEnd = (): void => {
+  #socketOnEnd(): void {
     if (this.#isClosing) return;
     this.#processHeld();
     if (this.#isClosing) return;
@@ -293,22 +385,18 @@ export class Connection {
     }
     this.#stopReading('client-closed');
     this.#flush();
-  };
+  }
 
-  readonly #socketOnDrain = (): void => {
-    this.#updateFlow();
-  };
-
-  readonly #socketOnError = (error: NodeJS.ErrnoException): void => {
+  #socketOnError(error: NodeJS.ErrnoException): void {
     // A client that vanishes (reset, broken pipe) ends only its own session.
     if (!this.#isClosing || this.#reason === 'client-closed') this.#reason = 'reset';
     this.#context.logger.debug(
       { session: this.session, peer: this.peer, code: error.code },
       'socket error',
     );
-  };
+  }
 
-  readonly #socketOnClose = (): void => {
+  #socketOnClose(): void {
     const timers = [
       this.#idleTimer,
       this.#slowReaderTimer,
@@ -332,9 +420,9 @@ export class Connection {
     };
     this.#context.logger.info(summary, 'session closed');
     this.#context.onClose(this, summary);
-  };
+  }
 
-  readonly #idleTimerOnTimeout = (): void => {
+  #idleTimerOnTimeout(): void {
     // Waiting on a commit, on simulated work or on the client reading is not idleness.
     if (this.#isPaused || this.#pendingReplies > 0) {
       this.#idleTimer?.refresh();
@@ -344,9 +432,9 @@ export class Connection {
     this.#context.counters.idleTimedOut();
     this.#queueUnrequested(Replies.TOUT);
     this.#flush();
-  };
+  }
 
-  readonly #slowReaderTimerOnTimeout = (): void => {
+  #slowReaderTimerOnTimeout(): void {
     this.#reason = 'slow-reader';
     this.#context.counters.slowReaderDisconnected();
     this.#context.logger.warn(
@@ -354,19 +442,19 @@ export class Connection {
       'client does not read its replies; disconnecting',
     );
     this.#socket.destroy();
-  };
+  }
 
-  readonly #unterminatedTimerOnTimeout = (): void => {
+  #unterminatedTimerOnTimeout(): void {
     // docs/PROTOCOL.md §9: silence after a partial line stands in for its LF.
     this.#unterminatedTimer = null;
     if (this.#isClosing) return;
     this.#protocol.endPartialLine(this);
     this.#idleTimer?.refresh();
     this.#flush();
-  };
+  }
 
   /** With §9 off: a partial line still waiting after 2 s is most likely a newline-less client. */
-  readonly #unterminatedHintOnTimeout = (): void => {
+  #unterminatedHintOnTimeout(): void {
     this.#unterminatedTimer = null;
     if (this.#isClosing || this.#protocol.partialLineBytes === 0) return;
     if (this.#isPaused || this.#protocol.lines !== this.#linesAtHint) {
@@ -385,22 +473,24 @@ export class Connection {
         'that sends commands without a newline hangs here; start the server with ' +
         '--unterminated-after-ms 100 (npm start does) to end such lines by silence',
     );
-  };
+  }
 
   /** docs/PROTOCOL.md §11: what the telnet filter finds, in stream order. */
-  readonly #telnetSink: TelnetSink = {
-    onData: (bytes, start, end) => {
-      const isWhole = start === 0 && end === bytes.length;
-      this.#protocol.push(isWhole ? bytes : bytes.subarray(start, end), this);
-    },
-    onNegotiationReply: (bytes) => {
-      // In order behind the replies already owed; not a request, so no latency or reply count.
-      if (!this.#isClosing) this.#queue.push(new PendingReply(UNREQUESTED, bytes));
-    },
-    onInterrupt: () => {
-      this.#protocol.discardPartialLine();
-    },
-  };
+  #newTelnetSink(): TelnetSink {
+    return {
+      onData: (bytes, start, end) => {
+        const isWhole = start === 0 && end === bytes.length;
+        this.#protocol.push(isWhole ? bytes : bytes.subarray(start, end), this);
+      },
+      onNegotiationReply: (bytes) => {
+        // In order behind the replies already owed; not a request, so no latency or reply count.
+        if (!this.#isClosing) this.#queue.push(new PendingReply(UNREQUESTED, bytes));
+      },
+      onInterrupt: () => {
+        this.#protocol.discardPartialLine();
+      },
+    };
+  }
 
   /** ActionSink: one action per line, in request order. */
   onAction(action: SessionAction): void {
@@ -522,7 +612,7 @@ export class Connection {
         this.#settle(pending, reply);
       }),
       // Only a fault of helo's own (its logger throwing) rejects: store failures are 500 FAIL.
-      this.#onFault,
+      (error: unknown) => this.#onFault(error),
     );
   }
 
@@ -533,14 +623,16 @@ export class Connection {
     // A group commit settles many replies at once: write them together.
     if (!this.#isFlushScheduled) {
       this.#isFlushScheduled = true;
+      this.#scheduledFlush ??= this.#contain((): void => {
+        this.#isFlushScheduled = false;
+        this.#flush();
+      });
       queueMicrotask(this.#scheduledFlush);
     }
   }
 
-  readonly #scheduledFlush = this.#contain((): void => {
-    this.#isFlushScheduled = false;
-    this.#flush();
-  });
+  /** Made on the first commit that settles a reply: an idle connection has none. */
+  #scheduledFlush: (() => void) | null = null;
 
   /** Writes every reply that is ready, in order, in one write. */
   #flush(): void {
@@ -599,11 +691,11 @@ export class Connection {
     this.#updateFlow();
   }
 
-  readonly #storeOnReady = this.#contain((): void => {
+  #storeOnReady(): void {
     this.#isWaitingForStore = false;
     if (this.#held === null) this.#updateFlow();
     else this.#processHeld();
-  });
+  }
 
   /** Pauses reading while replies pile up; resumes when the client catches up. */
   #updateFlow(): void {
@@ -618,7 +710,7 @@ export class Connection {
     const isStoreBehind = this.#context.store.isBackedUp === true;
     if (isStoreBehind && !this.#isWaitingForStore) {
       this.#isWaitingForStore = true;
-      this.#context.store.whenReady?.(this.#storeOnReady);
+      this.#context.store.whenReady?.(this.#contain(() => this.#storeOnReady()));
     }
     const isBehind = isSlowReader || isStoreBehind || this.#queue.length > MAX_QUEUED_REPLIES;
     if (isBehind && !this.#isPaused) {
@@ -632,10 +724,7 @@ export class Connection {
     }
     const slowReaderMs = this.#context.options.slowReaderTimeoutMs;
     if (isSlowReader && slowReaderMs > 0) {
-      this.#slowReaderTimer ??= setTimeout(
-        this.#contain(this.#slowReaderTimerOnTimeout),
-        slowReaderMs,
-      );
+      this.#slowReaderTimer ??= setTimeout(Connection.#onSlowReaderTimer, slowReaderMs, this);
     } else if (this.#slowReaderTimer) {
       clearTimeout(this.#slowReaderTimer);
       this.#slowReaderTimer = null;
@@ -650,8 +739,9 @@ export class Connection {
       if (this.#protocol.hasPartialLine && !this.#isClosing) {
         this.#linesAtHint = this.#protocol.lines;
         this.#unterminatedTimer = setTimeout(
-          this.#contain(this.#unterminatedHintOnTimeout),
+          Connection.#onUnterminatedHintTimer,
           UNTERMINATED_HINT_MS,
+          this,
         );
       }
       return;
@@ -659,10 +749,7 @@ export class Connection {
     if (this.#protocol.hasPartialLine && !this.#isClosing) {
       if (this.#unterminatedTimer) this.#unterminatedTimer.refresh();
       else {
-        this.#unterminatedTimer = setTimeout(
-          this.#contain(this.#unterminatedTimerOnTimeout),
-          afterMs,
-        );
+        this.#unterminatedTimer = setTimeout(Connection.#onUnterminatedTimer, afterMs, this);
       }
     } else if (this.#unterminatedTimer) {
       clearTimeout(this.#unterminatedTimer);
@@ -684,6 +771,10 @@ export class Connection {
     this.#socket.resume();
   }
 }
+
+/** The Connection a socket is served by, kept on the socket for the shared listeners. */
+const CONNECTION = Symbol('helo.connection');
+type OwnedSocket = StreamSocket & { [CONNECTION]: Connection };
 
 /**
  * `127.0.0.1:53122`, `[::1]:53122`; a Unix socket's peer has no address: every local client is "unix".

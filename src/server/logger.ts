@@ -1,21 +1,81 @@
 /**
  * Structured JSON logs on stderr (README, `helo server`), through pino.
  *
- * Writes are asynchronous (pino's SonicBoom) so that one summary line per
- * session does not show in the benchmarks; `flush()` runs before exit.
+ * Writes are asynchronous and buffered (pino's SonicBoom with `minLength`)
+ * so that one summary line per session does not show in the benchmarks:
+ * unbuffered, every line was its own write(2) on a thread-pool thread plus a
+ * wake-up of the event loop, about a sixth of the CPU a whole session costs
+ * (docs/PERFORMANCE.md). Lines wait until LOG_BUFFER_BYTES have gathered or
+ * FLUSH_AFTER_MS has passed since the first of them, so a quiet server's
+ * lines still show at once to a person (or a test) reading stderr; a
+ * warning or an error is written at once.
+ * `flushLogger()` runs before a normal exit and after a stop signal, and
+ * pino writes the buffer out synchronously on `exit`, which Node also emits
+ * after an uncaught exception: only a SIGKILL loses the last few lines.
  * Payload contents are never passed to the logger anywhere in helo.
  */
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
 import type { LogLevel } from './options.js';
 
 export type { Logger };
+
+/**
+ * Each write is handed to a thread of libuv's pool and its completion wakes
+ * the event loop: on a busy core that round trip costs as much as many
+ * lines, so writes are few and large. At 5,000 sessions/s (about 1.2 MB/s of
+ * summaries) the timer, not the size, starts nearly every write: about 50
+ * writes a second.
+ */
+const LOG_BUFFER_BYTES = 32 * 1024;
+const MAX_WRITE_BYTES = 64 * 1024;
+const FLUSH_AFTER_MS = 20;
+/** In `{"level":30,...`: the first digit of the level, and the one of warn (40). */
+const LEVEL_DIGIT_AT = '{"level":'.length;
+const WARN_DIGIT = '4'.charCodeAt(0);
 
 export function createLogger(level: LogLevel, fd = 2): Logger {
   if (level === 'silent') return pino({ level: 'silent' });
   return pino(
     { level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime },
-    pino.destination({ dest: fd, sync: false }),
+    bufferedDestination(fd),
   );
+}
+
+/**
+ * SonicBoom's own `periodicFlush` would wake an idle server forever; this
+ * timer is armed only by a line written while none is pending (one Timeout,
+ * re-armed with refresh(): nothing allocated per line).
+ */
+function bufferedDestination(fd: number): DestinationStream & { flush(cb?: () => void): void } {
+  const sonic = pino.destination({
+    dest: fd,
+    sync: false,
+    minLength: LOG_BUFFER_BYTES,
+    maxWrite: MAX_WRITE_BYTES,
+  });
+  // Armed from the start (refresh() cannot revive a cleared timer); its
+  // first run finds nothing to write.
+  let isArmed = true;
+  const timer = setTimeout(() => {
+    isArmed = false;
+    sonic.flush();
+  }, FLUSH_AFTER_MS).unref();
+  return {
+    write(line: string): void {
+      sonic.write(line);
+      // pino writes the level first, `{"level":40` and up is warn, error or
+      // fatal: rare, and what someone may be waiting for; out at once.
+      // (The timer still runs: a write in progress makes flush() a no-op.)
+      if (line.charCodeAt(LEVEL_DIGIT_AT) >= WARN_DIGIT) sonic.flush();
+      if (!isArmed) {
+        isArmed = true;
+        timer.refresh();
+      }
+    },
+    flush(cb?: () => void): void {
+      sonic.flush(cb);
+    },
+  };
 }
 
 /** Writes out whatever the logger still buffers (before the process exits). */

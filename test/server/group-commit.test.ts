@@ -5,11 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { startServer } from '../../src/server/server.js';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
+import { startServerProcess } from '../../support/server-process.js';
+import { httpRequest } from '../helpers/http-client.js';
 import { delay, RawClient } from '../helpers/raw-client.js';
 
 const CLIENTS = 20;
@@ -55,4 +58,53 @@ describe('group commit', () => {
       await store.close();
     }
   });
+
+  // Issue 16: whole sessions (connect, HELO, DATA, QUIT) from concurrent
+  // clients each got their own transaction and fsync, because the server
+  // accepts one connection per event-loop turn and committed at the end of
+  // every turn. Not timing-sensitive: however slow the machine, twenty
+  // connections queued in the kernel are accepted one per turn, so each turn
+  // brings an append until the last, and a group that stays open while
+  // appends keep coming holds several of them.
+  it('commits concurrent whole sessions together (a real server process)', async () => {
+    const storeDir = await mkdtemp(join(tmpdir(), 'helo-group-sessions-'));
+    const server = startServerProcess([
+      '--store',
+      `sqlite:${join(storeDir, 'helo.db')}`,
+      '--http-port',
+      '0',
+    ]);
+    try {
+      const port = await server.listening;
+      const httpPort = Number((await server.untilStdout(/listening on ws:\/\/[^\s]*:(\d+)/))[1]);
+      const replies = await Promise.all(
+        Array.from({ length: CLIENTS }, (_, i) => wholeSession(port, i)),
+      );
+      for (const reply of replies) assert.equal(reply, '100 OK\r\n300 DRCV\r\n200 BYE\r\n');
+      const metrics = (await httpRequest(httpPort, '/metrics')).body;
+      const sum = Number(/^helo_commit_batch_size_sum (\d+)$/m.exec(metrics)?.[1]);
+      const count = Number(/^helo_commit_batch_size_count (\d+)$/m.exec(metrics)?.[1]);
+      assert.equal(sum, CLIENTS);
+      assert.ok(
+        count <= CLIENTS / 2,
+        `${CLIENTS} payloads took ${count} commits (mean batch ${(sum / count).toFixed(2)})`,
+      );
+    } finally {
+      await server.stop();
+      await rm(storeDir, { recursive: true, force: true });
+    }
+  });
 });
+
+/** Connects and sends a whole session at once, as `lineload -s` does; resolves with the replies. */
+function wholeSession(port: number, index: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    let text = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => (text += chunk));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(text));
+    socket.write(`HELO client${index}\r\nDATA hello ${index}\r\nQUIT\r\n`);
+  });
+}

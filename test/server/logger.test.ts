@@ -1,0 +1,90 @@
+/**
+ * Logs are buffered off the hot path (src/server/logger.ts: pino with
+ * `minLength`), yet no line is lost: what was logged before a SIGTERM,
+ * a SIGINT or an uncaught exception still reaches stderr.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { startServerProcess } from '../../support/server-process.js';
+import { RawClient } from '../helpers/raw-client.js';
+
+const LOGGER_MODULE = fileURLToPath(new URL('../../src/server/logger.js', import.meta.url));
+
+describe('buffered logs', () => {
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    it(`keep the summary of a session that ended just before ${signal}`, async () => {
+      const server = startServerProcess(['--store', 'memory:']);
+      try {
+        const port = await server.listening;
+        const client = await RawClient.open(port);
+        client.write('HELO logs\r\nDATA kept\r\nQUIT\r\n');
+        await client.untilEnded();
+        client.close();
+        // The summary line (about 250 bytes) is far below the 4 KiB buffer:
+        // only the flush at exit can write it out.
+        assert.equal(await server.stop(signal), 0);
+        const summaries = server
+          .stderr()
+          .split('\n')
+          .filter((line) => line.includes('"session closed"'))
+          .map((line) => JSON.parse(line) as Record<string, unknown>);
+        assert.equal(summaries.length, 1, server.stderr());
+        assert.equal(summaries[0]!.reason, 'quit');
+        assert.equal(summaries[0]!.payloads, 1);
+      } finally {
+        await server.stop('SIGKILL');
+      }
+    });
+  }
+
+  // Issue 16: one summary line per session, each in its own turn of the
+  // event loop, was one write(2) per line on a thread-pool thread.
+  it('gather lines logged in separate turns of the event loop into few writes', async () => {
+    const script = `
+      import fs from 'node:fs';
+      const { createLogger } = await import(${JSON.stringify(LOGGER_MODULE)});
+      let writes = 0;
+      const write = fs.write;
+      fs.write = (...args) => { writes++; return write(...args); };
+      const logger = createLogger('info', fs.openSync('/dev/null', 'w'));
+      for (let i = 0; i < 20; i++) {
+        logger.info({ session: i }, 'session closed');
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      process.stdout.write(String(writes));`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let stdout = '';
+    child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+    const [code] = (await once(child, 'exit')) as [number | null];
+    assert.equal(code, 0);
+    // 20 before buffering; after, one per 20 ms (FLUSH_AFTER_MS) and a first empty flush.
+    assert.ok(Number(stdout) <= 5, `20 lines took ${stdout} writes`);
+  });
+
+  it('keep the lines logged before an uncaught exception', async () => {
+    const script = `
+      const { createLogger } = await import(${JSON.stringify(LOGGER_MODULE)});
+      const logger = createLogger('info');
+      logger.info('logged earlier');
+      setTimeout(() => {
+        logger.fatal('logged in the failing turn');
+        throw new Error('uncaught on purpose');
+      }, 10);`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+    const [code] = (await once(child, 'exit')) as [number | null];
+    assert.equal(code, 1);
+    assert.match(stderr, /"msg":"logged earlier"/);
+    assert.match(stderr, /"msg":"logged in the failing turn"/);
+    assert.match(stderr, /uncaught on purpose/);
+  });
+});
