@@ -91,6 +91,8 @@ export interface ConnectionSummary {
   readonly bytesIn: number;
   readonly bytesOut: number;
   readonly reason: CloseReason;
+  /** Behind a balancer (docs/PROTOCOL.md §10): where the connection really came from; logs show both. */
+  readonly proxy?: string;
 }
 
 export interface ConnectionContext {
@@ -417,6 +419,7 @@ export class Connection {
       bytesIn: this.#bytesIn,
       bytesOut: this.#bytesOut,
       reason: this.#reason,
+      ...(this.#context.proxy ? { proxy: this.#context.proxy } : {}),
     };
     this.#context.logger.info(summary, 'session closed');
     this.#context.onClose(this, summary);

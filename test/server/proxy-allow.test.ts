@@ -1,11 +1,15 @@
 /**
  * `--proxy-allow` (src/server/proxy-stage.ts): CIDR blocks, and a bare
  * address as that one host (/32, /128), since `--proxy-allow 127.0.0.1` is
- * what people type first; anything else is refused naming the option.
+ * what people type first; anything else is refused naming the option. And
+ * a real server started that way logs both addresses of a session
+ * (docs/PROTOCOL.md §10): the client's from the header, the balancer's.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isTrustedSource, proxyAllowList } from '../../src/server/proxy-stage.js';
+import { spawnServer } from '../../support/server-process.js';
+import { RawClient } from '../helpers/raw-client.js';
 
 describe('proxyAllowList', () => {
   it('trusts the addresses inside CIDR blocks only', () => {
@@ -27,6 +31,38 @@ describe('proxyAllowList', () => {
   it('refuses what is neither, naming the option', () => {
     for (const bad of ['localhost', '10.0.0.0/33', '::1/129', '1.2.3.4/', '']) {
       assert.throws(() => proxyAllowList([bad]), /proxyAllow must be CIDR blocks/, bad);
+    }
+  });
+});
+
+describe('helo server --proxy-protocol --proxy-allow 127.0.0.1', () => {
+  it('serves a trusted balancer and logs the client and the balancer', async () => {
+    const server = await spawnServer([
+      '--store',
+      'memory:',
+      '--proxy-protocol',
+      '--proxy-allow',
+      '127.0.0.1',
+    ]);
+    try {
+      const client = await RawClient.open(server.port);
+      client.write('PROXY TCP4 203.0.113.7 127.0.0.1 5555 7777\r\nHELO\r\nQUIT\r\n');
+      await client.untilEnded();
+      assert.equal(client.text, '100 OK\r\n200 BYE\r\n');
+      const deadline = Date.now() + 5000;
+      while (!server.stderr().includes('session closed') && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      const line = server
+        .stderr()
+        .split('\n')
+        .find((entry) => entry.includes('session closed'));
+      assert.ok(line, server.stderr());
+      const summary = JSON.parse(line) as { peer: string; proxy?: string };
+      assert.equal(summary.peer, '203.0.113.7:5555');
+      assert.match(summary.proxy ?? '', /^127\.0\.0\.1:\d+$/);
+    } finally {
+      assert.equal(await server.stop(), 0);
     }
   });
 });
