@@ -569,7 +569,7 @@ export class Connection {
       // Never rejects: the next job waits for this one, whatever became of it.
       this.#workDone = Promise.all([pool.run(cpuMs), this.#workDone]).then(
         this.#contain(delayed),
-        this.#onFault,
+        (error: unknown) => this.#onFault(error),
       );
     } else delayed();
   }
