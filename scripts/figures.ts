@@ -232,10 +232,9 @@ const FIGURES: readonly Figure[] = [
     title: '`helo bench --duration 10 --ceiling`',
     docs: { en: ['docs/BENCH.md'], es: [] },
     async measure() {
-      const report = await withServer([], (port) =>
-        benchText(port, ['--duration', '10', '--ceiling']),
+      const shown = await withServer([], (port) =>
+        readerPort(benchText(port, ['--duration', '10', '--ceiling']), port),
       );
-      const shown = report.replace(/tcp:\/\/127\.0\.0\.1:(\d+)(?=: HELO)/, 'tcp://127.0.0.1:7777');
       return () => ['```', shown.trimEnd(), '```'].join('\n');
     },
   },
