@@ -47,18 +47,7 @@ export async function renderModesSvg(
   const decades = Array.from({ length: high - low + 1 }, (_, index) => 10 ** (low + index));
   const legend = { title: '--mode', orient: 'bottom', direction: 'horizontal' } as const;
   const spec: TopLevelSpec = {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: {
-      text: options.title,
-      subtitle: [...options.subtitle],
-      offset: 14,
-      anchor: 'start',
-      fontSize: 15,
-      subtitleFontSize: 11,
-      subtitleColor: '#555',
-    },
-    background: 'white',
-    padding: 12,
+    ...plotFrame(options.title, options.subtitle),
     data: { values },
     facet: {
       column: {
@@ -128,6 +117,29 @@ export async function renderModesSvg(
     resolve: { scale: { y: 'shared' } },
     config: { font: 'sans-serif', view: { stroke: '#ccc' } },
   };
+  return renderSvg(spec);
+}
+
+/** What every helo plot starts with: its title, subtitle lines, background and margin. */
+export function plotFrame(title: string, subtitle: readonly string[]) {
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: {
+      text: title,
+      subtitle: [...subtitle],
+      offset: 14,
+      anchor: 'start' as const,
+      fontSize: 15,
+      subtitleFontSize: 11,
+      subtitleColor: '#555',
+    },
+    background: 'white',
+    padding: 12,
+  };
+}
+
+/** A Vega-Lite spec as SVG text, headless (no canvas, no browser). */
+export async function renderSvg(spec: TopLevelSpec): Promise<string> {
   const view = new View(parse(compile(spec).spec), { renderer: 'none' });
   try {
     return await view.toSVG();

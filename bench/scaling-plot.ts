@@ -5,8 +5,8 @@
  * bench/plot.ts: compiled to vega, rendered headless to SVG
  * (`renderer: 'none'`), no canvas, no browser.
  */
-import { parse, View } from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
+import { type TopLevelSpec } from 'vega-lite';
+import { plotFrame, renderSvg } from './plot.js';
 import { COMPONENTS, type Cell, LOADS, loadLabel, SETUPS, setupLabel } from './scaling-report.js';
 
 export async function renderScalingSvg(
@@ -49,18 +49,7 @@ export async function renderScalingSvg(
     header: { labelFontSize: 12, labelFontWeight: 'bold' },
   } as const;
   const spec: TopLevelSpec = {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: {
-      text: options.title,
-      subtitle: [...options.subtitle],
-      offset: 14,
-      anchor: 'start',
-      fontSize: 15,
-      subtitleFontSize: 11,
-      subtitleColor: '#555',
-    },
-    background: 'white',
-    padding: 12,
+    ...plotFrame(options.title, options.subtitle),
     vconcat: [
       {
         data: { values: medians },
@@ -135,10 +124,5 @@ export async function renderScalingSvg(
     ],
     config: { font: 'sans-serif', view: { stroke: '#ccc' } },
   };
-  const view = new View(parse(compile(spec).spec), { renderer: 'none' });
-  try {
-    return await view.toSVG();
-  } finally {
-    view.finalize();
-  }
+  return renderSvg(spec);
 }
