@@ -26,12 +26,21 @@
  * measured (run-load.ts): at 90% of its CPUs or more it, not the server,
  * set the pace, and the report says which figures are lower bounds.
  *
+ * `--lineload PATH` drives the same servers, in the same turns, with the
+ * outside C load generator instead (../shared/tools/lineload: build it
+ * there with make; it is an instrument beside the project, not a
+ * dependency): the cross-check docs/PERFORMANCE.md reports. It is pinned like
+ * helo's generator; the server's CPU time is then counted over the measured
+ * seconds only, after lineload's warm-up.
+ *
  * Usage: npm run bench -- [--quick] [--json] [--repetitions N] [--duration S]
  *          [--warmup S] [--connections N] [--threads T] [--pin auto|on|off]
- *          [--server-arg ARG]...
+ *          [--server-arg ARG]... [--lineload PATH]
  * (build first: npm run build, which npm install runs.)
  */
-import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -122,6 +131,8 @@ interface Settings {
   readonly threads: number;
   readonly pin: PinSetting;
   readonly serverArgs: readonly string[];
+  /** The lineload program, when it (not helo's generator) drives the load. */
+  readonly lineload: string | null;
 }
 
 /** One load against one server. */
@@ -186,8 +197,14 @@ function settingsFromArgs(): Settings {
       threads: { type: 'string' },
       pin: { type: 'string', default: 'auto' },
       'server-arg': { type: 'string', multiple: true, default: [] },
+      lineload: { type: 'string' },
     },
   });
+  if (values.lineload !== undefined && !existsSync(values.lineload)) {
+    throw new Error(
+      `--lineload: no program at ${values.lineload} (make -C ../shared/tools/lineload)`,
+    );
+  }
   const positive = (name: string, raw: string): number => {
     const value = Number(raw);
     if (!(value > 0)) throw new Error(`--${name} must be a positive number, got '${raw}'`);
@@ -210,6 +227,7 @@ function settingsFromArgs(): Settings {
         : Math.round(positive('threads', values.threads)),
     pin: values.pin as PinSetting,
     serverArgs: values['server-arg'],
+    lineload: values.lineload ?? null,
   };
 }
 
@@ -268,12 +286,94 @@ async function commitBatches(httpPort: number): Promise<{ sum: number; count: nu
   }
 }
 
+/** What lineload prints at the end of a run (one JSON line; the fields used here). */
+interface LineloadResult {
+  readonly rps: number;
+  readonly done: number;
+  readonly errors: number;
+  readonly client_cpu: number;
+}
+
+/** lineload's request and expected reply for a scenario (its escapes: `\x20` is a space). */
+function lineloadArgs(scenario: Scenario): string[] {
+  if (scenario.workload === 'session') {
+    const payload = 'x'.repeat(scenario.payloadBytes);
+    return [
+      '-s',
+      '-r',
+      `HELO\\r\\nDATA\\x20${payload}\\r\\nQUIT\\r\\n`,
+      '-e',
+      '100\\x20OK\\r\\n300\\x20DRCV\\r\\n200\\x20BYE\\r\\n',
+    ];
+  }
+  const pipeline = ['-P', String(scenario.pipeline)];
+  if (scenario.workload === 'data') {
+    const payload = 'x'.repeat(scenario.payloadBytes);
+    return [...pipeline, '-r', `DATA\\x20${payload}\\r\\n`, '-e', '300\\x20DRCV\\r\\n'];
+  }
+  return [...pipeline, '-r', 'HELO\\r\\n', '-e', '100\\x20OK\\r\\n'];
+}
+
+/** One load from lineload, pinned like helo's generator; server CPU over the measured seconds. */
+async function measureWithLineload(
+  lineload: string,
+  server: ChildServer,
+  scenario: Scenario,
+  settings: Settings,
+  httpPort: number | null,
+): Promise<Measurement> {
+  const seconds = (ms: number): string => String(Math.max(ms / 1000, 0));
+  const args = [
+    '-p',
+    String(server.port),
+    '-c',
+    String(settings.connections),
+    '-d',
+    seconds(settings.durationMs),
+    '-w',
+    seconds(settings.warmupMs),
+    ...lineloadArgs(scenario),
+  ];
+  // This process already runs on the generator's CPUs (pinLoadGenerator): lineload inherits them.
+  const child = spawn(lineload, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  let output = '';
+  child.stdout.setEncoding('utf8').on('data', (text: string) => (output += text));
+  const exited = once(child, 'exit');
+  await new Promise((resolve) => setTimeout(resolve, settings.warmupMs));
+  const cpuBefore = treeCpuSeconds(server.pid);
+  const startedAt = performance.now();
+  const [code] = (await exited) as [number | null];
+  const wallSeconds = (performance.now() - startedAt) / 1000;
+  const cpuAfter = treeCpuSeconds(server.pid);
+  const last = output.trim().split('\n').at(-1) ?? '';
+  if (code !== 0 || !last.startsWith('{')) {
+    throw new Error(`lineload exited with ${code}: ${output.trim() || '(nothing printed)'}`);
+  }
+  const result = JSON.parse(last) as LineloadResult;
+  const serverCpuSeconds = cpuBefore === null || cpuAfter === null ? null : cpuAfter - cpuBefore;
+  return {
+    throughput: result.rps,
+    problems: result.errors,
+    generatorCpu: result.client_cpu,
+    serverCpus:
+      serverCpuSeconds === null ? null : Math.round((serverCpuSeconds / wallSeconds) * 100) / 100,
+    serverCpuUsPerUnit:
+      serverCpuSeconds === null || result.done === 0
+        ? null
+        : Math.round((serverCpuSeconds / result.done) * 1e7) / 10,
+    batch: httpPort === null ? null : await commitBatches(httpPort),
+  };
+}
+
 async function measure(
   server: ChildServer,
   scenario: Scenario,
   settings: Settings,
   httpPort: number | null,
 ): Promise<Measurement> {
+  if (settings.lineload !== null) {
+    return measureWithLineload(settings.lineload, server, scenario, settings, httpPort);
+  }
   const plan = workloadPlan(scenario.workload, Math.max(1, scenario.payloadBytes));
   const cpuBefore = treeCpuSeconds(server.pid);
   const startedAt = performance.now();
@@ -610,8 +710,11 @@ function formatTable(
       `vs the baseline server, and SQLite (the default store) vs memory:`,
     `median of ${settings.repetitions} repetition${settings.repetitions === 1 ? '' : 's'} of ` +
       `${settings.durationMs / 1000} s (after ${settings.warmupMs / 1000} s of warm-up), ` +
-      `${settings.connections} connections, ${settings.threads} load thread` +
-      `${settings.threads === 1 ? '' : 's'}; ratios per repetition, then their median`,
+      `${settings.connections} connections, ` +
+      (settings.lineload === null
+        ? `${settings.threads} load thread${settings.threads === 1 ? '' : 's'}`
+        : `load from lineload (${settings.lineload})`) +
+      '; ratios per repetition, then their median',
     `${machine.cpuModel}, ${machine.cpus} CPUs; helo ${machine.commit ?? 'commit unknown'}; ` +
       `load average ${context.loadAtStart} -> ${loadAverage()}; ${context.seconds} s in all`,
     pinning.description,
@@ -620,7 +723,7 @@ function formatTable(
     '',
     'Throughput in requests/s (W1-W3) and sessions/s (W4); aims in parentheses. batch: mean',
     'records per SQLite group commit (helo_commit_batch_size). CPU µs/unit: server CPU time',
-    'per request (W4: per session), warm-up included; by CPU: baseline µs / helo µs, what',
+    `per request (W4: per session), ${settings.lineload === null ? 'warm-up included' : 'measured seconds only'}; by CPU: baseline µs / helo µs, what`,
     'helo/baseline would be with a CPU each to themselves (steadier on a busy machine).',
     "Last column: the load generator's CPU use (of its CPUs) / the server's (in CPUs), medians.",
     '',
