@@ -1,7 +1,7 @@
 /**
  * The report card's words, in English and in Spanish (neutral Latin
  * American). Check names stay in English in both: they are the anchors of
- * docs/GRADING.md and docs/GRADING.es.md and the keys of `--json`.
+ * docs/GRADING.md (and its Spanish twin) and the keys of `--json`.
  */
 export type Lang = 'en' | 'es';
 
