@@ -30,7 +30,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { connect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { readRss } from '../support/process-rss.js';
+import { processTree, treeRss } from '../bench/process-tree-rss.js';
 import { HELO_BIN, REPO_ROOT, spawnServer } from '../support/server-process.js';
 
 type Lang = 'en' | 'es';
@@ -130,36 +130,18 @@ function table(
   return [line(header), rule, ...rows.map(line)].join('\n');
 }
 
-function hasThreadsMode(): boolean {
-  const help = spawnSync(process.execPath, [HELO_BIN, 'server', '--help'], {
-    encoding: 'utf8',
-  }).stdout;
-  return /\bthreads\b/.test(help) && help.includes('--threads');
-}
-
-/** `pid` and its descendants, from /proc (a cluster's workers, fork's session children). */
-function processTree(pid: number): number[] {
-  const children = spawnSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
-    .stdout.split('\n')
-    .filter((line) => line !== '')
-    .map(Number);
-  return [pid, ...children.flatMap(processTree)];
-}
-
 /** Resident and proportional set size of a process tree, in MiB. */
 function treeMemory(pid: number): { rss: number; pss: number } {
-  let rss = 0;
   let pss = 0;
   for (const member of processTree(pid)) {
     try {
-      rss += readRss(member);
       const rollup = readFileSync(`/proc/${member}/smaps_rollup`, 'utf8');
       pss += Number(/^Pss:\s+(\d+)\s+kB/m.exec(rollup)?.[1] ?? 0) * 1024;
     } catch {
       // a child that ended meanwhile
     }
   }
-  return { rss: rss / 2 ** 20, pss: pss / 2 ** 20 };
+  return { rss: treeRss(pid) / 2 ** 20, pss: pss / 2 ** 20 };
 }
 
 function median(values: readonly number[]): number {
@@ -268,15 +250,11 @@ const FIGURES: readonly Figure[] = [
     title: 'CPU-bound vs waiting work, one process vs several',
     docs: { en: ['docs/TOUR.md'], es: ['docs/TOUR.es.md'] },
     async measure() {
-      const models: { readonly label: string; readonly args: readonly string[] }[] = [
-        { label: '`event-loop`', args: [] },
+      const models = [
+        { label: '`event-loop`', args: [] as string[] },
         { label: '`cluster --workers 2`', args: ['--mode', 'cluster', '--workers', '2'] },
+        { label: '`threads --threads 2`', args: ['--mode', 'threads', '--threads', '2'] },
       ];
-      if (hasThreadsMode())
-        models.push({
-          label: '`threads --threads 2`',
-          args: ['--mode', 'threads', '--threads', '2'],
-        });
       const works = [
         {
           en: '`--work-cpu-ms 5` (CPU)',
