@@ -45,6 +45,12 @@ export function createLogger(level: LogLevel, fd = 2): Logger {
  * SonicBoom's own `periodicFlush` would wake an idle server forever; this
  * timer is armed only by a line written while none is pending (one Timeout,
  * re-armed with refresh(): nothing allocated per line).
+ *
+ * A flush asked for while a write is in progress does nothing, and when that
+ * write ends SonicBoom keeps whatever is below `minLength` without a word:
+ * so the bytes still waiting are counted here, and the end of each write
+ * (`drain`) flushes them or arms the timer again. Without that, a line logged
+ * during a slow write waited for the next line, however long that took.
  */
 function bufferedDestination(fd: number): DestinationStream & { flush(cb?: () => void): void } {
   const sonic = pino.destination({
@@ -53,6 +59,8 @@ function bufferedDestination(fd: number): DestinationStream & { flush(cb?: () =>
     minLength: LOG_BUFFER_BYTES,
     maxWrite: MAX_WRITE_BYTES,
   });
+  let waitingBytes = 0;
+  let isUrgent = false;
   // Armed from the start (refresh() cannot revive a cleared timer); its
   // first run finds nothing to write.
   let isArmed = true;
@@ -60,17 +68,33 @@ function bufferedDestination(fd: number): DestinationStream & { flush(cb?: () =>
     isArmed = false;
     sonic.flush();
   }, FLUSH_AFTER_MS).unref();
+  const arm = (): void => {
+    if (isArmed) return;
+    isArmed = true;
+    timer.refresh();
+  };
+  sonic.on('write', (written: number) => {
+    waitingBytes = Math.max(0, waitingBytes - written);
+  });
+  sonic.on('drain', () => {
+    if (waitingBytes === 0) return;
+    if (isUrgent) {
+      isUrgent = false;
+      sonic.flush();
+    } else arm();
+  });
   return {
     write(line: string): void {
+      waitingBytes += Buffer.byteLength(line);
       sonic.write(line);
       // pino writes the level first, `{"level":40` and up is warn, error or
-      // fatal: rare, and what someone may be waiting for; out at once.
-      // (The timer still runs: a write in progress makes flush() a no-op.)
-      if (line.charCodeAt(LEVEL_DIGIT_AT) >= WARN_DIGIT) sonic.flush();
-      if (!isArmed) {
-        isArmed = true;
-        timer.refresh();
+      // fatal: rare, and what someone may be waiting for; out at once (or at
+      // the end of the write in progress).
+      if (line.charCodeAt(LEVEL_DIGIT_AT) >= WARN_DIGIT) {
+        isUrgent = true;
+        sonic.flush();
       }
+      arm();
     },
     flush(cb?: () => void): void {
       sonic.flush(cb);

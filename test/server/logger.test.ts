@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { describe, it } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { startServerProcess } from '../../support/server-process.js';
 import { RawClient } from '../helpers/raw-client.js';
@@ -23,7 +24,7 @@ describe('buffered logs', () => {
         client.write('HELO logs\r\nDATA kept\r\nQUIT\r\n');
         await client.untilEnded();
         client.close();
-        // The summary line (about 250 bytes) is far below the 4 KiB buffer:
+        // The summary line (about 250 bytes) is far below the 32 KiB buffer:
         // only the flush at exit can write it out.
         assert.equal(await server.stop(signal), 0);
         const summaries = server
@@ -86,5 +87,35 @@ describe('buffered logs', () => {
     assert.match(stderr, /"msg":"logged earlier"/);
     assert.match(stderr, /"msg":"logged in the failing turn"/);
     assert.match(stderr, /uncaught on purpose/);
+  });
+
+  // CI, 2026-12-07: a session summary logged while the warning before it was
+  // still being written stayed in the buffer for good (the timer had fired
+  // during the write, when flushing does nothing).
+  it('write out a line logged while an earlier write is still in progress', async () => {
+    const script = `
+      const { createLogger } = await import(${JSON.stringify(LOGGER_MODULE)});
+      const logger = createLogger('info', 1);
+      // Bigger than the pipe holds: this write lasts until the parent reads.
+      logger.warn({ filler: 'x'.repeat(1024 * 1024) }, 'a long warning');
+      logger.info('logged during the write');
+      setTimeout(() => {}, 5_000);`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    try {
+      child.stdout.pause();
+      await delay(300);
+      let stdout = '';
+      child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+      child.stdout.resume();
+      for (let tries = 0; tries < 100 && !stdout.includes('during the write'); tries++) {
+        await delay(20);
+      }
+      assert.match(stdout, /"msg":"a long warning"/);
+      assert.match(stdout, /"msg":"logged during the write"/);
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 });
