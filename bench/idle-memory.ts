@@ -9,6 +9,10 @@
  *     per connection, from before the first connection to after the last,
  *     and between half and all of them (the marginal cost, which leaves out
  *     one-off growth such as the heap's first expansions);
+ *   - the same growth again after the server has sat idle for a while
+ *     (`--idle`, 40 s): V8 gives back most of the young generation it grew
+ *     during the burst of connections some 20-30 s after allocation stops,
+ *     and what is left is what the idle connections themselves keep;
  *   - how long a NEW client waits for its HELO reply while they are held
  *     (median of several tries), against the same server when it is idle;
  *     issue 6's target, reported as met or not: all 10,000 held, and that
@@ -17,7 +21,7 @@
  * Writes its section of docs/benchmarks.md.
  *
  * Usage: npm run bench:memory -- [--connections N] [--batch N] [--probes N]
- *          [--settle S] [--json] [--no-docs]
+ *          [--settle S] [--idle S] [--json] [--no-docs]
  * Needs `ulimit -n` above the number of connections (in this process, and
  * in the server, which inherits it).
  */
@@ -46,7 +50,7 @@ import {
   openFilesLimit,
 } from './machine.js';
 import { formatCount, formatMs, markdownTable } from './markdown-table.js';
-import { canReadRss, sampleRss } from '../support/process-rss.js';
+import { canReadRss, readRss, sampleRss } from '../support/process-rss.js';
 
 const HELO_BIN = fileURLToPath(new URL('../../bin/helo', import.meta.url));
 const HOST = '127.0.0.1';
@@ -59,6 +63,8 @@ const NEW_CLIENT_TARGET_MS = 100;
 const CONNECT_TIMEOUT_MS = 30_000;
 /** Caps V8's young generation at 1 MiB per semi-space (the default grows to 16). */
 const YOUNG_CAP_FLAG = '--max-semi-space-size=1';
+/** How often RSS is read during the idle wait (the report shows when it fell). */
+const IDLE_READING_EVERY_MS = 2_500;
 
 /** Without HELO_* variables, so that the server runs with the flags given and nothing else. */
 const CLEAN_ENV = Object.fromEntries(
@@ -70,6 +76,8 @@ interface Settings {
   readonly batch: number;
   readonly probes: number;
   readonly settleMs: number;
+  /** How long the readings go on after the last connection, for the idle figure. */
+  readonly idleMs: number;
   readonly json: boolean;
   readonly docs: boolean;
   readonly command: string;
@@ -82,13 +90,16 @@ interface ServerResult {
   readonly rssBefore: number;
   readonly rssHalf: number;
   readonly rssAfter: number;
+  /** With every connection, after `idleMs` with nothing happening. */
+  readonly rssIdle: number;
+  /** Seconds after the last connection, and RSS then: the readings of the idle wait. */
+  readonly idleReadings: readonly (readonly [seconds: number, rss: number])[];
   readonly connections: number;
   readonly half: number;
   /** Bytes per connection, 0 -> all and half -> all. */
   readonly perConnection: number;
+  readonly idlePerConnection: number;
   readonly marginalPerConnection: number;
-  /** Growth of V8's young generation (new space), bytes in all: one-off, not per connection. */
-  readonly youngGenerationGrowth: number;
   /** New-client HELO reply times, ms. */
   readonly idleProbe: ProbeSummary;
   readonly loadedProbe: ProbeSummary;
@@ -113,6 +124,7 @@ function settingsFromArgs(): Settings {
       batch: { type: 'string', default: '250' },
       probes: { type: 'string', default: '20' },
       settle: { type: 'string', default: '2' },
+      idle: { type: 'string', default: '40' },
       json: { type: 'boolean', default: false },
       'no-docs': { type: 'boolean', default: false },
     },
@@ -129,11 +141,16 @@ function settingsFromArgs(): Settings {
   const settle = Number(values.settle);
   if (!(settle >= 0))
     throw new Error(`--settle must be a number of seconds, got '${values.settle}'`);
+  const idle = Number(values.idle);
+  if (!(idle >= settle)) {
+    throw new Error(`--idle must be a number of seconds >= --settle, got '${values.idle}'`);
+  }
   return {
     connections: whole('connections', values.connections, 2),
     batch: whole('batch', values.batch, 1),
     probes: whole('probes', values.probes, 1),
     settleMs: settle * 1000,
+    idleMs: idle * 1000,
     json: values.json,
     docs: !values['no-docs'],
     command: ['npm run bench:memory', ...(kept.length > 0 ? ['--', ...kept] : [])].join(' '),
@@ -239,9 +256,20 @@ async function measureServer(
       CONNECT_TIMEOUT_MS,
       sockets,
     );
-    const openSeconds = (performance.now() - openedAt) / 1000;
+    const lastConnectionAt = performance.now();
+    const openSeconds = (lastConnectionAt - openedAt) / 1000;
     await sleep(settings.settleMs);
     const rssAfter = await sampleRss(server.pid);
+    const idleReadings: [number, number][] = [];
+    note(`${name}: waiting ${settings.idleMs / 1000} s idle`);
+    for (;;) {
+      const seconds = (performance.now() - lastConnectionAt) / 1000;
+      if (seconds * 1000 >= settings.idleMs) break;
+      await sleep(Math.min(IDLE_READING_EVERY_MS, settings.idleMs - seconds * 1000));
+      idleReadings.push([(performance.now() - lastConnectionAt) / 1000, readRss(server.pid)]);
+    }
+    const rssIdle = await sampleRss(server.pid);
+    // After every natural reading, not before: a collection must not flatter them.
     const heapAfter = await requestHeapReport(server.pid, reportFile);
     note(`${name}: ${formatCount(sockets.length)} idle connections held; probing a new client`);
     const loadedProbe = await probe(server.port, settings);
@@ -257,10 +285,12 @@ async function measureServer(
       rssBefore,
       rssHalf,
       rssAfter,
+      rssIdle,
+      idleReadings,
       connections: held,
       half: heldAtHalf,
       perConnection: held > 0 ? (rssAfter - rssBefore) / held : 0,
-      youngGenerationGrowth: newSpace(heapAfter) - newSpace(heapBefore),
+      idlePerConnection: held > 0 ? (rssIdle - rssBefore) / held : 0,
       marginalPerConnection: held > heldAtHalf ? (rssAfter - rssHalf) / (held - heldAtHalf) : 0,
       idleProbe,
       loadedProbe,
@@ -400,9 +430,10 @@ function formatSection(
       `${settings.batch} at a time (each batch answered before the next, so that the accept ` +
       'backlog is never overrun); each connection sends `HELO` and gets `100 OK`, then stays ' +
       "open and silent. The server's resident memory (VmRSS, /proc/PID/status) is read " +
-      `${settings.settleMs / 1000} s after the last connection, as the median of 5 readings ` +
-      '200 ms apart, before any idle connection and with all of them: **per connection** is ' +
-      'the growth divided by the connections. A garbage collection may or may not have run ' +
+      'as the median of 5 readings 200 ms apart: before any connection, ' +
+      `${settings.settleMs / 1000} s after the last one (**right after**), and again after ` +
+      `${settings.idleMs / 1000} s with nothing happening (**idle**); per connection is the ` +
+      'growth divided by the connections. A garbage collection may or may not have run ' +
       'before a reading, which makes it noisy by a few hundred bytes per connection. Kernel ' +
       'socket buffers are not in RSS and not counted. **new client HELO** is the time from ' +
       `\`connect()\` to \`100 OK\` for a fresh client, median (p90, max) of ${settings.probes} ` +
@@ -422,8 +453,10 @@ function formatSection(
       [
         'server',
         'RSS before',
-        `RSS with ${count}`,
+        `RSS with ${count}, right after`,
         'per connection',
+        `RSS after ${settings.idleMs / 1000} s idle`,
+        'per connection, idle',
         'new client HELO, idle',
         `new client HELO, ${count} held`,
         'failed connections',
@@ -432,37 +465,65 @@ function formatSection(
         result.name,
         `${mib(result.rssBefore)} MiB`,
         `${mib(result.rssAfter)} MiB`,
-        `**${kib(result.perConnection)} KiB**`,
+        `${kib(result.perConnection)} KiB`,
+        `${mib(result.rssIdle)} MiB`,
+        `**${kib(result.idlePerConnection)} KiB**`,
         probeCell(result.idleProbe),
         probeCell(result.loadedProbe),
         failureCell(result),
       ]),
-      ['left', 'right', 'right', 'right', 'right', 'right', 'right'],
+      ['left', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'right'],
     ),
     '',
-    'Where the memory went: right after those readings, each server ran a full garbage ' +
+    'Where the memory went: after the idle readings, each server ran a full garbage ' +
       "collection and reported `process.memoryUsage()` and the sizes of V8's heap spaces. " +
-      "**young generation**: how much V8's new space grew, in all (it is empty after the " +
-      'collection, and not all of it need be resident); the other columns are growth per ' +
+      '**given back while idle**: how much resident memory the server returned between the ' +
+      'two readings, in all, and when most of it went; **young generation**: the size of ' +
+      "V8's new space before the connections and now; the other columns are growth per " +
       'connection, from none to all.',
     '',
     markdownTable(
-      ['server', 'young generation', 'RSS after GC', 'live JS objects', 'the rest'],
+      [
+        'server',
+        'given back while idle',
+        'young generation',
+        'RSS after GC',
+        'live JS objects',
+        'the rest',
+      ],
       results.map((result) => {
         const parts = afterGc(result);
+        const fell = fallTime(result);
         return [
           result.name,
-          `${mib(result.youngGenerationGrowth)} MiB`,
+          `${mib(result.rssAfter - result.rssIdle)} MiB` +
+            (fell === null ? '' : `, by ${fell.toFixed(0)} s`),
+          `${mib(newSpace(result.heapBefore))} → ${mib(newSpace(result.heapAfter))} MiB`,
           `${kib(parts.rss)} KiB`,
           `${kib(parts.live)} KiB`,
           `${kib(parts.rss - parts.live)} KiB`,
         ];
       }),
-      ['left', 'right', 'right', 'right', 'right'],
+      ['left', 'right', 'right', 'right', 'right', 'right'],
     ),
     '',
     ...findings(results, count, settings),
   ].join('\n');
+}
+
+/** Seconds after the last connection when RSS had fallen most of the way to its idle figure. */
+function fallTime(result: ServerResult): number | null {
+  const drop = result.rssAfter - result.rssIdle;
+  if (drop < 2 ** 20) return null;
+  const reading = result.idleReadings.find(([, rss]) => rss <= result.rssIdle + drop / 4);
+  return reading === undefined ? null : reading[0];
+}
+
+function describeFall(result: ServerResult): string {
+  const seconds = fallTime(result);
+  return seconds === null
+    ? 'by the last reading'
+    : `within ${seconds.toFixed(0)} s of the last connection`;
 }
 
 /** What the numbers say, each sentence checked against them. */
@@ -470,7 +531,6 @@ function findings(results: readonly ServerResult[], count: string, settings: Set
   const [helo, capped, baseline] = results as [ServerResult, ServerResult, ServerResult];
   const verdict = (bytes: number): string => (bytes <= AIM_BYTES ? 'met' : 'not met');
   const target = scaleTarget(helo, settings);
-  const youngShare = helo.youngGenerationGrowth / helo.connections;
   const live = afterGc(helo).live;
   const baseLive = afterGc(baseline).live;
   return [
@@ -480,23 +540,23 @@ function findings(results: readonly ServerResult[], count: string, settings: Set
       `(${failureCell(helo)} failed); a new client's HELO answered in ` +
       `${formatMs(helo.loadedProbe.median)} ms at the median of ${helo.loadedProbe.tries} tries ` +
       `(${formatMs(helo.idleProbe.median)} ms with none held).`,
-    `- **Aim, for context: at most ${AIM_BYTES / 1024} KiB per idle connection in event-loop ` +
-      'mode (docs/PERFORMANCE.md).** This run: ' +
-      `${kib(helo.perConnection)} KiB with Node's defaults (${verdict(helo.perConnection)}), ` +
-      `${kib(capped.perConnection)} KiB with the young generation capped ` +
-      `(${verdict(capped.perConnection)}); the baseline, ${kib(baseline.perConnection)} KiB ` +
-      'with the defaults.',
-    `- **The young generation is a one-off cost.** V8 allocates new objects in a small ` +
+    `- **Aim: at most ${AIM_BYTES / 1024} KiB per idle connection in event-loop mode, at ` +
+      "Node's defaults (issue 16, docs/PERFORMANCE.md): " +
+      `${verdict(helo.idlePerConnection)}.** This run: ${kib(helo.idlePerConnection)} KiB once ` +
+      `idle for ${settings.idleMs / 1000} s, ${kib(helo.perConnection)} KiB right after the ` +
+      `burst of connections; with the young generation capped ${kib(capped.idlePerConnection)} ` +
+      `and ${kib(capped.perConnection)} KiB; the baseline ${kib(baseline.idlePerConnection)} ` +
+      `and ${kib(baseline.perConnection)} KiB.`,
+    `- **The young generation is a passing cost.** V8 allocates new objects in a small ` +
       '"new space" and lets it grow (by default, up to two semi-spaces of 16 MiB) while a ' +
-      'program allocates fast, as a server does while thousands of clients connect at once. ' +
-      `It grew by ${mib(helo.youngGenerationGrowth)} MiB in helo ` +
-      `(${mib(baseline.youngGenerationGrowth)} MiB in the baseline) and stayed that big, ` +
-      'empty, after a full collection. That growth has a ceiling (32 MiB here), so it would ' +
-      'be no larger with 100,000 connections, but divided by ' +
-      `${count} it is up to ${kib(youngShare)} KiB of the ` +
-      `per-connection figure. \`node ${YOUNG_CAP_FLAG}\` keeps it small (at the price of ` +
-      'more frequent minor collections), and then what is left is the cost of the ' +
-      `connections themselves: ${kib(capped.perConnection)} KiB each.`,
+      'program allocates fast, as a server does while thousands of clients connect at once; ' +
+      'once allocation stops, its memory reducer collects again and shrinks it. Right after ' +
+      `the burst helo held ${kib(helo.perConnection - helo.idlePerConnection)} KiB per ` +
+      `connection more than once idle (${mib(helo.rssAfter - helo.rssIdle)} MiB in all, given ` +
+      `back ${describeFall(helo)}; the baseline ${mib(baseline.rssAfter - baseline.rssIdle)} ` +
+      `MiB). \`node ${YOUNG_CAP_FLAG}\` keeps it from growing at all, at the price of more ` +
+      'frequent minor collections; since the memory comes back by itself, helo keeps ' +
+      "Node's defaults.",
     `- **What a connection keeps.** Live JavaScript objects grew by ${kib(live)} KiB per ` +
       `connection in helo and ${kib(baseLive)} KiB in the baseline. The baseline's is what ` +
       'any Node.js server keeps for an open socket (the `net.Socket` object and its stream ' +
