@@ -455,7 +455,11 @@ export async function run(argv: string[]): Promise<number> {
     throw error;
   }
   // A stop signal that came while the listeners opened: close at once,
-  // without announcing addresses that are about to go away.
+  // without announcing addresses that are about to go away. Node hears of a
+  // signal in the poll phase of the event loop, and opening the listeners may
+  // end without one: two setImmediate hops put a poll phase in between.
+  await nextTurn();
+  await nextTurn();
   if (stopSignalReceived() === null) {
     // After start: a command line that cannot run says only why (one line).
     if (tokenOnCommandLine(argv)) {
@@ -512,4 +516,8 @@ export async function run(argv: string[]): Promise<number> {
   }
   flushLogger(logger);
   return status;
+}
+
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
