@@ -634,7 +634,9 @@ function formatSection(run: Run): string {
     'Steady connections this time (the `helo` workload: `HELO` and `100 OK`, over and over, ' +
       'one request in flight per connection), so that only the serving of requests is ' +
       'compared; the W4 row alone compares whole sessions/s (connect, `HELO`, `DATA`, `QUIT`), ' +
-      `where every connection is accepted, admitted and stored through the primary. Each ratio is the median of ${settings.repetitions} repetition(s) of both ` +
+      'where the workers accept the connections themselves, but each one is admitted with a ' +
+      'slot the primary lends (32 at a time) and each payload is stored by the primary, one ' +
+      `IPC round trip per batch. Each ratio is the median of ${settings.repetitions} repetition(s) of both ` +
       'servers in turn (alternating which goes first), each measured like a cell above. ' +
       'In brackets after each repetition: how many of the connections each cluster worker ' +
       'was serving (from `ss -tnp`, during the measurement); the kernel, not helo, decides.',
