@@ -19,6 +19,9 @@ export interface MemoryStoreOptions {
   readonly onCommit?: (info: CommitInfo) => void;
 }
 
+const GATHER_MAX_RECORDS = 1024;
+const GATHER_MAX_MS = 4;
+
 interface PendingAppend {
   readonly record: StoredRecord;
   readonly resolve: (id: number) => void;
@@ -30,6 +33,8 @@ export class MemoryStore implements Store {
   readonly #onCommit: ((info: CommitInfo) => void) | undefined;
   #pending: PendingAppend[] = [];
   #flushImmediate: NodeJS.Immediate | undefined;
+  #arrivedSinceCheck = 0;
+  #gatherStartedAt = 0;
   #nextId = 1;
   #isOpen = true;
 
@@ -56,7 +61,11 @@ export class MemoryStore implements Store {
     };
     return new Promise<number>((resolve) => {
       this.#pending.push({ record: stored, resolve });
-      this.#flushImmediate ??= setImmediate(() => this.#flush());
+      this.#arrivedSinceCheck++;
+      if (this.#flushImmediate === undefined) {
+        this.#gatherStartedAt = performance.now();
+        this.#flushImmediate = setImmediate(this.#onGatherTurn);
+      }
     });
   }
 
@@ -77,8 +86,23 @@ export class MemoryStore implements Store {
     this.#flush();
   }
 
+  readonly #onGatherTurn = (): void => {
+    const arrived = this.#arrivedSinceCheck;
+    this.#arrivedSinceCheck = 0;
+    if (
+      arrived > 0 &&
+      this.#pending.length < GATHER_MAX_RECORDS &&
+      performance.now() - this.#gatherStartedAt < GATHER_MAX_MS
+    ) {
+      this.#flushImmediate = setImmediate(this.#onGatherTurn);
+      return;
+    }
+    this.#flush();
+  };
+
   #flush(): void {
     this.#flushImmediate = undefined;
+    this.#arrivedSinceCheck = 0;
     const batch = this.#pending;
     if (batch.length === 0) return;
     this.#pending = [];
