@@ -58,6 +58,7 @@ function bufferedDestination(fd: number): DestinationStream & { flush(cb?: () =>
     sync: false,
     minLength: LOG_BUFFER_BYTES,
     maxWrite: MAX_WRITE_BYTES,
+    contentMode: 'buffer',
   });
   let waitingBytes = 0;
   let isUrgent = false;
@@ -85,8 +86,13 @@ function bufferedDestination(fd: number): DestinationStream & { flush(cb?: () =>
   });
   return {
     write(line: string): void {
-      waitingBytes += Buffer.byteLength(line);
-      sonic.write(line);
+      // As a Buffer: in its default (string) mode SonicBoom appends each line
+      // to one string and measures that whole string's byte length at every
+      // write, which flattens it: up to LOG_BUFFER_BYTES copied per line, a
+      // tenth of a whole session's CPU (docs/PERFORMANCE.md).
+      const bytes = Buffer.from(line);
+      waitingBytes += bytes.length;
+      sonic.write(bytes as unknown as string);
       // pino writes the level first, `{"level":40` and up is warn, error or
       // fatal: rare, and what someone may be waiting for; out at once (or at
       // the end of the write in progress).
