@@ -41,6 +41,8 @@ export interface Admission {
  * records keep the address as the socket reported it.
  */
 export function admissionKey(ip: string): string {
+  // Every IPv6 address has a colon, no IPv4 address has one: the common case costs no parse.
+  if (!ip.includes(':')) return ip;
   const zone = ip.indexOf('%');
   const address = zone === -1 ? ip : ip.slice(0, zone);
   if (!isIPv6(address)) return ip;
