@@ -8,11 +8,13 @@
  * against it behaves the same on the default store: ids from 1, increasing;
  * records appended during one turn of the event loop settle together on a
  * later turn (a "group commit" with nothing to sync), and the group stays
- * open across turns for as long as each turn brings a new append, within
- * the same bounds as SqliteStore's; the payload is copied.
+ * open across turns by the same rule (gathering.ts: settling each session's
+ * payload on its own cost whole sessions more CPU than SQLite's commits
+ * did, docs/PERFORMANCE.md); the payload is copied.
  */
 import { performance } from 'node:perf_hooks';
 import { StoreError } from '../errors.js';
+import { Gathering } from './gathering.js';
 import { checkReadRange } from './store.js';
 import type { CommitInfo, NewRecord, Store, StoredRecord } from './store.js';
 
@@ -20,13 +22,6 @@ export interface MemoryStoreOptions {
   /** Called after every group of appends is settled, as SqliteStore's `onCommit`. */
   readonly onCommit?: (info: CommitInfo) => void;
 }
-
-/**
- * SqliteStore's bounds on a group (src/store/sqlite-store.ts): at most this
- * many records, or this long since the first of them was appended.
- */
-const GATHER_MAX_RECORDS = 1024;
-const GATHER_MAX_MS = 4;
 
 interface PendingAppend {
   readonly record: StoredRecord;
@@ -38,9 +33,10 @@ export class MemoryStore implements Store {
   readonly #records: StoredRecord[] = [];
   readonly #onCommit: ((info: CommitInfo) => void) | undefined;
   #pending: PendingAppend[] = [];
-  #flushImmediate: NodeJS.Immediate | undefined;
-  #arrivedSinceCheck = 0;
-  #gatherStartedAt = 0;
+  readonly #gathering = new Gathering(
+    () => this.#flush(),
+    () => this.#pending.length,
+  );
   #nextId = 1;
   #isOpen = true;
 
@@ -67,11 +63,7 @@ export class MemoryStore implements Store {
     };
     return new Promise<number>((resolve) => {
       this.#pending.push({ record: stored, resolve });
-      this.#arrivedSinceCheck++;
-      if (this.#flushImmediate === undefined) {
-        this.#gatherStartedAt = performance.now();
-        this.#flushImmediate = setImmediate(this.#onGatherTurn);
-      }
+      this.#gathering.added();
     });
   }
 
@@ -88,34 +80,11 @@ export class MemoryStore implements Store {
   async close(): Promise<void> {
     if (!this.#isOpen) return;
     this.#isOpen = false;
-    if (this.#flushImmediate) clearImmediate(this.#flushImmediate);
+    this.#gathering.cancel();
     this.#flush();
   }
 
-  /**
-   * Once per turn while a group is open. Settling every turn's appends on
-   * their own cost whole sessions (which arrive one per turn, as libuv
-   * accepts one connection per turn) more CPU than SQLite's commits did:
-   * a mean group of 1.0 under 50 clients, each settled, answered and closed
-   * alone (docs/PERFORMANCE.md). A lone client pays one extra turn, no timer.
-   */
-  readonly #onGatherTurn = (): void => {
-    const arrived = this.#arrivedSinceCheck;
-    this.#arrivedSinceCheck = 0;
-    if (
-      arrived > 0 &&
-      this.#pending.length < GATHER_MAX_RECORDS &&
-      performance.now() - this.#gatherStartedAt < GATHER_MAX_MS
-    ) {
-      this.#flushImmediate = setImmediate(this.#onGatherTurn);
-      return;
-    }
-    this.#flush();
-  };
-
   #flush(): void {
-    this.#flushImmediate = undefined;
-    this.#arrivedSinceCheck = 0;
     const batch = this.#pending;
     if (batch.length === 0) return;
     this.#pending = [];

@@ -7,7 +7,7 @@
  * appends are committed in groups: records appended by every connection
  * while the group gathers go into one transaction and one sync, and all
  * their promises settle together afterwards. A group gathers for as long as
- * each turn of the event loop brings a new append (see `#onGatherTurn`).
+ * each turn of the event loop brings a new append (gathering.ts).
  *
  * Statements are prepared once and the schema version lives in one place
  * (`SCHEMA_VERSION`, kept in `PRAGMA user_version`), as undici's
@@ -20,6 +20,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
 import { InvalidArgumentError, StoreError } from '../errors.js';
+import { Gathering } from './gathering.js';
 import { checkReadRange, recordProblem } from './store.js';
 import type {
   CommitInfo,
@@ -85,13 +86,6 @@ const PRUNE_BATCH_ROWS = 2000;
 const VACUUM_BATCH_PAGES = 2000;
 /** Pause between prune transactions, so that a waiting server gets the lock. */
 const PRUNE_PAUSE_MS = 5;
-/**
- * A group stops gathering when it holds this many records, or when its
- * oldest record has waited this long, even if appends keep coming: the
- * bound on what gathering adds to a reply's latency (docs/PERFORMANCE.md).
- */
-const GATHER_MAX_RECORDS = 1024;
-const GATHER_MAX_MS = 4;
 
 interface PendingAppend {
   readonly record: NewRecord;
@@ -138,10 +132,10 @@ export class SqliteStore implements Store {
   /** Set by a failure in REOPEN_AFTER: the next batch starts on a new connection. */
   #mustReopen = false;
   #queue: PendingAppend[] = [];
-  #flushImmediate: NodeJS.Immediate | undefined;
-  /** Appends since the last gathering check; `performance.now()` of the group's first. */
-  #arrivedSinceCheck = 0;
-  #gatherStartedAt = 0;
+  readonly #gathering = new Gathering(
+    () => this.#flush(),
+    () => this.#queue.length,
+  );
   #isOpen = true;
   #commits = 0;
   #records = 0;
@@ -238,11 +232,7 @@ export class SqliteStore implements Store {
     const copy: NewRecord = { ...record, payload: Buffer.from(record.payload) };
     return new Promise<number>((resolve, reject) => {
       this.#queue.push({ record: copy, resolve, reject });
-      this.#arrivedSinceCheck++;
-      if (this.#flushImmediate === undefined) {
-        this.#gatherStartedAt = performance.now();
-        this.#flushImmediate = setImmediate(this.#onGatherTurn);
-      }
+      this.#gathering.added();
     });
   }
 
@@ -377,7 +367,7 @@ export class SqliteStore implements Store {
   async close(): Promise<void> {
     if (!this.#isOpen) return;
     this.#isOpen = false;
-    if (this.#flushImmediate) clearImmediate(this.#flushImmediate);
+    this.#gathering.cancel();
     try {
       // Appends already queued were promised an answer: commit them first.
       this.#flush();
@@ -386,34 +376,7 @@ export class SqliteStore implements Store {
     }
   }
 
-  /**
-   * Runs once per turn of the event loop (setImmediate, after that turn's
-   * reads) while a group is open. Committing in the first turn would batch
-   * only the reads of one turn, and libuv accepts one connection per turn:
-   * whole sessions (connect, HELO, DATA, QUIT) then arrive one per turn, and
-   * every one got its own transaction and fsync (issue 16: mean batch 1.0
-   * with 50 clients). So the group stays open while turns keep bringing
-   * appends, and commits at the first turn that brings none, or at the
-   * GATHER_MAX_* bounds. A lone client pays one extra turn, not a timer:
-   * with an immediate pending the loop polls without blocking.
-   */
-  readonly #onGatherTurn = (): void => {
-    const arrived = this.#arrivedSinceCheck;
-    this.#arrivedSinceCheck = 0;
-    if (
-      arrived > 0 &&
-      this.#queue.length < GATHER_MAX_RECORDS &&
-      performance.now() - this.#gatherStartedAt < GATHER_MAX_MS
-    ) {
-      this.#flushImmediate = setImmediate(this.#onGatherTurn);
-      return;
-    }
-    this.#flush();
-  };
-
   #flush(): void {
-    this.#flushImmediate = undefined;
-    this.#arrivedSinceCheck = 0;
     const batch = this.#queue;
     if (batch.length === 0) return;
     this.#queue = [];
