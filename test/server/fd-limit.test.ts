@@ -249,10 +249,13 @@ describe('open-files limit: fork mode', { skip: !isLinux && 'needs /proc (Linux)
     'a session child that cannot start (EMFILE) gives its client back, and new clients are served',
     { timeout: 40_000 },
     async () => {
-      // About 21 descriptors are the fork server's own: a few sessions fit, then
-      // starting a child (its IPC pipe) fails with EMFILE.
+      // About 21 descriptors are the fork server's own once it listens, but
+      // loading its modules takes more for a moment (Node reads a module's
+      // imports in parallel; 36 were needed on 2026-12-07): 48 leaves room to
+      // start. Then a dozen sessions fit, and starting the next child (its
+      // IPC pipe) fails with EMFILE.
       const server = startServerProcess(['--mode', 'fork', '--store', 'memory:'], {
-        shell: 'ulimit -n 34',
+        shell: 'ulimit -n 48',
       });
       const { child } = server;
       const stderr = (): string => server.stderr();
@@ -261,7 +264,7 @@ describe('open-files limit: fork mode', { skip: !isLinux && 'needs /proc (Linux)
         const port = await server.listening;
         // Raw sockets: a connection the server cannot accept is reset, maybe
         // before it is even connected.
-        const sockets = openMany(port, 15);
+        const sockets = openMany(port, 30);
         sessions.push(...sockets);
         const answered = sockets.map(() => false);
         const ended = sockets.map(() => false);
