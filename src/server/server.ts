@@ -418,12 +418,12 @@ export class HeloServer extends ServerBase {
     client: ProxiedClient | null,
   ): void {
     let isOpened = false;
-    let isHeld = false;
     transport.open(socket, (stream, clientCert) => {
       isOpened = true;
       // From here the slot is the session's. (A socket that closed before
-      // this, a failed or timed-out handshake, gave it back in #opening.)
-      if (isHeld) this.#opening.take(socket);
+      // this, a failed or timed-out handshake, gave it back in #opening;
+      // one opened at once was never held, and take() finds nothing.)
+      this.#opening.take(socket);
       // Opened during a shutdown (a PROXY header that completed, a socket
       // taken from the queue): served like a connection accepted a moment
       // before it (#startSession), not refused unread.
@@ -433,10 +433,7 @@ export class HeloServer extends ServerBase {
     // TCP and Unix sockets open at once: no wait to hold a slot through
     // (a listener and a map entry per connection, docs/PERFORMANCE.md). A
     // close is always emitted on a later tick, so holding after open() misses none.
-    if (!isOpened) {
-      isHeld = true;
-      this.#opening.hold(socket, ip, null);
-    }
+    if (!isOpened) this.#opening.hold(socket, ip, null);
   }
 
   #refuse(socket: Socket, transport: StreamTransport, reason: RejectReason): void {

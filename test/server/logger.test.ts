@@ -14,6 +14,24 @@ import { RawClient } from '../helpers/raw-client.js';
 
 const LOGGER_MODULE = fileURLToPath(new URL('../../src/server/logger.js', import.meta.url));
 
+/** Runs an ES module `script` in a new node; resolves with its exit code and what it wrote to `stream`. */
+async function runScript(
+  script: string,
+  stream: 'stdout' | 'stderr',
+): Promise<{ code: number | null; output: string }> {
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+    stdio: [
+      'ignore',
+      stream === 'stdout' ? 'pipe' : 'ignore',
+      stream === 'stderr' ? 'pipe' : 'inherit',
+    ],
+  });
+  let output = '';
+  child[stream]!.setEncoding('utf8').on('data', (text: string) => (output += text));
+  const [code] = (await once(child, 'exit')) as [number | null];
+  return { code, output };
+}
+
 describe('buffered logs', () => {
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     it(`keep the summary of a session that ended just before ${signal}`, async () => {
@@ -57,12 +75,7 @@ describe('buffered logs', () => {
       }
       await new Promise((resolve) => setTimeout(resolve, 100));
       process.stdout.write(String(writes));`;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let stdout = '';
-    child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
-    const [code] = (await once(child, 'exit')) as [number | null];
+    const { code, output: stdout } = await runScript(script, 'stdout');
     assert.equal(code, 0);
     // 20 before buffering; after, one per 20 ms (FLUSH_AFTER_MS) and a first empty flush.
     assert.ok(Number(stdout) <= 5, `20 lines took ${stdout} writes`);
@@ -96,12 +109,7 @@ describe('buffered logs', () => {
       const visit = (node) => { bytes += node.selfSize; node.children.forEach(visit); };
       visit(profile.head);
       process.stdout.write(String(Math.round(bytes / lines)));`;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let stdout = '';
-    child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
-    const [code] = (await once(child, 'exit')) as [number | null];
+    const { code, output: stdout } = await runScript(script, 'stdout');
     assert.equal(code, 0);
     // A line is about 230 bytes; pino's own work a few times that. Before: over 10 KiB.
     assert.ok(Number(stdout) < 4096, `${stdout} bytes allocated per line logged`);
@@ -116,12 +124,7 @@ describe('buffered logs', () => {
         logger.fatal('logged in the failing turn');
         throw new Error('uncaught on purpose');
       }, 10);`;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
-    const [code] = (await once(child, 'exit')) as [number | null];
+    const { code, output: stderr } = await runScript(script, 'stderr');
     assert.equal(code, 1);
     assert.match(stderr, /"msg":"logged earlier"/);
     assert.match(stderr, /"msg":"logged in the failing turn"/);
