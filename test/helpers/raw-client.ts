@@ -29,7 +29,9 @@ export class RawClient {
       this.#isEnded = true;
       this.#wake();
     });
-    this.closed = once(socket, 'close').then(() => undefined);
+    // Not events.once(): it rejects on an 'error' first (a reset, a server
+    // killed), and a `closed` nobody awaits became an unhandled rejection.
+    this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
   }
 
   static async open(port: number, host = '127.0.0.1'): Promise<RawClient> {
