@@ -60,6 +60,33 @@ const REAL: { name: string; header: Buffer; expected: unknown }[] = [
     },
   },
   {
+    name: 'v1 TCP4 (worst case: 56 bytes)',
+    header: bytes('PROXY TCP4 255.255.255.255 255.255.255.255 65535 65535\r\n'),
+    expected: {
+      version: 1,
+      command: 'proxy',
+      source: { address: '255.255.255.255', port: 65535 },
+      destination: { address: '255.255.255.255', port: 65535 },
+      consumed: 56,
+    },
+  },
+  {
+    name: 'v1 TCP6 (worst case: 104 bytes)',
+    header: bytes(
+      'PROXY TCP6 ffff:f...f:ffff ffff:f...f:ffff 65535 65535\r\n'.replace(
+        /f\.\.\.f/g,
+        'ffff:ffff:ffff:ffff:ffff:ffff',
+      ),
+    ),
+    expected: {
+      version: 1,
+      command: 'proxy',
+      source: { address: 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', port: 65535 },
+      destination: { address: 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', port: 65535 },
+      consumed: 104,
+    },
+  },
+  {
     name: 'v1 UNKNOWN (short form)',
     header: bytes('PROXY UNKNOWN\r\n'),
     expected: { version: 1, command: 'local', consumed: 15 },
