@@ -287,6 +287,21 @@ function resolveFlags(given: Partial<ServerOptions>): ServerOptions {
   }
 }
 
+/**
+ * `--proxy-timeout`: unlike the other timeouts, 0 cannot mean "off" (a
+ * header must come, docs/PROTOCOL.md §10), so it is refused here, in the
+ * seconds it was given in rather than the milliseconds it becomes.
+ */
+function proxyTimeoutMs(values: ParsedFlags['values']): number {
+  const ms = secondsFlag(values, 'proxy-timeout', DEFAULTS.proxyTimeoutMs);
+  if (ms === 0) {
+    throw new UsageError(
+      `--proxy-timeout must be more than 0 seconds, got '${String(values['proxy-timeout'])}'`,
+    );
+  }
+  return ms;
+}
+
 /** File permissions as octal digits, e.g. `660` or `0660`. */
 function octalFlag(values: ParsedFlags['values'], name: string): number | null {
   const raw = values[name];
@@ -407,7 +422,7 @@ export async function run(argv: string[]): Promise<number> {
     proxyAllow: textFlag(values, 'proxy-allow', DEFAULTS.proxyAllow.join(','))
       .split(',')
       .map((cidr) => cidr.trim()),
-    proxyTimeoutMs: secondsFlag(values, 'proxy-timeout', DEFAULTS.proxyTimeoutMs),
+    proxyTimeoutMs: proxyTimeoutMs(values),
   });
   // resolveServerOptions made a token up: the HTTP port is reachable beyond loopback.
   const tokenGenerated = givenToken === null && options.httpToken !== null;

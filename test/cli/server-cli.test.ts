@@ -112,6 +112,13 @@ describe('helo server (process)', () => {
     [['--work-ms', 'lots'], /--work-ms must be a whole number/],
     [['--mode', 'fork', '--http-port', '0'], /fork mode serves TCP only/],
     [['--http-token', 'short'], /an HTTP token is 16 to 256 characters/],
+    [['--proxy-allow', 'localhost'], /--proxy-allow must be CIDR blocks such as 10\.0\.0\.0\/8/],
+    [['--proxy-timeout', 'soon'], /--proxy-timeout must be a number of seconds, got 'soon'/],
+    // In seconds, as the flag is given (not the milliseconds it becomes).
+    [
+      ['--proxy-timeout', '0'],
+      /^helo server: --proxy-timeout must be more than 0 seconds, got '0'$/,
+    ],
   ] as const) {
     it(`refuses ${flags.join(' ')} with one line and exit 2`, async () => {
       const result = await runHelo(['server', ...flags]);
