@@ -71,9 +71,10 @@ Connect through HAProxy (each connection goes to the server with the fewest):
   printf 'HELO\\nDATA\\nHello\\nQUIT\\n' | ${helo} client --port ${haproxy.port}
 
 HAProxy's statistics page: http://127.0.0.1:${haproxy.statsPort}/
-The stored records, with peer (your client) and proxy (HAProxy):
+The stored records: a table, then JSON with peer (your client) and proxy (HAProxy):
 
   ${helo} store list --store ${store}
+  ${helo} store export --store ${store}
 
 Try \`kill -TERM ${servers[0]!.process.child.pid}\` (${backendName(0)}) and watch the page.
 Ctrl-C stops everything and removes the database.`);
