@@ -296,10 +296,16 @@ export class RefusedSockets {
     private readonly logger: { debug(details: object, message: string): void },
   ) {}
 
-  refuse(socket: Duplex & { remoteAddress?: string | undefined }, reason: RejectReason): void {
+  /** `named`: the client a PROXY header named and the balancer (docs/PROTOCOL.md §10: logs show both). */
+  refuse(
+    socket: Duplex & { remoteAddress?: string | undefined },
+    reason: RejectReason,
+    named?: { readonly peer: string; readonly proxy: string },
+  ): void {
     this.counts[reason]++;
     if (socket.destroyed) return;
-    this.logger.debug({ peer: socket.remoteAddress, reason }, 'connection refused: 503 BUSY');
+    const who = named === undefined ? { peer: socket.remoteAddress } : { ...named };
+    this.logger.debug({ ...who, reason }, 'connection refused: 503 BUSY');
     this.#sockets.add(socket);
     refuseSocket(socket, () => this.#sockets.delete(socket));
   }

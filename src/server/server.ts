@@ -402,7 +402,7 @@ export class HeloServer extends ServerBase {
       },
       (reason) => {
         if (this.#headerSlots.take(socket) !== undefined) this.#atAccept.release(client.ip);
-        this.#refuse(socket, transport, reason);
+        this.#refuse(socket, transport, reason, client);
       },
       // Admitted at accept: the header finishing during a shutdown does not
       // make it a newcomer (see #open).
@@ -436,9 +436,14 @@ export class HeloServer extends ServerBase {
     if (!isOpened) this.#opening.hold(socket, ip, null);
   }
 
-  #refuse(socket: Socket, transport: StreamTransport, reason: RejectReason): void {
+  #refuse(
+    socket: Socket,
+    transport: StreamTransport,
+    reason: RejectReason,
+    client?: ProxiedClient,
+  ): void {
     if (transport.repliesToRefusals) {
-      this.#refused.refuse(socket, reason);
+      this.#refused.refuse(socket, reason, client);
     } else {
       this.counters.refused(reason);
       socket.destroy();
@@ -514,7 +519,10 @@ export class HeloServer extends ServerBase {
       socket,
       ip,
       (ip) => this.#admit(socket, ip, info),
-      (reason) => this.#refused.refuse(socket, reason),
+      (reason) => {
+        const { peer, proxy } = info;
+        this.#refused.refuse(socket, reason, peer && proxy ? { peer, proxy } : undefined);
+      },
     );
   }
 

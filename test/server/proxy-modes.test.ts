@@ -241,3 +241,54 @@ describe('helo server --proxy-protocol refusals, in every mode', () => {
     });
   }
 });
+
+describe('helo server --proxy-protocol --max-connections-per-ip: the refusal names the client', () => {
+  for (const mode of ['event-loop', 'cluster', 'threads', 'fork'] as const) {
+    it(`${mode} mode: the 503 BUSY log line shows the header's client as peer, and the balancer`, async () => {
+      const server = await spawnServer([
+        '--store',
+        'memory:',
+        '--mode',
+        mode,
+        ...(mode === 'cluster' ? ['--workers', '2'] : []),
+        '--proxy-protocol',
+        '--max-connections-per-ip',
+        '1',
+        '--log-level',
+        'debug',
+      ]);
+      const first = await RawClient.open(server.port);
+      try {
+        const client = (port: number): Buffer =>
+          Buffer.concat([
+            proxyV1({ address: '198.51.100.1', port }, DESTINATION),
+            Buffer.from('HELO\r\n'),
+          ]);
+        first.write(client(1));
+        await first.until(() => first.text === '100 OK\r\n');
+        const second = await RawClient.open(server.port);
+        const balancerPort = second.socket.localPort;
+        second.write(client(2));
+        await second.untilEnded();
+        second.close();
+        assert.equal(second.text, '503 BUSY\r\n');
+        const deadline = Date.now() + 5_000;
+        const busyLine = (): { peer?: string; proxy?: string } | undefined => {
+          const line = server
+            .stderr()
+            .split('\n')
+            .find((entry) => entry.includes('"connection refused: 503 BUSY"'));
+          return line === undefined ? undefined : (JSON.parse(line) as { peer?: string });
+        };
+        while (busyLine() === undefined && Date.now() < deadline) await delay(20);
+        const line = busyLine();
+        assert.ok(line, server.stderr());
+        assert.equal(line.peer, '198.51.100.1:2');
+        assert.equal(line.proxy, `127.0.0.1:${balancerPort}`);
+      } finally {
+        first.close();
+        assert.equal(await server.stop(), 0);
+      }
+    });
+  }
+});
