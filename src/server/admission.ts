@@ -304,7 +304,10 @@ export class RefusedSockets {
   ): void {
     this.counts[reason]++;
     if (socket.destroyed) return;
-    const who = named === undefined ? { peer: socket.remoteAddress } : { ...named };
+    const who =
+      named === undefined
+        ? { peer: socket.remoteAddress }
+        : { peer: named.peer, proxy: named.proxy };
     this.logger.debug({ ...who, reason }, 'connection refused: 503 BUSY');
     this.#sockets.add(socket);
     refuseSocket(socket, () => this.#sockets.delete(socket));
