@@ -14,7 +14,7 @@ export const BENCHMARKS_DOC = fileURLToPath(new URL('../../docs/benchmarks.md', 
 export const SECTION_ORDER = ['modes', 'memory'] as const;
 export type SectionName = (typeof SECTION_ORDER)[number];
 
-const PREAMBLE = `# Benchmarks: four ways to serve many clients, and idle connections
+const PREAMBLE = `# Benchmarks: five ways to serve many clients, and idle connections
 
 These figures come from two scripts in \`bench/\`, run on the machine
 described in each section. They are there to be reproduced and argued

@@ -347,6 +347,20 @@ describe('threads mode', () => {
     assert.ok(elapsed < 2_000, `the threads work side by side (${elapsed} ms, alone: 2400)`);
   });
 
+  it('a graceful stop answers the requests on the threads before 503 BUSY', async () => {
+    const server = await serve({ mode: 'threads', threads: 2, workCpuMs: 400 });
+    const raw = await client(server.port);
+    raw.write('HELO a\r\nHELO b\r\n');
+    // Both requests are read and on the threads (400 ms each, side by side) when the stop begins.
+    await delay(150);
+    const started = performance.now();
+    await server.close();
+    await raw.untilEnded(5_000);
+    assert.equal(raw.text, OK + OK + BUSY, 'both answered by their threads, then told to go');
+    const waited = performance.now() - started;
+    assert.ok(waited >= 150, `the stop waited for the threads (${waited} ms)`);
+  });
+
   it('a thread that throws is replaced; its client is closed, the others are answered', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'helo-threads-'));
     after(() => rmSync(dir, { recursive: true, force: true }));
