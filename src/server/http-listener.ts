@@ -65,6 +65,8 @@ export interface HttpPagesContext {
   readonly insight: Insight;
   /** True from the first moment of shutdown: `/readyz` answers 503 from then on. */
   readonly isShuttingDown: () => boolean;
+  /** Each `/readyz` answer's status: a balancer is watching (balancer-drain.ts). */
+  readonly readinessAnswered: (status: number) => void;
   readonly logger: Logger;
   readonly counters: HttpRecorder;
 }
@@ -328,7 +330,10 @@ export class HttpListener {
         return;
       case '/readyz':
         this.#readiness()
-          .then(([status, text]) => sendText(response, status, text))
+          .then(([status, text]) => {
+            this.#pages.readinessAnswered(status);
+            sendText(response, status, text);
+          })
           .catch((error: unknown) => {
             this.#requestFailed(request, error);
             response.destroy();

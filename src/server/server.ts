@@ -17,6 +17,7 @@ import type { BlockList, Socket } from 'node:net';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { WebSocket } from 'ws';
 import type { Store } from '../store/store.js';
+import { BalancerDrain } from './balancer-drain.js';
 import {
   ConnectionLimits,
   AdmissionGate,
@@ -108,8 +109,10 @@ export class HeloServer extends ServerBase {
   readonly #refused: RefusedSockets;
   /** --proxy-protocol: sockets whose PROXY header is being read. */
   readonly #readingHeader = new Set<Socket>();
-  /** Sockets the listeners have handed over so far (#takeQueued). */
+  /** Sockets the listeners have handed over so far (#takeQueued, #balancerDrain). */
   #arrivals = 0;
+  /** Keeps the listeners open at shutdown while a balancer still sends here. */
+  readonly #balancerDrain = new BalancerDrain();
   /**
    * --proxy-protocol (docs/PROTOCOL.md §10): the connection limit, taken at
    * accept (`#atAccept`, held in `#headerSlots` until the header is read),
@@ -292,6 +295,7 @@ export class HeloServer extends ServerBase {
       {
         insight: this.#insight ?? (await this.#openObservatory()),
         isShuttingDown: () => this.isShuttingDown,
+        readinessAnswered: (status) => this.#balancerDrain.readinessAnswered(status),
         logger: this.logger,
         counters: this.counters,
       },
@@ -644,15 +648,34 @@ export class HeloServer extends ServerBase {
   // ---- Shutdown -----------------------------------------------------------
 
   /**
-   * Graceful shutdown (README, signals): stop accepting, answer what was received,
-   * `503 BUSY` to idle and waiting sessions, and resolve once every
-   * connection is closed (busy ones are cut off after `shutdownGraceMs`).
+   * Graceful shutdown (README, signals): `503 BUSY` to idle and waiting
+   * sessions, stop accepting (once a balancer that health-checks this server
+   * has let go of it: balancer-drain.ts), answer what was received, and
+   * resolve once every connection is closed (busy ones are cut off after
+   * `shutdownGraceMs`).
    */
   protected async shutdown(): Promise<void> {
     this.logger.info(
       { connections: this.#connections.size, waiting: this.#waiting.size },
       'shutting down',
     );
+    // Waiting clients were never served: they get 503 BUSY, like idle ones.
+    for (const socket of this.#waiting.sockets()) {
+      const { ip, data: waiting } = this.#waiting.take(socket)!;
+      this.counters.connectionClosed(waiting.info.transport ?? 'tcp');
+      this.#admission.release(ip);
+      this.#refused.refuse(socket, 'shutdown');
+    }
+    for (const connection of this.#connections) connection.shutdown();
+    const cancelGrace = this.afterGrace(() => {
+      for (const connection of this.#connections) connection.destroy();
+    });
+    // Connections that come meanwhile are served as during any shutdown
+    // (#open). A listener systemd passed (socket activation) stays open in
+    // systemd when ours closes: what is queued waits for the next server.
+    if (this.#fds.tcp === undefined) {
+      await this.#balancerDrain.untilLetGo(() => this.#arrivals);
+    }
     await this.#takeQueued();
     const listenersClosed = Promise.all(this.#transports.map((transport) => transport.close()));
     for (const socket of this.#opening.sockets()) socket.destroy();
@@ -664,20 +687,9 @@ export class HeloServer extends ServerBase {
     const headerWait = setTimeout(() => {
       for (const socket of this.#readingHeader) socket.destroy();
     }, PROXY_HEADER_WAIT_MS);
-    // Waiting clients were never served: they get 503 BUSY, like idle ones.
-    for (const socket of this.#waiting.sockets()) {
-      const { ip, data: waiting } = this.#waiting.take(socket)!;
-      this.counters.connectionClosed(waiting.info.transport ?? 'tcp');
-      this.#admission.release(ip);
-      this.#refused.refuse(socket, 'shutdown');
-    }
     const allClosed = new Promise<void>((resolve) => {
       this.#onAllClosed = resolve;
       this.#checkAllClosed();
-    });
-    for (const connection of this.#connections) connection.shutdown();
-    const cancelGrace = this.afterGrace(() => {
-      for (const connection of this.#connections) connection.destroy();
     });
     // Datagrams get 503 BUSY from now on; appends in flight finish first.
     const udpClosed = this.#udp?.close();
