@@ -86,7 +86,10 @@ export function formatHelp(help: CommandHelp): string {
     help.summary,
     '',
     'flags:',
-    ...rows.map(([left, right]) => left.padEnd(width) + right),
+    // A description of several lines goes on in its own column.
+    ...rows.map(
+      ([left, right]) => left.padEnd(width) + right.replaceAll('\n', `\n${' '.repeat(width)}`),
+    ),
   ];
   if (help.notes) lines.push('', help.notes);
   return lines.join('\n') + '\n';

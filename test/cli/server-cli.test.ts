@@ -174,6 +174,11 @@ describe('helo server (process)', () => {
       assert.ok(help.stdout.includes(flag), `help mentions ${flag}`);
     }
     assert.match(help.stdout, /HELO_MAX_LINE/);
+    // Every flag line starts with two spaces; a long description's next
+    // lines too (they once started at column 0, under nothing).
+    const flagLines = help.stdout.split('\n\n')[2]!.split('\n').slice(1);
+    assert.ok(flagLines.length > 20, 'the flags section');
+    for (const line of flagLines) assert.match(line, /^ {2}\S|^ {20,}\S/, `indented: ${line}`);
     const top = await runHelo(['--help']);
     assert.equal(top.status, 0);
     assert.match(top.stdout, /server/);
