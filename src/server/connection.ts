@@ -28,6 +28,7 @@ import type { ServerOptions } from './options.js';
 import { SimulatedWork, type CpuWorkRunner } from './simulated-work.js';
 import { contained, faultFields } from './fault-boundary.js';
 import { appendForReply } from './store-reply.js';
+import { logSessionClosed } from './logger.js';
 
 /**
  * What a connection is driven over: a TCP, Unix or TLS socket, or a
@@ -421,7 +422,7 @@ export class Connection {
       reason: this.#reason,
       ...(this.#context.proxy ? { proxy: this.#context.proxy } : {}),
     };
-    this.#context.logger.info(summary, 'session closed');
+    logSessionClosed(this.#context.logger, summary);
     this.#context.onClose(this, summary);
   }
 

@@ -9,7 +9,13 @@ import { once } from 'node:events';
 import { describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { mkdtempSync, openSync, readFileSync, rmSync, closeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
 import { startServerProcess } from '../../support/server-process.js';
+import { createLogger, logSessionClosed } from '../../src/server/logger.js';
+import type { ConnectionSummary } from '../../src/server/connection.js';
 import { RawClient } from '../helpers/raw-client.js';
 
 const LOGGER_MODULE = fileURLToPath(new URL('../../src/server/logger.js', import.meta.url));
@@ -158,6 +164,75 @@ describe('buffered logs', () => {
       assert.match(stdout, /"msg":"logged during the write"/);
     } finally {
       child.kill('SIGKILL');
+    }
+  });
+
+  // Issue 16: the session summary is made by a template (logSessionClosed),
+  // not by pino's serializer; whoever reads the logs must not see a difference.
+  it('write the session summary exactly as pino writes it', async () => {
+    const text = fc.oneof(
+      fc.string(),
+      fc.string({ unit: 'binary' }),
+      fc.constantFrom('', '"', '\\', '\n'),
+    );
+    const count = fc.oneof(fc.nat(), fc.integer(), fc.double());
+    const summaries = fc.sample(
+      fc.record(
+        {
+          session: text,
+          peer: text,
+          transport: text,
+          durationMs: count,
+          commands: count,
+          payloads: count,
+          failedPayloads: count,
+          bytesIn: count,
+          bytesOut: count,
+          reason: text,
+          proxy: text,
+        },
+        {
+          requiredKeys: [
+            'session',
+            'peer',
+            'transport',
+            'durationMs',
+            'commands',
+            'payloads',
+            'failedPayloads',
+            'bytesIn',
+            'bytesOut',
+            'reason',
+          ],
+        },
+      ),
+      { numRuns: 400, seed: 16 },
+    ) as unknown as ConnectionSummary[];
+    const folder = mkdtempSync(join(tmpdir(), 'helo-log-'));
+    const fd = openSync(join(folder, 'log'), 'w');
+    try {
+      const logger = createLogger('info', fd);
+      for (const summary of summaries) {
+        logger.info(summary, 'session closed');
+        logSessionClosed(logger, summary);
+      }
+      await new Promise<void>((resolve) => logger.flush(() => resolve()));
+      const lines = readFileSync(join(folder, 'log'), 'utf8').split('\n');
+      assert.equal(lines.length, 2 * summaries.length + 1);
+      // The time may tick between the two lines of a pair; nothing else may differ.
+      const untimed = (line: string): string => line.replace(/"time":"[^"]*"/, '"time":""');
+      for (let i = 0; i < summaries.length; i++) {
+        assert.equal(
+          untimed(lines[2 * i + 1]!),
+          untimed(lines[2 * i]!),
+          JSON.stringify(summaries[i]),
+        );
+      }
+    } finally {
+      // The logger's flush timer (20 ms) still holds the descriptor: let it run first.
+      await delay(60);
+      closeSync(fd);
+      rmSync(folder, { recursive: true, force: true });
     }
   });
 });
