@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { once } from 'node:events';
-import { spawnWebServer } from '../../support/web-server.js';
+import { spawnWebServer, type WebServer } from '../../support/web-server.js';
 import { httpRequest } from '../helpers/http-client.js';
 import { RawClient, delay } from '../helpers/raw-client.js';
 
@@ -45,15 +45,28 @@ async function untilRefused(port: number, timeoutMs: number): Promise<number> {
   throw new Error(`port ${port} still accepts after ${timeoutMs} ms`);
 }
 
+/**
+ * A server whose /readyz was asked (as a balancer's health check does), sent
+ * SIGTERM; resolves 150 ms later, longer than the few turns a shutdown used
+ * to take before closing its listener.
+ */
+async function stopWhileWatched(): Promise<WebServer & { stoppedAt: number }> {
+  const web = await spawnWebServer(['--store', 'memory:']);
+  const ready = await httpRequest(web.httpPort, '/readyz').catch(() => null);
+  if (ready?.status !== 200) {
+    await web.server.stop();
+    assert.fail(`/readyz answered ${ready?.status ?? 'nothing'} before the stop`);
+  }
+  const stoppedAt = Date.now();
+  web.server.child.kill('SIGTERM');
+  await delay(150);
+  return { ...web, stoppedAt };
+}
+
 describe('stopping behind a balancer that checks /readyz', () => {
   it('keeps serving new connections until /readyz has said 503, then closes the listener', async () => {
-    const { server, tcpPort, httpPort } = await spawnWebServer(['--store', 'memory:']);
+    const { server, tcpPort, httpPort, stoppedAt } = await stopWhileWatched();
     try {
-      assert.equal((await httpRequest(httpPort, '/readyz')).status, 200);
-      const stoppedAt = Date.now();
-      server.child.kill('SIGTERM');
-      // Longer than the few turns a shutdown used to take before closing.
-      await delay(150);
       // What a balancer keeps sending until its check fails: served whole.
       for (let i = 0; i < 5; i++) {
         assert.equal(await session(tcpPort), ANSWERS, `session ${i} after the SIGTERM`);
@@ -75,12 +88,8 @@ describe('stopping behind a balancer that checks /readyz', () => {
   });
 
   it('closes after 2 s at most when the balancer stops asking', async () => {
-    const { server, tcpPort, httpPort } = await spawnWebServer(['--store', 'memory:']);
+    const { server, tcpPort, stoppedAt } = await stopWhileWatched();
     try {
-      assert.equal((await httpRequest(httpPort, '/readyz')).status, 200);
-      const stoppedAt = Date.now();
-      server.child.kill('SIGTERM');
-      await delay(150);
       assert.equal(await session(tcpPort), ANSWERS, 'still served before any 503');
       const refusedAt = Date.now() + (await untilRefused(tcpPort, 3_000));
       assert.ok(refusedAt - stoppedAt >= 1_500, `closed ${refusedAt - stoppedAt} ms after SIGTERM`);
