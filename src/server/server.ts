@@ -37,6 +37,7 @@ import {
 // The other transports are loaded only when their listener is opened: a
 // fork-mode child, which serves one handed-over socket, starts faster
 // without them (a process start per connection is the cost of that mode).
+import { LiveList } from './live-list.js';
 import { boundPort, TcpTransport } from './transports/tcp.js';
 import type { StreamTransport } from './transports/transport.js';
 import type { ListenFds } from './transports/activation.js';
@@ -105,7 +106,7 @@ export class HeloServer extends ServerBase {
   readonly #onHttpPort: HeldSlots;
   /** Sequential mode: sockets waiting for their turn, oldest first. */
   readonly #waiting: HeldSlots<WaitingSession>;
-  readonly #connections = new Set<Connection>();
+  readonly #connections = new LiveList<Connection>();
   readonly #refused: RefusedSockets;
   /** --proxy-protocol: sockets whose PROXY header is being read. */
   readonly #readingHeader = new Set<Socket>();
@@ -191,9 +192,9 @@ export class HeloServer extends ServerBase {
     return this.counters.toData();
   }
 
-  /** The live connections (for tests and, later, the dashboard). */
+  /** The live connections, as a copy (for tests and, later, the dashboard). */
   get connections(): ReadonlySet<Connection> {
-    return this.#connections;
+    return new Set(this.#connections.items());
   }
 
   /** Every address this server listens on: `tcp://…`, then `unix:…`, `tls://…`, `udp://…`, `ws://…`. */
@@ -666,9 +667,9 @@ export class HeloServer extends ServerBase {
       this.#admission.release(ip);
       this.#refused.refuse(socket, 'shutdown');
     }
-    for (const connection of this.#connections) connection.shutdown();
+    for (const connection of this.#connections.items()) connection.shutdown();
     const cancelGrace = this.afterGrace(() => {
-      for (const connection of this.#connections) connection.destroy();
+      for (const connection of this.#connections.items()) connection.destroy();
     });
     // Connections that come meanwhile are served as during any shutdown
     // (#open). A listener systemd passed (socket activation) stays open in
