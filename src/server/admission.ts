@@ -18,6 +18,7 @@
 import { isIPv4, isIPv6, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Replies } from '../core/replies.js';
+import { LiveList, type ListEntry } from './live-list.js';
 
 /** `proxy`: a missing, malformed, late or untrusted PROXY header (docs/PROTOCOL.md §10). */
 export type RejectReason = 'max-connections' | 'max-connections-per-ip' | 'shutdown' | 'proxy';
@@ -239,8 +240,10 @@ export class AdmissionGate {
  */
 export class HeldSlots<T = null> {
   readonly #admission: Admission;
-  /** Insertion order is arrival order: the sequential queue relies on it. */
-  readonly #held = new Map<Duplex, HeldSlot<T>>();
+  /** Oldest first: the sequential queue relies on it. A list, not a Map keyed by socket: see live-list.ts. */
+  readonly #held = new LiveList<HeldSlot<T>>();
+  /** Where a held socket keeps its entry of `#held`, one key per HeldSlots (a socket may pass from one to another). */
+  readonly #entryKey = Symbol('helo.heldSlot');
 
   constructor(admission: Admission) {
     this.#admission = admission;
@@ -253,35 +256,41 @@ export class HeldSlots<T = null> {
   /** Holds `ip`'s place while `socket` waits; `onGone` runs after a close gave it back. */
   hold(socket: Duplex, ip: string, data: T, onGone?: () => void): void {
     const onClose = (): void => {
-      if (!this.#held.delete(socket)) return;
+      if (this.take(socket) === undefined) return;
       this.#admission.release(ip);
       onGone?.();
     };
     socket.once('close', onClose);
-    this.#held.set(socket, { ip, data, onClose });
+    this.#keyed(socket)[this.#entryKey] = this.#held.add({ socket, ip, data, onClose });
   }
 
   /** Stops holding `socket`: its place is now the caller's to give back. */
   take(socket: Duplex): HeldSlot<T> | undefined {
-    const held = this.#held.get(socket);
-    if (held === undefined) return undefined;
-    this.#held.delete(socket);
-    socket.off('close', held.onClose);
-    return held;
+    const keyed = this.#keyed(socket);
+    const entry = keyed[this.#entryKey];
+    if (entry === undefined || !this.#held.delete(entry)) return undefined;
+    keyed[this.#entryKey] = undefined;
+    socket.off('close', entry.item.onClose);
+    return entry.item;
   }
 
   /** The socket held longest, or undefined. */
   oldest(): Duplex | undefined {
-    return this.#held.keys().next().value;
+    return this.#held.oldest()?.socket;
   }
 
   /** Every socket held, oldest first (a copy: safe to `take()` while iterating). */
   sockets(): Duplex[] {
-    return [...this.#held.keys()];
+    return this.#held.items().map((slot) => slot.socket);
+  }
+
+  #keyed(socket: Duplex): Record<symbol, ListEntry<HeldSlot<T>> | undefined> {
+    return socket as unknown as Record<symbol, ListEntry<HeldSlot<T>> | undefined>;
   }
 }
 
 interface HeldSlot<T> {
+  readonly socket: Duplex;
   readonly ip: string;
   readonly data: T;
   readonly onClose: () => void;
@@ -289,7 +298,7 @@ interface HeldSlot<T> {
 
 /** Sockets answered `503 BUSY` (counted by reason), until they close; `destroyAll()` at the end of a shutdown. */
 export class RefusedSockets {
-  readonly #sockets = new Set<Duplex>();
+  readonly #sockets = new LiveList<Duplex>();
 
   constructor(
     readonly counts: Record<RejectReason, number>,
@@ -309,11 +318,11 @@ export class RefusedSockets {
         ? { peer: socket.remoteAddress }
         : { peer: named.peer, proxy: named.proxy };
     this.logger.debug({ ...who, reason }, 'connection refused: 503 BUSY');
-    this.#sockets.add(socket);
-    refuseSocket(socket, () => this.#sockets.delete(socket));
+    const refused = this.#sockets.add(socket);
+    refuseSocket(socket, () => this.#sockets.delete(refused));
   }
 
   destroyAll(): void {
-    for (const socket of this.#sockets) socket.destroy();
+    for (const socket of this.#sockets.items()) socket.destroy();
   }
 }

@@ -29,7 +29,6 @@ import { SimulatedWork, type CpuWorkRunner } from './simulated-work.js';
 import { contained, faultFields } from './fault-boundary.js';
 import { appendForReply } from './store-reply.js';
 import { logSessionClosed } from './logger.js';
-import type { Listed } from './live-list.js';
 
 /**
  * What a connection is driven over: a TCP, Unix or TLS socket, or a
@@ -117,10 +116,8 @@ export interface ConnectionContext {
   readonly onClose: (connection: Connection, summary: ConnectionSummary) => void;
 }
 
-export class Connection implements Listed {
+export class Connection {
   readonly session: string;
-  /** Where the server's list of live connections holds this one (live-list.ts). */
-  listIndex = -1;
   readonly peer: string;
   readonly #socket: StreamSocket;
   readonly #context: ConnectionContext;

@@ -37,7 +37,7 @@ import {
 // The other transports are loaded only when their listener is opened: a
 // fork-mode child, which serves one handed-over socket, starts faster
 // without them (a process start per connection is the cost of that mode).
-import { LiveList } from './live-list.js';
+import { LiveList, type ListEntry } from './live-list.js';
 import { boundPort, TcpTransport } from './transports/tcp.js';
 import type { StreamTransport } from './transports/transport.js';
 import type { ListenFds } from './transports/activation.js';
@@ -109,7 +109,7 @@ export class HeloServer extends ServerBase {
   readonly #connections = new LiveList<Connection>();
   readonly #refused: RefusedSockets;
   /** --proxy-protocol: sockets whose PROXY header is being read. */
-  readonly #readingHeader = new Set<Socket>();
+  readonly #readingHeader = new LiveList<Socket>();
   /** Sockets the listeners have handed over so far (#takeQueued, #balancerDrain). */
   #arrivals = 0;
   /** Keeps the listeners open at shutdown while a balancer still sends here. */
@@ -468,10 +468,10 @@ export class HeloServer extends ServerBase {
     acceptedAt = Date.now(),
   ): void {
     const ownPeer = peerOf(socket, transport);
-    this.#readingHeader.add(socket);
+    const reading = this.#readingHeader.add(socket);
     const timeoutMs = this.options.proxyTimeoutMs - (Date.now() - acceptedAt);
     readProxyHeader(socket, Math.max(0, timeoutMs), (header, reason) => {
-      this.#readingHeader.delete(socket);
+      this.#readingHeader.delete(reading);
       if (header === null) {
         this.#refuseProxy(socket, transport, reason);
       } else {
@@ -583,6 +583,9 @@ export class HeloServer extends ServerBase {
 
   #startSession(socket: StreamSocket, ip: string, info: SessionInfo): void {
     const id = info.session ?? this.newSessionId();
+    // Set right below, once the connection exists: it closes on a later turn, never inside its constructor.
+    // eslint-disable-next-line prefer-const -- the closure below captures it before it is assigned
+    let listed: ListEntry<Connection> | undefined;
     const connection = new Connection(socket, id, {
       options: this.options,
       store: this.#store,
@@ -593,9 +596,9 @@ export class HeloServer extends ServerBase {
       peer: info.peer ?? null,
       proxy: info.proxy ?? null,
       cpuWork: this.#cpuWork,
-      onClose: (closed, summary) => this.#connectionOnClose(closed, summary, ip),
+      onClose: (_closed, summary) => this.#connectionOnClose(listed!, summary, ip),
     });
-    this.#connections.add(connection);
+    listed = this.#connections.add(connection);
     // The PROXY stage paused the socket with the session's first bytes put back (§10).
     if (info.proxy !== undefined) socket.resume();
     // Opened during a shutdown (#open): answer what it sent, then 503 BUSY.
@@ -637,8 +640,8 @@ export class HeloServer extends ServerBase {
     this.#startSession(socket, ip, waiting.info);
   }
 
-  #connectionOnClose(connection: Connection, summary: ConnectionSummary, ip: string): void {
-    this.#connections.delete(connection);
+  #connectionOnClose(listed: ListEntry<Connection>, summary: ConnectionSummary, ip: string): void {
+    this.#connections.delete(listed);
     this.counters.connectionClosed(summary.transport);
     this.#payloadsStored += summary.payloads;
     this.#admission.release(ip);
@@ -686,7 +689,7 @@ export class HeloServer extends ServerBase {
     // just-accepted connection gets (connection.ts), then it is served like
     // one (#startSession); cut off only if its header is still incomplete.
     const headerWait = setTimeout(() => {
-      for (const socket of this.#readingHeader) socket.destroy();
+      for (const socket of this.#readingHeader.items()) socket.destroy();
     }, PROXY_HEADER_WAIT_MS);
     const allClosed = new Promise<void>((resolve) => {
       this.#onAllClosed = resolve;

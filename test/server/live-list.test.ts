@@ -1,64 +1,59 @@
 /**
- * The server's list of live connections (src/server/live-list.ts) holds
- * exactly what a Set would, whatever the order of adds and deletes.
+ * The lists of sockets and connections the server holds
+ * (src/server/live-list.ts) keep what an insertion-ordered Set would,
+ * whatever the order of adds and deletes.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { LiveList, type Listed } from '../../src/server/live-list.js';
-
-class Item implements Listed {
-  listIndex = -1;
-  constructor(readonly name: number) {}
-}
+import { LiveList, type ListEntry } from '../../src/server/live-list.js';
 
 describe('LiveList', () => {
-  it('holds what a Set would after any sequence of adds and deletes', () => {
+  it('holds what a Set would, in the same order, after any adds and deletes', () => {
     const step = fc.record({ add: fc.boolean(), which: fc.nat({ max: 19 }) });
     fc.assert(
       fc.property(fc.array(step, { maxLength: 200 }), (steps) => {
-        const items = Array.from({ length: 20 }, (_, name) => new Item(name));
-        const list = new LiveList<Item>();
-        const model = new Set<Item>();
+        const list = new LiveList<number>();
+        const model = new Set<number>();
+        const entries = new Map<number, ListEntry<number>>();
         for (const { add, which } of steps) {
-          const item = items[which]!;
           if (add) {
-            if (model.has(item)) continue; // an item is added once, as a session starts once
-            list.add(item);
-            model.add(item);
+            if (model.has(which)) continue; // added once, as a session starts once
+            entries.set(which, list.add(which));
+            model.add(which);
           } else {
-            assert.equal(list.delete(item), model.delete(item));
+            const entry = entries.get(which);
+            assert.equal(entry === undefined ? false : list.delete(entry), model.delete(which));
           }
           assert.equal(list.size, model.size);
+          assert.equal(list.oldest(), model.values().next().value);
         }
-        const names = (from: Iterable<Item>): number[] => [...from].map((item) => item.name).sort();
-        assert.deepEqual(names(list.items()), names(model));
-        for (const item of items) assert.equal(item.listIndex !== -1, model.has(item));
+        assert.deepEqual(list.items(), [...model]);
       }),
     );
   });
 
-  it('can be walked while what it visits leaves it', () => {
-    const list = new LiveList<Item>();
-    const items = [1, 2, 3, 4].map((name) => new Item(name));
-    for (const item of items) list.add(item);
-    const visited: number[] = [];
-    for (const item of list.items()) {
-      visited.push(item.name);
-      list.delete(item);
-    }
-    assert.deepEqual(visited.sort(), [1, 2, 3, 4]);
+  it('deletes an entry once, and no entry of another list', () => {
+    const list = new LiveList<string>();
+    const other = new LiveList<string>();
+    const a = list.add('a');
+    const b = other.add('b');
+    assert.equal(list.delete(b), false);
+    assert.equal(list.delete(a), true);
+    assert.equal(list.delete(a), false);
     assert.equal(list.size, 0);
+    assert.deepEqual(other.items(), ['b']);
   });
 
-  it('says false for an item it does not hold, and leaves the others alone', () => {
-    const list = new LiveList<Item>();
-    const held = new Item(1);
-    const other = new Item(2);
-    list.add(held);
-    assert.equal(list.delete(other), false);
-    other.listIndex = 0; // claims the slot another item holds
-    assert.equal(list.delete(other), false);
-    assert.deepEqual(list.items(), [held]);
+  it('can be walked while what it visits leaves it', () => {
+    const list = new LiveList<number>();
+    const entries = [1, 2, 3, 4].map((item) => list.add(item));
+    const visited = list.items().map((item) => {
+      list.delete(entries[item - 1]!);
+      return item;
+    });
+    assert.deepEqual(visited, [1, 2, 3, 4]);
+    assert.equal(list.size, 0);
+    assert.equal(list.oldest(), undefined);
   });
 });
