@@ -5,7 +5,7 @@
  *
  *   socket 'data' -> StreamProtocol.push -> one action per line
  *     reply            -> queued in request order
- *     store            -> appendForReply() (store-reply.ts); its 300 DRCV
+ *     store            -> appendSafely() (store-reply.ts); its 300 DRCV
  *                         (or 500 FAIL) takes its place in the queue and
  *                         waits for the commit
  *   end of the read  -> every reply that is ready goes out in ONE write
@@ -27,7 +27,7 @@ import type { ServerRecorder } from './observe/server-counters.js';
 import type { ServerOptions } from './options.js';
 import { SimulatedWork, type CpuWorkRunner } from './simulated-work.js';
 import { contained, faultFields } from './fault-boundary.js';
-import { appendForReply } from './store-reply.js';
+import { appendSafely, notStoredReply, storedReply } from './store-reply.js';
 import { logSessionClosed } from './logger.js';
 
 /**
@@ -608,16 +608,34 @@ export class Connection {
       clientCert: this.#context.clientCert,
       proxy: this.#context.proxy ?? null,
     };
-    const { store, counters, logger } = this.#context;
-    appendForReply(store, record, counters, logger, { session: this.session }).then(
-      this.#contain((reply: ReplyInfo) => {
-        if (reply === Replies.DRCV) this.#payloads++;
-        else this.#failedPayloads++;
-        this.#settle(pending, reply);
-      }),
-      // Only a fault of helo's own (its logger throwing) rejects: store failures are 500 FAIL.
-      (error: unknown) => this.#onFault(error),
+    appendSafely(this.#context.store, record).then(
+      () => this.#payloadStored(pending),
+      (error: unknown) => this.#payloadNotStored(pending, error),
     );
+  }
+
+  // The store's answer. Behind the fault boundary (fault-boundary.ts): a
+  // throw of helo's own here (its logger's) closes this client only.
+  #payloadStored(pending: PendingReply): void {
+    try {
+      this.#payloads++;
+      this.#settle(pending, storedReply(this.#context.counters));
+    } catch (error) {
+      this.#onFault(error);
+    }
+  }
+
+  #payloadNotStored(pending: PendingReply, storeError: unknown): void {
+    try {
+      this.#failedPayloads++;
+      const { counters, logger } = this.#context;
+      this.#settle(
+        pending,
+        notStoredReply(counters, logger, { session: this.session }, storeError),
+      );
+    } catch (error) {
+      this.#onFault(error);
+    }
   }
 
   #settle(pending: PendingReply, reply: ReplyInfo): void {

@@ -24,25 +24,44 @@ export function appendForReply(
   logger: Logger,
   logFields: Readonly<Record<string, unknown>>,
 ): Promise<ReplyInfo> {
-  let appended: Promise<number>;
+  return appendSafely(store, record).then(
+    () => storedReply(counters),
+    (error: unknown) => notStoredReply(counters, logger, logFields, error),
+  );
+}
+
+/**
+ * `store.append(record)`, a store that throws counted as one that rejects.
+ * For a caller that reacts to the outcome itself, as Connection does: one
+ * promise per payload instead of appendForReply's chain of three (W3: 14.2
+ * against 12.7 µs of server CPU per request, docs/PERFORMANCE.md).
+ */
+export function appendSafely(store: Store, record: NewRecord): Promise<number> {
   try {
-    appended = store.append(record);
+    return store.append(record);
   } catch (error) {
     // A store must reject, not throw; one that throws still costs only this payload.
-    appended = Promise.reject(error as Error);
+    return Promise.reject(error as Error);
   }
-  return appended.then(
-    () => {
-      counters.payloadStored();
-      return Replies.DRCV;
-    },
-    (error: unknown) => {
-      counters.payloadFailed();
-      logger.error(
-        { ...logFields, err: error instanceof Error ? error.message : String(error) },
-        'payload not stored; answering 500 FAIL',
-      );
-      return Replies.FAIL;
-    },
+}
+
+/** The reply a payload the store has committed earns: `300 DRCV`, counted. */
+export function storedReply(counters: ServerRecorder): ReplyInfo {
+  counters.payloadStored();
+  return Replies.DRCV;
+}
+
+/** The reply a payload the store refused earns: `500 FAIL`, counted and logged with `logFields`. */
+export function notStoredReply(
+  counters: ServerRecorder,
+  logger: Logger,
+  logFields: Readonly<Record<string, unknown>>,
+  error: unknown,
+): ReplyInfo {
+  counters.payloadFailed();
+  logger.error(
+    { ...logFields, err: error instanceof Error ? error.message : String(error) },
+    'payload not stored; answering 500 FAIL',
   );
+  return Replies.FAIL;
 }

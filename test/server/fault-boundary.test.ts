@@ -84,4 +84,41 @@ describe('fault boundary', () => {
       await buggy.close();
     }
   });
+
+  it('closes only the client whose store failure could not be logged', async () => {
+    // The store's answer arrives in a promise reaction (connection.ts,
+    // #payloadNotStored): a throw there must close this client, not reach
+    // the process as an unhandled rejection.
+    const buggyLogger = pino(
+      {
+        level: 'error',
+        hooks: {
+          logMethod(args, method) {
+            if (
+              args.some((arg) => typeof arg === 'string' && arg.startsWith('payload not stored'))
+            ) {
+              throw new RangeError('a bug in a log call');
+            }
+            method.apply(this, args);
+          },
+        },
+      },
+      { write: () => {} },
+    );
+    const buggy = await startServer({ port: 0, store, logger: buggyLogger });
+    try {
+      const victim = await RawClient.open(buggy.port);
+      victim.write('HELO\r\nDATA boom\r\n');
+      await victim.untilEnded(2_000);
+      assert.equal(victim.text, '', 'the reply held for the failed payload never goes out');
+      assert.equal(buggy.counters.connectionFaults, 1);
+
+      const newcomer = await RawClient.open(buggy.port);
+      newcomer.write('DATA fine\r\nQUIT\r\n');
+      await newcomer.until(() => newcomer.text === '300 DRCV\r\n200 BYE\r\n');
+      newcomer.close();
+    } finally {
+      await buggy.close();
+    }
+  });
 });
