@@ -58,6 +58,11 @@ const UNREQUESTED = -1;
 
 type QueuedReply = Buffer | PendingReply;
 
+/** The bytes of a queued reply that is ready. */
+function bytesOf(entry: QueuedReply): Buffer {
+  return entry instanceof PendingReply ? entry.bytes! : entry;
+}
+
 /** Replies queued behind a pending commit beyond which reading pauses. */
 const MAX_QUEUED_REPLIES = 1024;
 /** How long a connection the server has ended may wait for the client's FIN. */
@@ -682,14 +687,22 @@ export class Connection {
     if (ready > 0 && !this.#socket.destroyed) {
       let out: Buffer;
       if (ready === 1) {
-        const only = queue[0]!;
-        out = only instanceof PendingReply ? only.bytes! : only;
+        out = bytesOf(queue[0]!);
       } else {
         out = Buffer.allocUnsafe(bytes);
         let offset = 0;
-        for (let i = 0; i < ready; i++) {
-          const entry = queue[i]!;
-          offset += (entry instanceof PendingReply ? entry.bytes! : entry).copy(out, offset);
+        for (let i = 0; i < ready;) {
+          // Replies are shared constants (core/replies.ts): a run of the same
+          // one, a pipelined burst of HELO, is one fill instead of a copy each
+          // (W2, docs/PERFORMANCE.md).
+          const piece = bytesOf(queue[i]!);
+          let end = i + 1;
+          while (end < ready && bytesOf(queue[end]!) === piece) end++;
+          const runBytes = piece.length * (end - i);
+          if (end - i === 1) piece.copy(out, offset);
+          else out.fill(piece, offset, offset + runBytes);
+          offset += runBytes;
+          i = end;
         }
       }
       this.#bytesOut += bytes;
