@@ -6,7 +6,9 @@
  * (docs/PROTOCOL.md §10): the client's from the header, the balancer's.
  */
 import assert from 'node:assert/strict';
+import { isIPv4, isIPv6 } from 'node:net';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { isTrustedSource, proxyAllowList } from '../../src/server/proxy-stage.js';
 import { spawnServer } from '../../support/server-process.js';
 import { RawClient } from '../helpers/raw-client.js';
@@ -26,6 +28,25 @@ describe('proxyAllowList', () => {
     assert.equal(isTrustedSource(allow, '127.0.0.2'), false);
     assert.equal(isTrustedSource(allow, '2001:db8::7'), true);
     assert.equal(isTrustedSource(allow, '2001:db8::8'), false);
+  });
+
+  it('answers as the allow list does, asked again and again, past its cache of answers', () => {
+    const allow = proxyAllowList(['10.0.0.0/8', '192.168.4.0/24', '::1/128']);
+    const octet = fc.integer({ min: 0, max: 255 });
+    const address = fc.oneof(
+      fc.constantFrom('10.0.0.1', '192.168.4.9', '192.168.5.9', '::1', '::2', 'nonsense', ''),
+      fc.tuple(fc.constantFrom(10, 11, 192), octet, octet, octet).map((parts) => parts.join('.')),
+    );
+    fc.assert(
+      fc.property(fc.array(address, { minLength: 1, maxLength: 3_000 }), (addresses) => {
+        for (const each of addresses) {
+          const family = isIPv4(each) ? 'ipv4' : isIPv6(each) ? 'ipv6' : null;
+          const expected = family !== null && allow.check(each, family);
+          assert.equal(isTrustedSource(allow, each), expected, each);
+        }
+      }),
+      { numRuns: 30 },
+    );
   });
 
   it('refuses what is neither, naming the option', () => {
