@@ -166,6 +166,20 @@ export async function startPostgres(): Promise<PostgresCluster> {
   return cluster;
 }
 
+/** ReadyForQuery, idle: the last message of a connection's start-up. */
+const READY_FOR_QUERY_IDLE = Buffer.from([0x5a, 0, 0, 0, 5, 0x49]);
+
+/** The ErrorResponse a backend ended by `pg_terminate_backend()` sends (SQLSTATE 57P01). */
+const ADMIN_SHUTDOWN_ERROR = ((): Buffer => {
+  const fields = Buffer.from(
+    'SFATAL\0VFATAL\0C57P01\0Mterminating connection due to administrator command\0\0',
+    'latin1',
+  );
+  const length = Buffer.alloc(4);
+  length.writeUInt32BE(fields.length + 4);
+  return Buffer.concat([Buffer.from('E', 'latin1'), length, fields]);
+})();
+
 /**
  * A TCP proxy in front of the database. `cutNextCommitReply()` arms it: the
  * next reply that carries an INSERT's CommandComplete (so the statement ran,
@@ -180,6 +194,9 @@ export class FaultyProxy {
   /** Replies dropped so far. */
   cuts = 0;
   #refusing = false;
+  #terminateArmed = false;
+  /** Connections ended by terminateAfterNextStartup() so far. */
+  terminations = 0;
 
   private constructor(server: Server) {
     this.#server = server;
@@ -199,6 +216,16 @@ export class FaultyProxy {
 
   cutNextCommitReply(times = 1): void {
     this.#cutArmed = times;
+  }
+
+  /**
+   * Arms it: the next new connection gets, in the same write as the
+   * ReadyForQuery that completes its start-up, the error a backend sends
+   * when `pg_terminate_backend()` ends it, then the connection closes. A
+   * terminate that lands the moment a connection is made.
+   */
+  terminateAfterNextStartup(): void {
+    this.#terminateArmed = true;
   }
 
   set refuse(value: boolean) {
@@ -222,7 +249,18 @@ export class FaultyProxy {
     client.on('error', end).on('close', end);
     server.on('error', end).on('close', end);
     client.on('data', (chunk: Buffer) => server.write(chunk));
+    let isStarted = false;
     server.on('data', (chunk: Buffer) => {
+      if (!isStarted && chunk.includes(READY_FOR_QUERY_IDLE)) {
+        isStarted = true;
+        if (this.#terminateArmed) {
+          this.#terminateArmed = false;
+          this.terminations += 1;
+          client.end(Buffer.concat([chunk, ADMIN_SHUTDOWN_ERROR]));
+          server.destroy();
+          return;
+        }
+      }
       if (this.#cutArmed > 0 && chunk.includes('INSERT 0 ')) {
         this.#cutArmed -= 1;
         this.cuts += 1;

@@ -297,6 +297,15 @@ export class PostgresStore implements Store {
     // An idle client whose server went away (restart, pg_terminate_backend):
     // the pool drops it; find out at once whether the database still answers.
     this.#pool.on('error', (error) => this.#connectionLost(error));
+    // And every client from the moment it connects: the pool listens to a
+    // client only while it is idle, and hands a new one over from inside the
+    // read that ended its start-up. A terminate in that same read (a restart,
+    // pg_terminate_backend) was then an 'error' event nobody listened to:
+    // an uncaught exception, the server gone (test/store/postgres-store.test.ts,
+    // "a backend terminated the moment its connection is made").
+    this.#pool.on('connect', (client) => {
+      client.on('error', (error) => this.#connectionLost(error));
+    });
     this.#heartbeat = setInterval(() => {
       if (this.#reachable && performance.now() - this.#lastAnswerAt >= HEARTBEAT_MS) {
         this.#probeSoon(0);
@@ -615,13 +624,11 @@ export class PostgresStore implements Store {
     for (const key of keys) this.#inDoubt.delete(key);
   }
 
-  /** A pooled client with its 'error' listener and this session's settings. */
+  /** A pooled client with this session's settings. */
   async #checkout(): Promise<pg.PoolClient> {
     const client = await this.#pool.connect();
     if (this.#prepared.has(client)) return client;
-    // While checked out, the pool does not listen: a connection that breaks
-    // between queries would otherwise raise an unhandled 'error'.
-    client.on('error', (error) => this.#connectionLost(error));
+    // Its 'error' listener is already there (the pool's 'connect' event, above).
     try {
       // Explicit, whatever the server's or the role's default: a commit
       // acknowledged only once it is flushed to the WAL on disk. Never off.

@@ -346,6 +346,37 @@ describe('PostgresStore', () => {
     }
   });
 
+  test('a backend terminated the moment its connection is made: no crash, and the store comes back', async () => {
+    // The terminate arrives in the same read as the end of the start-up: the
+    // pool has handed the client over (and stopped listening to it) before
+    // the store's own code runs. Seen once in CI as an uncaught 'error'
+    // during "backends terminated mid-commit again and again".
+    const url = await cluster.createDatabase();
+    const proxy = await FaultyProxy.start(cluster.port);
+    const store = await PostgresStore.open(cluster.url(databaseOf(url), proxy.port));
+    const waitFor = async (reachable: boolean) => {
+      const deadline = Date.now() + 5000;
+      while (store.isReachable !== reachable && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.equal(store.isReachable, reachable);
+    };
+    try {
+      await store.append(record('before'));
+      proxy.refuse = true; // The pooled connections break: the next one is made anew.
+      await waitFor(false);
+      proxy.terminateAfterNextStartup();
+      proxy.refuse = false;
+      await waitFor(true);
+      assert.equal(proxy.terminations, 1, 'a new connection met the terminate');
+      assert.ok(await store.append(record('after')));
+      assert.deepEqual(await storedPayloads(url), ['before', 'after']);
+    } finally {
+      await store.close();
+      await proxy.close();
+    }
+  });
+
   test('start-up with an unreachable database fails with one clear line', async () => {
     const deadPort = await freePort();
     await assert.rejects(
