@@ -50,6 +50,20 @@ async function storedPayloads(url: string): Promise<string[]> {
   return rows.map((row) => row.payload.toString());
 }
 
+/** Waits until the store says it can (or cannot) reach its database, and fails if it never does. */
+async function untilReachable(
+  store: PostgresStore,
+  reachable: boolean,
+  withinMs = 5_000,
+  message?: string,
+): Promise<void> {
+  const deadline = Date.now() + withinMs;
+  while (store.isReachable !== reachable && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  assert.equal(store.isReachable, reachable, message);
+}
+
 storeContract('PostgresStore', async () => PostgresStore.open(await cluster.createDatabase()));
 
 describe('PostgresStore', () => {
@@ -288,11 +302,7 @@ describe('PostgresStore', () => {
       await assert.rejects(store.append(record('while away')), StoreError);
       proxy.refuse = false;
       // Back: the probe removes them before any new commit.
-      const deadline = Date.now() + 10_000;
-      while (!store.isReachable && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-      assert.equal(store.isReachable, true, 'reconnected by itself');
+      await untilReachable(store, true, 10_000, 'reconnected by itself');
       await store.append(record('after'));
       assert.deepEqual(await storedPayloads(url), ['before', 'after']);
       assert.equal(store.inDoubtPending, 0);
@@ -315,22 +325,15 @@ describe('PostgresStore', () => {
     const store = await PostgresStore.open(cluster.url(databaseOf(url), proxy.port), {
       onCommit: (info) => reports.push(info),
     });
-    const waitFor = async (reachable: boolean) => {
-      const deadline = Date.now() + 5000;
-      while (store.isReachable !== reachable && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-      assert.equal(store.isReachable, reachable);
-    };
     try {
       await store.append(record('warm the pool'));
       proxy.refuse = true; // Idle pooled connections break: 'error' on idle clients.
-      await waitFor(false);
+      await untilReachable(store, false);
       const started = Date.now();
       await assert.rejects(store.append(record('refused')), /unreachable/);
       assert.ok(Date.now() - started < 500, 'rejected at once while unreachable');
       proxy.refuse = false;
-      await waitFor(true);
+      await untilReachable(store, true);
       assert.ok(await store.append(record('back')));
       assert.deepEqual(
         reports
@@ -354,20 +357,13 @@ describe('PostgresStore', () => {
     const url = await cluster.createDatabase();
     const proxy = await FaultyProxy.start(cluster.port);
     const store = await PostgresStore.open(cluster.url(databaseOf(url), proxy.port));
-    const waitFor = async (reachable: boolean) => {
-      const deadline = Date.now() + 5000;
-      while (store.isReachable !== reachable && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-      assert.equal(store.isReachable, reachable);
-    };
     try {
       await store.append(record('before'));
       proxy.refuse = true; // The pooled connections break: the next one is made anew.
-      await waitFor(false);
+      await untilReachable(store, false);
       proxy.terminateAfterNextStartup();
       proxy.refuse = false;
-      await waitFor(true);
+      await untilReachable(store, true);
       assert.equal(proxy.terminations, 1, 'a new connection met the terminate');
       assert.ok(await store.append(record('after')));
       assert.deepEqual(await storedPayloads(url), ['before', 'after']);
