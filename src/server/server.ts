@@ -34,10 +34,10 @@ import {
   type StreamSocket,
   type Transport,
 } from './connection.js';
+import { LiveList, type ListEntry } from './live-list.js';
 // The other transports are loaded only when their listener is opened: a
 // fork-mode child, which serves one handed-over socket, starts faster
 // without them (a process start per connection is the cost of that mode).
-import { LiveList, type ListEntry } from './live-list.js';
 import { boundPort, TcpTransport } from './transports/tcp.js';
 import type { StreamTransport } from './transports/transport.js';
 import type { ListenFds } from './transports/activation.js';
